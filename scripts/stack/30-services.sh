@@ -1,0 +1,113 @@
+# shellcheck shell=bash
+# The platform's own C services in the local stack: two producers, three
+# consumers (one group) and the metrics service, each with its environment.
+
+PW_PRODUCERS=(1 2)
+PW_CONSUMERS=(1 2 3)
+
+pw_bin() { echo "$PW_BUILD/src/$1/plantwatch-$1"; }
+
+pw_common_env() {
+    echo "PW_BIND_ADDR=127.0.0.1"
+    echo "PW_LOG_LEVEL=${PW_LOG_LEVEL:-info}"
+    echo "PW_KAFKA_BOOTSTRAP=127.0.0.1:9093"
+    echo "PW_KAFKA_CA_FILE=$PW_STATE/secrets/ca.pem"
+    echo "PW_MONGO_URI=${PW_MONGO_URI:-mongodb://127.0.0.1:27017}"
+    echo "PW_MONGO_DB=${PW_MONGO_DB:-plantwatch}"
+}
+
+# Kafka passwords are handed over as files, never on the command line.
+pw_password_file() {
+    local user=$1 var f=$PW_STATE/secrets/kafka-$1.password
+    pw_load_kafka_secrets
+    var="PW_KAFKA_${user^^}_PASSWORD"
+    (umask 077 && printf '%s' "${!var}" >"$f")
+    echo "$f"
+}
+
+pw_service_env() {
+    local name=$1 n=${1##*-}
+    pw_common_env
+    echo "PW_INSTANCE=$name"
+    case $name in
+    producer-*)
+        echo "PW_HTTP_PORT=$((8080 + n))"
+        echo "PW_GRPC_PORT=$((50050 + n))"
+        echo "PW_KAFKA_USERNAME=producer"
+        echo "PW_KAFKA_PASSWORD_FILE=$(pw_password_file producer)"
+        ;;
+    consumer-*)
+        echo "PW_HTTP_PORT=$((8100 + n))"
+        echo "PW_KAFKA_USERNAME=consumer"
+        echo "PW_KAFKA_PASSWORD_FILE=$(pw_password_file consumer)"
+        ;;
+    metrics)
+        echo "PW_HTTP_PORT=8090"
+        echo "PW_GRPC_PORT=50061"
+        ;;
+    esac
+}
+
+pw_service_port() {
+    local n=${1##*-}
+    case $1 in
+    producer-*) echo $((8080 + n)) ;;
+    consumer-*) echo $((8100 + n)) ;;
+    metrics) echo 8090 ;;
+    esac
+}
+
+pw_service_kind() { echo "${1%%-*}"; }
+
+pw_start_service() {
+    local name=$1 kind bin port
+    kind=$(pw_service_kind "$name")
+    bin=$(pw_bin "$kind")
+    [ -x "$bin" ] || pw_die "$bin is missing: run ./plantwatch build"
+    port=$(pw_service_port "$name")
+    mapfile -t envs < <(pw_service_env "$name")
+    pw_spawn "$name" "$PW_STATE/logs/$name.log" env "${envs[@]}" "$bin"
+}
+
+pw_wait_service() {
+    local name=$1 port
+    port=$(pw_service_port "$name")
+    pw_wait_http "http://127.0.0.1:$port/readyz" "${2:-90}" "$name" ||
+        pw_die "$name is not ready on :$port (log: $PW_STATE/logs/$name.log)"
+}
+
+pw_all_services() {
+    local i
+    for i in "${PW_CONSUMERS[@]}"; do echo "consumer-$i"; done
+    for i in "${PW_PRODUCERS[@]}"; do echo "producer-$i"; done
+    echo metrics
+}
+
+pw_start_services() {
+    local name
+    pw_info "starting consumers 1-3, producers 1-2 and metrics"
+    for name in $(pw_all_services); do pw_start_service "$name"; done
+    for name in $(pw_all_services); do pw_wait_service "$name"; done
+}
+
+pw_stop_services() {
+    local name
+    for name in $(pw_all_services | tac); do pw_kill "$name" TERM 30; done
+}
+
+pw_status_services() {
+    local name port grpc h pid
+    for name in $(pw_all_services); do
+        port=$(pw_service_port "$name")
+        grpc=""
+        case $name in producer-*) grpc=" grpc :$((50050 + ${name##*-}))" ;; metrics) grpc=" grpc :50061" ;; esac
+        if pw_alive "$name"; then
+            pid=$(pw_pid "$name")
+            h=$(pw_http_health "http://127.0.0.1:$port/readyz")
+            [ "$h" = ok ] || h="not ready"
+        else
+            pid=- h=stopped
+        fi
+        pw_status_line "$name" "$pid" "http :$port$grpc" "$h"
+    done
+}
