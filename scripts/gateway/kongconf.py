@@ -359,6 +359,7 @@ def validate(doc):
                 route_names.append(route.get("name"))
         for j, plugin in c.items(where, svc, "plugins"):
             _check_plugin(c, "%s.plugins[%d]" % (where, j), plugin)
+        c.unique(where + ".plugins", [p.get("name") for _, p in c.items(where, svc, "plugins") if isinstance(p, dict)])
     c.unique("services", [s.get("name") for _, s in c.items("", doc, "services") if isinstance(s, dict)])
     c.unique("routes", [n for n in route_names if n])
     for i, plugin in c.items("", doc, "plugins"):
@@ -383,24 +384,28 @@ def validate(doc):
 @dataclass
 class Route:
     name: str
-    service: str
-    kind: str  # "rest" or "grpc"
     paths: list
 
 
 @dataclass
-class Policy:
+class Service:
+    name: str
+    kind: str  # "rest" or "grpc"
     routes: list
-    upstreams: dict  # service kind ("rest"/"grpc") -> list of "host:port"
-    algorithm: dict  # service kind -> balancing algorithm
-    key_names: list
-    key_in_header: bool
-    key_in_query: bool
-    hide_credentials: bool
-    limits: dict  # period -> limit
-    limit_by: str
-    rate_policy: str
+    targets: list  # "host:port", weight > 0
+    algorithm: str
+    timeouts: dict  # connect/read/write in ms, retries
+    plugins: dict  # plugin name -> config (service-scoped or global)
+    plugin_scope: str  # "service" (counters per service) or "global" (shared)
+
+
+@dataclass
+class Policy:
+    services: list
     consumers: dict = field(default_factory=dict)  # username -> DECK_ env var name
+
+    def service(self, kind):
+        return next(s for s in self.services if s.kind == kind)
 
 
 def load(path=DEFAULT_KONG_YAML):
@@ -413,43 +418,44 @@ def load(path=DEFAULT_KONG_YAML):
     return doc
 
 
+def _enabled(plugins):
+    return {p["name"]: p.get("config", {}) for p in plugins or [] if p.get("enabled", True)}
+
+
 def policy(doc):
     """Extract the enforced policy from a validated kong.yaml document."""
     upstream_by_name = {u["name"]: u for u in doc.get("upstreams", [])}
-    routes, upstreams, algorithm = [], {}, {}
+    global_plugins = _enabled(doc.get("plugins"))
+    services = []
     for svc in doc.get("services", []):
         kind = "grpc" if svc.get("protocol") in ("grpc", "grpcs") else "rest"
         up = upstream_by_name.get(svc.get("host"))
         if up is None:
             raise SchemaError(["service %s: host %s is not an upstream" % (svc["name"], svc.get("host"))])
-        if kind in upstreams:
-            raise SchemaError(["more than one %s service" % kind])
-        upstreams[kind] = [t["target"] for t in up.get("targets", []) if t.get("weight", 100) > 0]
-        algorithm[kind] = up.get("algorithm", "round-robin")
-        for route in svc.get("routes", []):
-            routes.append(Route(route["name"], svc["name"], kind, list(route["paths"])))
-    plugins = {p["name"]: p for p in doc.get("plugins", []) if p.get("enabled", True)}
-    if set(plugins) != {"key-auth", "rate-limiting"}:
-        raise SchemaError(["global plugins must be exactly key-auth and rate-limiting"])
-    ka = plugins["key-auth"].get("config", {})
-    rl = plugins["rate-limiting"].get("config", {})
+        own = _enabled(svc.get("plugins"))
+        plugins = dict(global_plugins, **own)
+        services.append(
+            Service(
+                name=svc["name"],
+                kind=kind,
+                routes=[Route(r["name"], list(r["paths"])) for r in svc.get("routes", [])],
+                targets=[t["target"] for t in up.get("targets", []) if t.get("weight", 100) > 0],
+                algorithm=up.get("algorithm", "round-robin"),
+                timeouts={
+                    "connect": svc.get("connect_timeout", 60000),
+                    "read": svc.get("read_timeout", 60000),
+                    "write": svc.get("write_timeout", 60000),
+                    "retries": svc.get("retries", 5),
+                },
+                plugins=plugins,
+                plugin_scope="service" if "rate-limiting" in own else "global",
+            )
+        )
     consumers = {}
     for consumer in doc.get("consumers", []):
         for cred in consumer.get("keyauth_credentials", []):
             consumers[consumer["username"]] = DECK_ENV_RE.match(cred["key"]).group(1)
-    return Policy(
-        routes=routes,
-        upstreams=upstreams,
-        algorithm=algorithm,
-        key_names=list(ka.get("key_names", ["apikey"])),
-        key_in_header=ka.get("key_in_header", True),
-        key_in_query=ka.get("key_in_query", True),
-        hide_credentials=ka.get("hide_credentials", False),
-        limits={p: rl[p] for p in RATE_PERIODS if p in rl},
-        limit_by=rl.get("limit_by", "consumer"),
-        rate_policy=rl.get("policy", "local"),
-        consumers=consumers,
-    )
+    return Policy(services=services, consumers=consumers)
 
 
 def main(argv):

@@ -72,120 +72,167 @@ def nginx_time(ms):
 
 
 def check_supported(pol):
-    if pol.rate_policy != "local":
-        raise RenderError("rate-limiting policy '%s': the local gateway implements 'local' only" % pol.rate_policy)
-    if pol.limit_by not in ("consumer", "credential", "ip"):
-        raise RenderError("rate-limiting limit_by '%s' is not supported locally" % pol.limit_by)
-    for period in pol.limits:
-        if period not in PERIOD_SECONDS:
-            raise RenderError("rate-limiting period '%s' is not supported locally" % period)
+    kinds = [svc.kind for svc in pol.services]
     for kind in ("rest", "grpc"):
-        if kind not in pol.upstreams:
-            raise RenderError("kong.yaml has no %s service" % kind)
-        if pol.algorithm[kind] != "round-robin":
-            raise RenderError("upstream algorithm '%s' is not supported locally" % pol.algorithm[kind])
-    for route in pol.routes:
-        for path in route.paths:
-            if path.startswith("~"):
-                raise RenderError("route %s: regex paths are not supported locally" % route.name)
+        if kinds.count(kind) != 1:
+            raise RenderError("kong.yaml needs exactly one %s service, has %d" % (kind, kinds.count(kind)))
+    for svc in pol.services:
+        if svc.algorithm != "round-robin":
+            raise RenderError("service %s: upstream algorithm '%s' is not supported locally" % (svc.name, svc.algorithm))
+        if not svc.targets:
+            raise RenderError("service %s: upstream has no target" % svc.name)
+        for route in svc.routes:
+            for path in route.paths:
+                if path.startswith("~"):
+                    raise RenderError("route %s: regex paths are not supported locally" % route.name)
+        rl = svc.plugins.get("rate-limiting")
+        if rl is None:
+            continue
+        if rl.get("policy", "local") != "local":
+            raise RenderError("service %s: rate-limiting policy '%s' is not supported locally" % (svc.name, rl["policy"]))
+        if rl.get("limit_by", "consumer") not in ("consumer", "credential", "ip"):
+            raise RenderError("service %s: rate-limiting limit_by '%s' is not supported locally" % (svc.name, rl["limit_by"]))
+        for period in kongconf.RATE_PERIODS:
+            if period in rl and period not in PERIOD_SECONDS:
+                raise RenderError("service %s: rate-limiting period '%s' is not supported locally" % (svc.name, period))
 
 
-def service_timeouts(doc):
-    out = {}
-    for svc in doc.get("services", []):
-        kind = "grpc" if svc.get("protocol") in ("grpc", "grpcs") else "rest"
-        out[kind] = (
-            svc.get("connect_timeout", 60000),
-            svc.get("read_timeout", 60000),
-            svc.get("write_timeout", 60000),
-            svc.get("retries", 5),
-        )
-    return out
-
-
-def render_lua_init(pol, keys, fault_tolerant):
-    lines = ["    init_by_lua_block {", '        require("pw_gateway").init({', "            consumers = {"]
-    for name, key in keys:
-        lines.append("                [%s] = %s," % (lua_str(key), lua_str(name)))
-    lines.append("            },")
-    lines.append("            key_names = {%s}," % ", ".join(lua_str(n) for n in pol.key_names))
-    lines.append("            key_in_header = %s," % str(pol.key_in_header).lower())
-    lines.append("            key_in_query = %s," % str(pol.key_in_query).lower())
-    lines.append("            hide_credentials = %s," % str(pol.hide_credentials).lower())
-    lines.append("            limit_by = %s," % lua_str(pol.limit_by))
-    lines.append("            fault_tolerant = %s," % str(fault_tolerant).lower())
-    lines.append('            dict = "pw_ratelimit",')
-    lines.append("            limits = {")
-    for period in sorted(pol.limits, key=lambda p: PERIOD_SECONDS[p]):
-        limit = pol.limits[period]
-        lines.append("                {%s, %s, %d}," % (lua_str(period), _num(limit), PERIOD_SECONDS[period]))
-    lines.append("            },")
-    lines.append("        })")
-    lines.append("    }")
-    return lines
+def _lua_bool(v):
+    return "true" if v else "false"
 
 
 def _num(v):
     return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
+def render_lua_service(svc):
+    """The Lua table of one service's key-auth and rate-limiting settings."""
+    lines = ["        %s = {" % svc.kind, "            name = %s," % lua_str(svc.name)]
+    ka = svc.plugins.get("key-auth")
+    if ka is not None:
+        lines += [
+            "            key_auth = {",
+            "                key_names = {%s}," % ", ".join(lua_str(n) for n in ka.get("key_names", ["apikey"])),
+            "                key_in_header = %s," % _lua_bool(ka.get("key_in_header", True)),
+            "                key_in_query = %s," % _lua_bool(ka.get("key_in_query", True)),
+            "                hide_credentials = %s," % _lua_bool(ka.get("hide_credentials", False)),
+            "            },",
+        ]
+    rl = svc.plugins.get("rate-limiting")
+    if rl is not None:
+        lines += [
+            "            rate_limiting = {",
+            # Kong keys a service-scoped plugin's counters by service; a global one shares them.
+            "                scope = %s," % lua_str(svc.name if svc.plugin_scope == "service" else "global"),
+            "                limit_by = %s," % lua_str(rl.get("limit_by", "consumer")),
+            "                fault_tolerant = %s," % _lua_bool(rl.get("fault_tolerant", True)),
+            "                hide_client_headers = %s," % _lua_bool(rl.get("hide_client_headers", False)),
+            "                error_code = %d," % rl.get("error_code", 429),
+            "                error_message = %s," % lua_str(rl.get("error_message", "API rate limit exceeded")),
+            "                limits = {",
+        ]
+        for period in sorted((p for p in rl if p in PERIOD_SECONDS), key=PERIOD_SECONDS.get):
+            lines.append("                    {%s, %s, %d}," % (lua_str(period), _num(rl[period]), PERIOD_SECONDS[period]))
+        lines += ["                },", "            },"]
+    lines.append("        },")
+    return lines
+
+
+def render_lua_init(pol, keys):
+    lines = [
+        "    init_by_lua_block {",
+        '        require("pw_gateway").init({',
+        '        dict = "pw_ratelimit",',
+        "        consumers = {",
+    ]
+    for name, key in keys:
+        lines.append("            [%s] = %s," % (lua_str(key), lua_str(name)))
+    lines += ["        },", "        services = {"]
+    for svc in pol.services:
+        lines += ["    " + line for line in render_lua_service(svc)]
+    lines += ["        },", "        })", "    }"]
+    return lines
+
+
 def render_upstream(name, targets):
     lines = ["    upstream %s {" % name]
     for t in targets:
         lines.append("        server %s max_fails=0;" % t)
-    lines.append("        keepalive 32;")
-    lines.append("    }")
+    lines += ["        keepalive 32;", "    }"]
     return lines
 
 
-def render_locations(pol, kind, timeouts):
-    connect, read, write, retries = timeouts
+def render_locations(svc, upstream):
+    t = svc.timeouts
     out = []
-    for route in pol.routes:
-        if route.kind != kind:
-            continue
+    for route in svc.routes:
         for path in route.paths:
-            out.append("        # route %s (service %s)" % (route.name, route.service))
+            out.append("        # route %s (service %s)" % (route.name, svc.name))
             out.append("        location %s {" % path)
-            out.append('            access_by_lua_block { require("pw_gateway").access("%s") }' % kind)
+            out.append('            access_by_lua_block { require("pw_gateway").access("%s") }' % svc.kind)
             out.append('            header_filter_by_lua_block { require("pw_gateway").header_filter() }')
-            if kind == "rest":
+            if svc.kind == "rest":
                 out += [
-                    "            proxy_pass http://pw_producer_rest;",
+                    "            proxy_pass http://%s;" % upstream,
                     "            proxy_http_version 1.1;",
                     '            proxy_set_header Connection "";',
-                    "            proxy_set_header Host $host;",
                     "            proxy_set_header X-Real-IP $remote_addr;",
                     "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
                     "            proxy_set_header X-Forwarded-Proto $scheme;",
-                    "            proxy_connect_timeout %s;" % nginx_time(connect),
-                    "            proxy_read_timeout %s;" % nginx_time(read),
-                    "            proxy_send_timeout %s;" % nginx_time(write),
+                    "            proxy_connect_timeout %s;" % nginx_time(t["connect"]),
+                    "            proxy_read_timeout %s;" % nginx_time(t["read"]),
+                    "            proxy_send_timeout %s;" % nginx_time(t["write"]),
                     "            proxy_next_upstream error timeout;",
-                    "            proxy_next_upstream_tries %d;" % (retries + 1),
+                    "            proxy_next_upstream_tries %d;" % (t["retries"] + 1),
                 ]
             else:
                 out += [
-                    "            grpc_pass grpc://pw_producer_grpc;",
+                    "            grpc_pass grpc://%s;" % upstream,
                     "            grpc_set_header X-Real-IP $remote_addr;",
                     "            grpc_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
-                    "            grpc_connect_timeout %s;" % nginx_time(connect),
-                    "            grpc_read_timeout %s;" % nginx_time(read),
-                    "            grpc_send_timeout %s;" % nginx_time(write),
+                    "            grpc_connect_timeout %s;" % nginx_time(t["connect"]),
+                    "            grpc_read_timeout %s;" % nginx_time(t["read"]),
+                    "            grpc_send_timeout %s;" % nginx_time(t["write"]),
                     "            grpc_next_upstream error timeout;",
-                    "            grpc_next_upstream_tries %d;" % (retries + 1),
+                    "            grpc_next_upstream_tries %d;" % (t["retries"] + 1),
                 ]
             out.append("        }")
     return out
+
+
+def render_server(svc, listen, upstream, comment):
+    lines = [
+        "    # %s" % comment,
+        "    server {",
+        "        listen %s;" % listen,
+        '        set $pw_consumer "";',
+        '        set $pw_grpc_status "";',
+    ]
+    lines += render_locations(svc, upstream)
+    lines += [
+        "        # Kong answers a path no route matches with 404",
+        "        location / {",
+        '            content_by_lua_block { require("pw_gateway").no_route("%s") }' % svc.kind,
+        "        }",
+        "    }",
+    ]
+    return lines
+
+
+LOG_FORMAT = (
+    "    log_format pw_json escape=json '{\"time\":\"$time_iso8601\",\"remote\":\"$remote_addr\","
+    "\"protocol\":\"$server_protocol\",\"method\":\"$request_method\",\"path\":\"$uri\","
+    "\"status\":$status,\"grpc_status\":\"$pw_grpc_status$upstream_trailer_grpc_status\","
+    "\"consumer\":\"$pw_consumer\",\"upstream\":\"$upstream_addr\","
+    "\"upstream_status\":\"$upstream_status\",\"request_time\":$request_time,"
+    "\"upstream_time\":\"$upstream_response_time\",\"bytes_sent\":$bytes_sent}';"
+)
 
 
 def render(doc, keys, state, rest_listen=REST_LISTEN, grpc_listen=GRPC_LISTEN):
     """Return the nginx configuration text for a validated kong.yaml document."""
     pol = kongconf.policy(doc)
     check_supported(pol)
-    rl = next(p for p in doc["plugins"] if p["name"] == "rate-limiting")
-    fault_tolerant = rl.get("config", {}).get("fault_tolerant", True)
-    timeouts = service_timeouts(doc)
     ngx_dir = os.path.join(state, "nginx")
     tmp = os.path.join(ngx_dir, "tmp")
     logs = os.path.join(ngx_dir, "logs")
@@ -213,51 +260,22 @@ def render(doc, keys, state, rest_listen=REST_LISTEN, grpc_listen=GRPC_LISTEN):
         "    fastcgi_temp_path %s/fastcgi;" % tmp,
         "    uwsgi_temp_path %s/uwsgi;" % tmp,
         "    scgi_temp_path %s/scgi;" % tmp,
-        "    log_format pw_json escape=json '{\"time\":\"$time_iso8601\",\"remote\":\"$remote_addr\","
-        "\"protocol\":\"$server_protocol\",\"method\":\"$request_method\",\"path\":\"$uri\","
-        "\"status\":$status,\"grpc_status\":\"$pw_grpc_status$upstream_trailer_grpc_status\","
-        "\"consumer\":\"$pw_consumer\",\"upstream\":\"$upstream_addr\","
-        "\"upstream_status\":\"$upstream_status\",\"request_time\":$request_time,"
-        "\"upstream_time\":\"$upstream_response_time\",\"bytes_sent\":$bytes_sent}';",
+        LOG_FORMAT,
         "    access_log %s/access.log pw_json;" % logs,
         "",
         '    lua_package_path "%s/?.lua;;";' % LUA_DIR,
         "    lua_shared_dict pw_ratelimit 16m;",
     ]
-    lines += render_lua_init(pol, keys, fault_tolerant)
+    lines += render_lua_init(pol, keys)
+    rest, grpc = pol.service("rest"), pol.service("grpc")
     lines.append("")
-    lines += render_upstream("pw_producer_rest", pol.upstreams["rest"])
-    lines += render_upstream("pw_producer_grpc", pol.upstreams["grpc"])
-    lines += [
-        "",
-        "    # REST proxy (Kong routes with protocols http/https)",
-        "    server {",
-        "        listen %s;" % rest_listen,
-        '        set $pw_consumer "";',
-        '        set $pw_grpc_status "";',
-    ]
-    lines += render_locations(pol, "rest", timeouts["rest"])
-    lines += [
-        "        location / {",
-        '            content_by_lua_block { require("pw_gateway").no_route("rest") }',
-        "        }",
-        "    }",
-        "",
-        "    # gRPC proxy over h2c (Kong routes with protocols grpc/grpcs)",
-        "    server {",
-        "        listen %s http2;" % grpc_listen,
-        '        set $pw_consumer "";',
-        '        set $pw_grpc_status "";',
-    ]
-    lines += render_locations(pol, "grpc", timeouts["grpc"])
-    lines += [
-        "        location / {",
-        '            content_by_lua_block { require("pw_gateway").no_route("grpc") }',
-        "        }",
-        "    }",
-        "}",
-        "",
-    ]
+    lines += render_upstream("pw_producer_rest", rest.targets)
+    lines += render_upstream("pw_producer_grpc", grpc.targets)
+    lines.append("")
+    lines += render_server(rest, rest_listen, "pw_producer_rest", "service %s: REST (HTTP/1.1)" % rest.name)
+    lines.append("")
+    lines += render_server(grpc, grpc_listen + " http2", "pw_producer_grpc", "service %s: gRPC over h2c" % grpc.name)
+    lines += ["}", ""]
     return "\n".join(lines)
 
 

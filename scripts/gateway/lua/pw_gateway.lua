@@ -26,9 +26,12 @@ local GATEWAY_HEADERS = {
 }
 
 function M.init(c)
-  -- c = { consumers = {key = username}, key_names = {...}, key_in_header,
-  --       key_in_query, hide_credentials, limit_by, dict,
-  --       limits = {{period, limit, seconds}, ...}, fault_tolerant }
+  -- c = { dict, consumers = {key = username},
+  --       services = { rest|grpc = { name,
+  --         key_auth = {key_names, key_in_header, key_in_query, hide_credentials},
+  --         rate_limiting = {scope, limit_by, fault_tolerant, hide_client_headers,
+  --                          error_code, error_message,
+  --                          limits = {{period, limit, seconds}, ...}} } } }
   conf = c
 end
 
@@ -70,23 +73,25 @@ end
 
 -- Kong key-auth: per key name, the header first, then the query string.
 -- Returns key, where ("header"/"query"), name; or nil, "duplicate".
-local function find_key()
-  local headers = conf.key_in_header and ngx.req.get_headers() or nil
-  local args = conf.key_in_query and ngx.req.get_uri_args() or nil
-  for _, name in ipairs(conf.key_names) do
-    if headers then
-      local v = headers[name]
+local function find_key(ka)
+  local headers = ka.key_in_header and ngx.req.get_headers() or nil
+  local args = ka.key_in_query and ngx.req.get_uri_args() or nil
+  for _, name in ipairs(ka.key_names) do
+    for where, source in pairs({ header = headers, query = args }) do
+      local v = source and source[name]
       if type(v) == "table" then
         return nil, "duplicate"
-      elseif type(v) == "string" and v ~= "" then
+      end
+    end
+    if headers then
+      local v = headers[name]
+      if type(v) == "string" and v ~= "" then
         return v, "header", name
       end
     end
     if args then
       local v = args[name]
-      if type(v) == "table" then
-        return nil, "duplicate"
-      elseif type(v) == "string" and v ~= "" then
+      if type(v) == "string" and v ~= "" then
         return v, "query", name
       end
     end
@@ -104,9 +109,9 @@ local function hide_credential(where, name)
   end
 end
 
-local function authenticate(kind)
+local function authenticate(kind, ka)
   local www = { ["WWW-Authenticate"] = 'Key realm="kong"' }
-  local key, where, name = find_key()
+  local key, where, name = find_key(ka)
   if where == "duplicate" then
     return nil, respond(kind, 401, GRPC_UNAUTHENTICATED, "Duplicate API key found", www)
   end
@@ -117,36 +122,37 @@ local function authenticate(kind)
   if not username then
     return nil, respond(kind, 401, GRPC_UNAUTHENTICATED, "Invalid authentication credentials", www)
   end
-  if conf.hide_credentials then
+  if ka.hide_credentials then
     hide_credential(where, name)
   end
   return { username = username, key = key }
 end
 
-local function identifier(consumer)
-  if conf.limit_by == "credential" then
+-- Kong falls back to the client address when there is no consumer.
+local function identifier(rl, consumer)
+  if consumer and rl.limit_by == "credential" then
     return "credential:" .. ngx.md5(consumer.key)
-  elseif conf.limit_by == "ip" then
-    return "ip:" .. ngx.var.remote_addr
+  elseif consumer and rl.limit_by == "consumer" then
+    return "consumer:" .. consumer.username
   end
-  return "consumer:" .. consumer.username
+  return "ip:" .. ngx.var.remote_addr
 end
 
 -- Fixed windows aligned to the period like Kong's local policy. Every period
 -- is counted atomically; a rejected request gives its counts back, so it
 -- does not use up the quota of the longer periods.
-local function rate_limit(kind, consumer)
+local function rate_limit(kind, rl, consumer)
   local dict = ngx.shared[conf.dict]
   local now = ngx.now()
-  local id = identifier(consumer)
+  local id = identifier(rl, consumer)
   local counted, headers, exceeded, retry_after = {}, {}, false, 0
-  for _, l in ipairs(conf.limits) do
+  for _, l in ipairs(rl.limits) do
     local period, limit, seconds = l[1], l[2], l[3]
     local window = math.floor(now / seconds) * seconds
-    local key = "rl|" .. id .. "|" .. period .. "|" .. window
+    local key = "rl|" .. rl.scope .. "|" .. id .. "|" .. period .. "|" .. window
     local count, err = dict:incr(key, 1, 0, seconds + 1)
     if not count then
-      if not conf.fault_tolerant then
+      if not rl.fault_tolerant then
         ngx.log(ngx.ERR, "rate-limiting counter failed: ", err)
         return respond(kind, 500, 13, "An unexpected error occurred")
       end
@@ -162,28 +168,39 @@ local function rate_limit(kind, consumer)
       retry_after = math.max(retry_after, math.ceil(window + seconds - now))
     end
   end
+  if rl.hide_client_headers then
+    headers = {}
+  end
   if exceeded then
     for _, key in ipairs(counted) do
       dict:incr(key, -1)
     end
     headers["Retry-After"] = retry_after
-    return respond(kind, 429, GRPC_RESOURCE_EXHAUSTED, "API rate limit exceeded", headers)
+    return respond(kind, rl.error_code, GRPC_RESOURCE_EXHAUSTED, rl.error_message, headers)
   end
   ngx.ctx.pw_ratelimit_headers = headers
 end
 
--- access_by_lua: kind is "rest" or "grpc".
+-- access_by_lua: kind is "rest" or "grpc" (the service of the location).
 function M.access(kind)
+  local svc = conf.services[kind]
   for _, h in ipairs(GATEWAY_HEADERS) do
     ngx.req.clear_header(h)
   end
-  local consumer = authenticate(kind)
-  if not consumer then
-    return
+  local consumer
+  if svc.key_auth then
+    consumer = authenticate(kind, svc.key_auth)
+    if not consumer then
+      return
+    end
+    ngx.var.pw_consumer = consumer.username
   end
-  ngx.var.pw_consumer = consumer.username
-  rate_limit(kind, consumer)
-  ngx.req.set_header("X-Consumer-Username", consumer.username)
+  if svc.rate_limiting then
+    rate_limit(kind, svc.rate_limiting, consumer)
+  end
+  if consumer then
+    ngx.req.set_header("X-Consumer-Username", consumer.username)
+  end
 end
 
 -- header_filter_by_lua: the rate-limit headers on proxied responses too.
