@@ -1,0 +1,195 @@
+"""Shared fixtures for the black-box system tests: where the running stack is,
+credentials for independent Kafka / MongoDB clients, generated protobuf and
+gRPC modules, and control over the stack's processes (kill, stop, start)."""
+import importlib
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import types
+
+import pytest
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+STATE = pathlib.Path(os.environ.get("PW_STATE", ROOT / ".plantwatch"))
+
+
+def read_env_file(path):
+    values = {}
+    for line in pathlib.Path(path).read_text().splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep:
+            values[key] = value
+    return values
+
+
+def read_gateway_keys():
+    keys = {}
+    path = STATE / "secrets" / "gateway-keys"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and not line.startswith("#"):
+                keys[parts[0]] = parts[1]
+    return keys
+
+
+class Stack:
+    """The running local stack, as seen from outside."""
+
+    root = ROOT
+    state = STATE
+    gateway_url = "http://127.0.0.1:8000"
+    gateway_grpc = "127.0.0.1:9080"
+    producer_urls = ["http://127.0.0.1:8081", "http://127.0.0.1:8082"]
+    producer_grpc = ["127.0.0.1:50051", "127.0.0.1:50052"]
+    consumer_urls = ["http://127.0.0.1:8101", "http://127.0.0.1:8102", "http://127.0.0.1:8103"]
+    metrics_url = "http://127.0.0.1:8090"
+    metrics_grpc = "127.0.0.1:50061"
+    mongo_uri = "mongodb://127.0.0.1:27017"
+    mongo_db_name = "plantwatch"
+    bootstrap = "127.0.0.1:9093"
+
+    @property
+    def keys(self):
+        return read_gateway_keys()
+
+    def pid(self, name):
+        path = self.state / "pids" / f"{name}.pid"
+        return int(path.read_text().strip()) if path.exists() else None
+
+    def kill(self, name, sig=signal.SIGKILL):
+        """Signals a stack process (its whole process group) without cleanup."""
+        pid = self.pid(name)
+        assert pid, f"{name} is not running"
+        os.killpg(pid, sig)
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+    def plantwatch(self, *args):
+        subprocess.run([str(self.root / "plantwatch"), *args], check=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def start(self, name):
+        """(Re)starts one process and waits until it is healthy."""
+        self.plantwatch("start", name)
+
+    def stop_service(self, name):
+        self.plantwatch("stop", name)
+
+    def start_service(self, name):
+        self.plantwatch("start", name)
+
+    def restart(self, name):
+        self.plantwatch("restart", name)
+
+
+def _reachable(url):
+    try:
+        return requests.get(url, timeout=3).status_code < 500
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture(scope="session")
+def stack():
+    s = Stack()
+    down = [u for u in [*s.producer_urls, s.metrics_url] if not _reachable(u + "/healthz")]
+    if down:
+        pytest.fail(f"the local stack is not running ({', '.join(down)} unreachable): "
+                    "run the system tests with ./plantwatch test, or ./plantwatch up first")
+    if not s.keys:
+        pytest.fail(f"no gateway keys in {s.state}/secrets/gateway-keys")
+    return s
+
+
+@pytest.fixture(scope="session")
+def kafka_config():
+    secrets = read_env_file(STATE / "secrets" / "kafka-users.env")
+
+    def make(user="admin", **extra):
+        conf = {
+            "bootstrap.servers": Stack.bootstrap,
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanisms": "SCRAM-SHA-512",
+            "sasl.username": user,
+            "sasl.password": secrets[f"PW_KAFKA_{user.upper()}_PASSWORD"],
+            "ssl.ca.location": str(STATE / "secrets" / "ca.pem"),
+        }
+        conf.update(extra)
+        return conf
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def mongo_client():
+    import pymongo
+    client = pymongo.MongoClient(Stack.mongo_uri, serverSelectionTimeoutMS=5000)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def mongo_db(mongo_client):
+    return mongo_client[Stack.mongo_db_name]
+
+
+@pytest.fixture(scope="session")
+def iot_pb2():
+    """Python protobuf + gRPC modules generated from proto/ for this run."""
+    from grpc_tools import protoc
+    out = tempfile.mkdtemp(prefix="pw-pb2-")
+    protos = sorted(str(p.relative_to(ROOT / "proto")) for p in (ROOT / "proto").rglob("*.proto"))
+    include = str(pathlib.Path(protoc.__file__).parent / "_proto")
+    rc = protoc.main(["protoc", f"-I{ROOT / 'proto'}", f"-I{include}", f"--python_out={out}",
+                      f"--grpc_python_out={out}", *protos])
+    assert rc == 0, "grpc_tools.protoc failed on proto/"
+    sys.path.insert(0, out)
+    mods = {}
+    for proto in protos:
+        base = proto[:-len(".proto")].replace("/", ".")
+        mods[base.rsplit(".", 1)[1] + "_pb2"] = importlib.import_module(base + "_pb2")
+        try:
+            mods[base.rsplit(".", 1)[1] + "_pb2_grpc"] = importlib.import_module(base + "_pb2_grpc")
+        except ImportError:
+            pass
+    return types.SimpleNamespace(**mods)
+
+
+def topic_offsets(kafka_config, topic):
+    """Sum of high watermarks over a topic's partitions (records ever written)."""
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer(kafka_config("admin", **{"group.id": "pw-test-watermarks"}))
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        total = 0
+        for p in meta.partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            total += high
+        return total
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def watermarks(kafka_config):
+    return lambda topic: topic_offsets(kafka_config, topic)
+
+
+def wait_until(predicate, timeout_s=60, interval_s=0.25):
+    """Polls predicate until it returns a truthy value; returns its last value."""
+    deadline = time.time() + timeout_s
+    value = predicate()
+    while not value and time.time() < deadline:
+        time.sleep(interval_s)
+        value = predicate()
+    return value
