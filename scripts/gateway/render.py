@@ -246,6 +246,7 @@ def render(doc, keys, state, rest_listen=REST_LISTEN, grpc_listen=GRPC_LISTEN):
         "worker_processes 2;",
         "pid %s/nginx.pid;" % ngx_dir,
         "error_log %s/error.log notice;" % logs,
+        "error_log stderr warn;",
         "",
         "events {",
         "    worker_connections 1024;",

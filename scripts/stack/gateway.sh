@@ -96,8 +96,8 @@ pw_start_gateway() {
     pw_info "gateway: starting nginx on 127.0.0.1:$PW_GATEWAY_REST_PORT (REST) and 127.0.0.1:$PW_GATEWAY_GRPC_PORT (gRPC h2c)"
     pw_spawn gateway "$PW_STATE/logs/gateway.log" \
         nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"
-    pw_wait_port 127.0.0.1 "$PW_GATEWAY_REST_PORT" 30 || pw_die "gateway: port $PW_GATEWAY_REST_PORT did not open (see $dir/logs/error.log)"
-    pw_wait_port 127.0.0.1 "$PW_GATEWAY_GRPC_PORT" 30 || pw_die "gateway: port $PW_GATEWAY_GRPC_PORT did not open (see $dir/logs/error.log)"
+    pw_wait_port 127.0.0.1 "$PW_GATEWAY_REST_PORT" 30 gateway || pw_die "gateway: port $PW_GATEWAY_REST_PORT did not open (see $dir/logs/error.log)"
+    pw_wait_port 127.0.0.1 "$PW_GATEWAY_GRPC_PORT" 30 gateway || pw_die "gateway: port $PW_GATEWAY_GRPC_PORT did not open (see $dir/logs/error.log)"
     pw_info "gateway: ready"
 }
 
@@ -116,10 +116,11 @@ pw_stop_gateway() {
     pw_kill gateway
 }
 
-# One line: name, ports, health (the gateway answers Kong's "no Route" 404 on an unknown path).
+# One line: name, pid, ports, health (healthy = nginx answers Kong's "no Route"
+# 404 on an unknown REST path and the gRPC port accepts connections).
 pw_status_gateway() {
-    local health="down" code
-    if pw_gateway_pid >/dev/null; then
+    local health="down" code pid
+    if pid=$(pw_gateway_pid); then
         code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PW_GATEWAY_REST_PORT/" || true)
         if [ "$code" = "404" ] && pw_gateway_port_open "$PW_GATEWAY_GRPC_PORT"; then
             health="healthy"
@@ -127,7 +128,7 @@ pw_status_gateway() {
             health="unhealthy"
         fi
     fi
-    printf '%-12s %-28s %s\n' gateway "127.0.0.1:$PW_GATEWAY_REST_PORT,$PW_GATEWAY_GRPC_PORT" "$health"
+    pw_status_line gateway "${pid:--}" "127.0.0.1:$PW_GATEWAY_REST_PORT (REST), :$PW_GATEWAY_GRPC_PORT (gRPC)" "$health"
 }
 
 pw_gateway_port_open() {
