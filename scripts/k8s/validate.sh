@@ -3,6 +3,7 @@
 #
 #   scripts/k8s/validate.sh render OVERLAY [OUT]   render k8s/overlays/OVERLAY (stdout or OUT)
 #   scripts/k8s/validate.sh check [OVERLAY...]     render and validate (default: dev prod)
+#   scripts/k8s/validate.sh validate FILE...       validate already rendered manifests
 #
 # Rendering happens in a scratch copy of k8s/ whose secret inputs are the committed
 # *.example files, so the result never depends on (or contains) real credentials.
@@ -56,6 +57,14 @@ render() {
   rm -rf "$tmp"
 }
 
+# validate FILE...: kubeconform -strict with the cached schemas.
+validate() {
+  "$KUBECONFORM" -strict -summary -output text \
+    -schema-location "$SCHEMAS/v$K8S_VERSION-standalone-strict/{{.ResourceKind}}{{.KindSuffix}}.json" \
+    -schema-location "$SCHEMAS/crd/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json" \
+    "$@"
+}
+
 check() {
   local overlay rc=0 tmp
   tmp="$(mktemp -d)"
@@ -66,10 +75,7 @@ check() {
       continue
     fi
     echo "== k8s/overlays/$overlay: kubeconform -strict (Kubernetes $K8S_VERSION, Strimzi, Kong)"
-    "$KUBECONFORM" -strict -summary -output text \
-      -schema-location "$SCHEMAS/v$K8S_VERSION-standalone-strict/{{.ResourceKind}}{{.KindSuffix}}.json" \
-      -schema-location "$SCHEMAS/crd/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json" \
-      "$tmp/$overlay.yaml" || rc=1
+    validate "$tmp/$overlay.yaml" || rc=1
   done
   rm -rf "$tmp"
   return "$rc"
@@ -80,6 +86,7 @@ shift || true
 need_tools
 case "$cmd" in
   render) [[ $# -ge 1 ]] || die "usage: render OVERLAY [OUT]"; render "$@" ;;
+  validate) [[ $# -ge 1 ]] || die "usage: validate FILE..."; validate "$@" ;;
   check) if [[ $# -eq 0 ]]; then set -- dev prod; fi; check "$@" ;;
-  *) die "unknown command $cmd (render|check)" ;;
+  *) die "unknown command $cmd (render|check|validate)" ;;
 esac
