@@ -1,0 +1,293 @@
+/* ingest: JSON / PublishRequest → validated payloads → packed Envelopes with
+ * idempotency tokens. Validation itself is pw_validate's; this file owns the
+ * request-level rules (shape, batch size, all-or-nothing) and the envelope. */
+#include "ingest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *pw_kind_name(pw_kind k)
+{
+    return k == PW_KIND_ALERT ? "alert" : "reading";
+}
+
+void pw_ingest_batch_init(pw_ingest_batch *b)
+{
+    memset(b, 0, sizeof(*b));
+}
+
+void pw_ingest_batch_free(pw_ingest_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->msgs[i].key);
+        free(b->msgs[i].value);
+    }
+    free(b->msgs);
+    memset(b, 0, sizeof(*b));
+}
+
+void pw_ingest_error_clear(pw_ingest_error *e)
+{
+    json_decref(e->details);
+    memset(e, 0, sizeof(*e));
+}
+
+static pw_ingest_msg *pw_ingest_next(pw_ingest_batch *b)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 8;
+        pw_ingest_msg *m = realloc(b->msgs, cap * sizeof(*m));
+        if (!m)
+            return NULL;
+        b->msgs = m;
+        b->cap = cap;
+    }
+    pw_ingest_msg *m = &b->msgs[b->n];
+    memset(m, 0, sizeof(*m));
+    return m;
+}
+
+static void pw_ingest_token(const pw_ingest_meta *m, pw_kind kind, unsigned index,
+                            char out[PW_UUID_LEN])
+{
+    if (m->idem_key)
+        pw_uuid_derive(m->consumer, m->idem_key, pw_kind_name(kind), index, out);
+    else
+        pw_uuid_random(out);
+}
+
+/* Packs env (payload already set) into the next slot of b. */
+static int pw_ingest_pack(pw_ingest_batch *b, pw_kind kind, const char *device_id,
+                          Iot__V1__Envelope *env, const pw_ingest_meta *m, unsigned index)
+{
+    pw_ingest_msg *msg = pw_ingest_next(b);
+    if (!msg)
+        return -1;
+    msg->kind = kind;
+    pw_ingest_token(m, kind, index, msg->token);
+    env->token = msg->token;
+    env->received_ms = m->received_ms;
+    env->consumer = (char *)m->consumer;
+    env->source = m->source;
+    env->schema_version = PW_PRODUCER_SCHEMA_VERSION;
+    msg->value_len = iot__v1__envelope__get_packed_size(env);
+    msg->value = malloc(msg->value_len ? msg->value_len : 1);
+    msg->key = strdup(device_id);
+    if (!msg->value || !msg->key) {
+        free(msg->value);
+        free(msg->key);
+        return -1;
+    }
+    iot__v1__envelope__pack(env, msg->value);
+    b->n++;
+    return 0;
+}
+
+int pw_ingest_add_reading(pw_ingest_batch *b, const Iot__V1__Reading *r, const pw_ingest_meta *m,
+                          unsigned index)
+{
+    Iot__V1__Envelope env = IOT__V1__ENVELOPE__INIT;
+    env.payload_case = IOT__V1__ENVELOPE__PAYLOAD_READING;
+    env.reading = (Iot__V1__Reading *)r;
+    return pw_ingest_pack(b, PW_KIND_READING, r->device_id, &env, m, index);
+}
+
+int pw_ingest_add_alert(pw_ingest_batch *b, const Iot__V1__Alert *a, const pw_ingest_meta *m,
+                        unsigned index)
+{
+    Iot__V1__Envelope env = IOT__V1__ENVELOPE__INIT;
+    env.payload_case = IOT__V1__ENVELOPE__PAYLOAD_ALERT;
+    env.alert = (Iot__V1__Alert *)a;
+    return pw_ingest_pack(b, PW_KIND_ALERT, a->device_id, &env, m, index);
+}
+
+static void pw_ingest_fail(pw_ingest_error *e, const char *code, json_t *details, const char *fmt,
+                           const char *arg)
+{
+    e->status = 400;
+    e->code = code;
+    snprintf(e->message, sizeof(e->message), fmt, arg);
+    e->details = details;
+}
+
+static int pw_ingest_parse(pw_kind kind, const char *body, size_t len, pw_ingest_error *e,
+                           json_t **out)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!root) {
+        json_t *d = json_pack("[{s:i,s:i,s:i,s:s}]", "line", jerr.line, "column", jerr.column,
+                              "position", jerr.position, "message", jerr.text);
+        pw_ingest_fail(e, "invalid_json", d, "request body is not valid JSON: %s", jerr.text);
+        return -1;
+    }
+    if (!json_is_object(root) && !json_is_array(root)) {
+        json_decref(root);
+        pw_ingest_fail(e, "validation_failed", NULL,
+                       "body must be one %s object or an array of them", pw_kind_name(kind));
+        return -1;
+    }
+    size_t n = json_is_array(root) ? json_array_size(root) : 1;
+    if (n == 0 || n > PW_MAX_BATCH) {
+        json_decref(root);
+        json_t *d = json_pack("[{s:s,s:s}]", "field", "items", "message",
+                              n == 0 ? "must not be empty" : "at most 1000 items per request");
+        pw_ingest_fail(e, "validation_failed", d, "%s",
+                       n == 0 ? "empty array" : "too many items (at most 1000)");
+        return -1;
+    }
+    *out = root;
+    return 0;
+}
+
+/* Decoded, validated items of one request, owned until released. */
+typedef struct {
+    pw_kind kind;
+    size_t n;
+    Iot__V1__Reading *readings;
+    Iot__V1__Alert *alerts;
+} pw_ingest_items;
+
+static void pw_ingest_items_free(pw_ingest_items *it)
+{
+    for (size_t i = 0; i < it->n; i++) {
+        if (it->kind == PW_KIND_READING)
+            pw_reading_clear(&it->readings[i]);
+        else
+            pw_alert_clear(&it->alerts[i]);
+    }
+    free(it->readings);
+    free(it->alerts);
+}
+
+/* Validates every item, collecting all errors. Returns 0 if all are valid. */
+static int pw_ingest_validate(json_t *root, pw_ingest_items *it, int64_t now_ms, pw_errors *errs)
+{
+    int is_array = json_is_array(root);
+    size_t n = is_array ? json_array_size(root) : 1;
+    if (it->kind == PW_KIND_READING)
+        it->readings = calloc(n, sizeof(Iot__V1__Reading));
+    else
+        it->alerts = calloc(n, sizeof(Iot__V1__Alert));
+    if (!it->readings && !it->alerts)
+        return -1;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *obj = is_array ? json_array_get(root, i) : root;
+        int index = is_array ? (int)i : -1;
+        int rc;
+        if (it->kind == PW_KIND_READING) {
+            Iot__V1__Reading init = IOT__V1__READING__INIT;
+            it->readings[i] = init;
+            rc = pw_reading_from_json(obj, index, now_ms, &it->readings[i], errs);
+        } else {
+            Iot__V1__Alert init = IOT__V1__ALERT__INIT;
+            it->alerts[i] = init;
+            rc = pw_alert_from_json(obj, index, now_ms, &it->alerts[i], errs);
+        }
+        it->n = i + 1; /* cleared entries are safe to clear again */
+        if (rc != 0)
+            bad = 1;
+    }
+    return bad ? -1 : 0;
+}
+
+int pw_ingest_from_json(pw_ingest_batch *b, pw_kind kind, const char *body, size_t len,
+                        const pw_ingest_meta *m, pw_ingest_error *e)
+{
+    json_t *root = NULL;
+    memset(e, 0, sizeof(*e));
+    if (pw_ingest_parse(kind, body, len, e, &root) != 0)
+        return -1;
+    pw_ingest_items it = {.kind = kind};
+    pw_errors errs;
+    pw_errors_init(&errs);
+    int rc = pw_ingest_validate(root, &it, m->received_ms, &errs);
+    if (rc != 0) {
+        char summary[200];
+        pw_errors_summary(&errs, summary, sizeof(summary));
+        pw_ingest_fail(e, "validation_failed", pw_errors_to_json(&errs), "invalid %s",
+                       summary[0] ? summary : "request");
+    } else {
+        size_t start = b->n;
+        for (size_t i = 0; i < it.n && rc == 0; i++) {
+            if (kind == PW_KIND_READING)
+                rc = pw_ingest_add_reading(b, &it.readings[i], m, (unsigned)i);
+            else
+                rc = pw_ingest_add_alert(b, &it.alerts[i], m, (unsigned)i);
+        }
+        if (rc != 0) {
+            pw_ingest_fail(e, "internal_error", NULL, "%s", "out of memory");
+            e->status = 500;
+        }
+        rc = rc == 0 ? (int)(b->n - start) : -1;
+    }
+    pw_errors_free(&errs);
+    pw_ingest_items_free(&it);
+    json_decref(root);
+    return rc;
+}
+
+/* "readings[2].value: must be a finite number; alerts[0].severity: …" */
+static void pw_ingest_describe(const pw_errors *errs, const char *list, char *msg, size_t msglen)
+{
+    size_t used = strlen(msg);
+    for (size_t i = 0; i < errs->len && used + 1 < msglen; i++) {
+        const pw_field_error *fe = &errs->items[i];
+        int w = snprintf(msg + used, msglen - used, "%s%s[%d].%s: %s", used ? "; " : "", list,
+                         fe->index, fe->field, fe->message);
+        if (w < 0)
+            break;
+        used += (size_t)w < msglen - used ? (size_t)w : msglen - used - 1;
+    }
+}
+
+int pw_ingest_from_request(pw_ingest_batch *b, Iot__V1__PublishRequest *req,
+                           const pw_ingest_meta *m, unsigned reading_base, unsigned alert_base,
+                           char *msg, size_t msglen)
+{
+    msg[0] = '\0';
+    size_t total = req->n_readings + req->n_alerts;
+    if (total == 0) {
+        snprintf(msg, msglen, "readings/alerts: request carries no readings or alerts");
+        return -1;
+    }
+    if (total > PW_MAX_BATCH) {
+        snprintf(msg, msglen, "readings/alerts: at most %d messages per request", PW_MAX_BATCH);
+        return -1;
+    }
+    pw_errors rerrs, aerrs;
+    pw_errors_init(&rerrs);
+    pw_errors_init(&aerrs);
+    for (size_t i = 0; i < req->n_readings; i++)
+        pw_reading_check(req->readings[i], (int)i, m->received_ms, 1, &rerrs);
+    for (size_t i = 0; i < req->n_alerts; i++)
+        pw_alert_check(req->alerts[i], (int)i, m->received_ms, 1, &aerrs);
+    int rc = 0;
+    if (rerrs.len || aerrs.len) {
+        pw_ingest_describe(&rerrs, "readings", msg, msglen);
+        pw_ingest_describe(&aerrs, "alerts", msg, msglen);
+        rc = -1;
+    }
+    pw_errors_free(&rerrs);
+    pw_errors_free(&aerrs);
+    if (rc != 0)
+        return -1;
+    size_t start = b->n;
+    for (size_t i = 0; i < req->n_readings && rc == 0; i++) {
+        if (req->readings[i]->ts_ms == 0)
+            req->readings[i]->ts_ms = m->received_ms;
+        rc = pw_ingest_add_reading(b, req->readings[i], m, reading_base + (unsigned)i);
+    }
+    for (size_t i = 0; i < req->n_alerts && rc == 0; i++) {
+        if (req->alerts[i]->ts_ms == 0)
+            req->alerts[i]->ts_ms = m->received_ms;
+        rc = pw_ingest_add_alert(b, req->alerts[i], m, alert_base + (unsigned)i);
+    }
+    if (rc != 0) {
+        snprintf(msg, msglen, "out of memory");
+        return -1;
+    }
+    return (int)(b->n - start);
+}

@@ -1,0 +1,332 @@
+/* Unit tests for the producer's ingest path: JSON bodies and PublishRequests
+ * to packed Envelopes, all-or-nothing validation, error codes and tokens. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ingest.h"
+#include "pw_time.h"
+
+#define TS_OFFSET_MS 60000LL /* a fixed ts one minute before receipt */
+
+static pw_ingest_meta meta_with(const char *key)
+{
+    pw_ingest_meta m = {.consumer = "sensor-a",
+                        .idem_key = key,
+                        .source = IOT__V1__SOURCE__SOURCE_REST,
+                        .received_ms = pw_now_ms()};
+    return m;
+}
+
+static const char *READING =
+    "{\"device_id\":\"dev-1\",\"zone\":\"north\",\"type\":\"temperature\",\"value\":21.5,"
+    "\"unit\":\"C\",\"firmware\":\"1.2.3\"}";
+
+static int run_json(pw_ingest_batch *b, pw_kind kind, const char *body, const char *key,
+                    pw_ingest_error *e)
+{
+    pw_ingest_meta m = meta_with(key);
+    return pw_ingest_from_json(b, kind, body, strlen(body), &m, e);
+}
+
+static Iot__V1__Envelope *decode(const pw_ingest_msg *m)
+{
+    Iot__V1__Envelope *env = iot__v1__envelope__unpack(NULL, m->value_len, m->value);
+    assert_non_null(env);
+    return env;
+}
+
+static void test_single_reading_envelope(void **state)
+{
+    (void)state;
+    pw_ingest_batch b;
+    pw_ingest_batch_init(&b);
+    pw_ingest_error e;
+    int64_t before = pw_now_ms();
+    assert_int_equal(run_json(&b, PW_KIND_READING, READING, NULL, &e), 1);
+    assert_int_equal(b.n, 1);
+    assert_string_equal(b.msgs[0].key, "dev-1");
+    assert_int_equal(strlen(b.msgs[0].token), 36);
+    Iot__V1__Envelope *env = decode(&b.msgs[0]);
+    assert_string_equal(env->token, b.msgs[0].token);
+    assert_string_equal(env->consumer, "sensor-a");
+    assert_int_equal(env->source, IOT__V1__SOURCE__SOURCE_REST);
+    assert_int_equal(env->schema_version, 1);
+    assert_int_equal(env->payload_case, IOT__V1__ENVELOPE__PAYLOAD_READING);
+    assert_string_equal(env->reading->zone, "north");
+    assert_string_equal(env->reading->type, "temperature");
+    assert_true(env->reading->value == 21.5);
+    /* no ts: receive time */
+    assert_true(env->reading->ts_ms >= before - 1000 && env->reading->ts_ms <= pw_now_ms());
+    assert_true(env->received_ms >= before - 1000);
+    iot__v1__envelope__free_unpacked(env, NULL);
+    pw_ingest_batch_free(&b);
+}
+
+static void test_alert_envelope(void **state)
+{
+    (void)state;
+    pw_ingest_batch b;
+    pw_ingest_batch_init(&b);
+    pw_ingest_error e;
+    const char *body = "[{\"device_id\":\"dev-9\",\"zone\":\"south\",\"severity\":\"critical\","
+                       "\"code\":\"OVERHEAT\",\"message\":\"too hot\",\"firmware\":\"2.0\"}]";
+    assert_int_equal(run_json(&b, PW_KIND_ALERT, body, NULL, &e), 1);
+    assert_int_equal(b.msgs[0].kind, PW_KIND_ALERT);
+    Iot__V1__Envelope *env = decode(&b.msgs[0]);
+    assert_int_equal(env->payload_case, IOT__V1__ENVELOPE__PAYLOAD_ALERT);
+    assert_int_equal(env->alert->severity, IOT__V1__SEVERITY__SEVERITY_CRITICAL);
+    assert_string_equal(env->alert->code, "OVERHEAT");
+    iot__v1__envelope__free_unpacked(env, NULL);
+    pw_ingest_batch_free(&b);
+}
+
+static char *make_array(size_t n)
+{
+    size_t one = strlen(READING);
+    char *s = malloc(n * (one + 1) + 3);
+    size_t off = 0;
+    s[off++] = '[';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            s[off++] = ',';
+        memcpy(s + off, READING, one);
+        off += one;
+    }
+    s[off++] = ']';
+    s[off] = '\0';
+    return s;
+}
+
+static void test_batch_limits(void **state)
+{
+    (void)state;
+    pw_ingest_batch b;
+    pw_ingest_error e;
+    char *full = make_array(PW_MAX_BATCH);
+    pw_ingest_batch_init(&b);
+    assert_int_equal(run_json(&b, PW_KIND_READING, full, NULL, &e), PW_MAX_BATCH);
+    assert_string_not_equal(b.msgs[0].token, b.msgs[1].token);
+    pw_ingest_batch_free(&b);
+    free(full);
+
+    char *over = make_array(PW_MAX_BATCH + 1);
+    pw_ingest_batch_init(&b);
+    assert_int_equal(run_json(&b, PW_KIND_READING, over, NULL, &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.code, "validation_failed");
+    assert_int_equal(b.n, 0);
+    pw_ingest_error_clear(&e);
+    free(over);
+
+    assert_int_equal(run_json(&b, PW_KIND_READING, "[]", NULL, &e), -1);
+    assert_string_equal(e.code, "validation_failed");
+    assert_non_null(strstr(e.message, "empty"));
+    pw_ingest_error_clear(&e);
+    pw_ingest_batch_free(&b);
+}
+
+static void test_all_or_nothing_names_every_bad_item(void **state)
+{
+    (void)state;
+    pw_ingest_batch b;
+    pw_ingest_batch_init(&b);
+    pw_ingest_error e;
+    const char *body = "[{\"device_id\":\"d\",\"zone\":\"z\",\"type\":\"temperature\",\"value\":1,"
+                       "\"unit\":\"C\"},"
+                       "{\"device_id\":\"d\",\"zone\":\"z\",\"type\":\"temperature\",\"value\":"
+                       "\"hot\",\"unit\":\"C\"},"
+                       "7,"
+                       "{\"device_id\":\"\",\"zone\":\"z\",\"type\":\"temperature\",\"value\":2,"
+                       "\"unit\":\"C\"}]";
+    assert_int_equal(run_json(&b, PW_KIND_READING, body, NULL, &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.code, "validation_failed");
+    assert_int_equal(b.n, 0);
+    assert_true(json_is_array(e.details));
+    int seen[4] = {0};
+    size_t i;
+    json_t *d;
+    json_array_foreach(e.details, i, d)
+    {
+        json_int_t idx = json_integer_value(json_object_get(d, "index"));
+        assert_true(idx >= 1 && idx <= 3);
+        seen[idx] = 1;
+    }
+    assert_int_equal(seen[0], 0);
+    assert_int_equal(seen[1] + seen[2] + seen[3], 3);
+    pw_ingest_error_clear(&e);
+    pw_ingest_batch_free(&b);
+}
+
+static void test_invalid_json_codes(void **state)
+{
+    (void)state;
+    pw_ingest_batch b;
+    pw_ingest_batch_init(&b);
+    pw_ingest_error e;
+    const char *broken[] = {"{",
+                            "",
+                            "{\"a\":1,\"a\":2}",
+                            "[1,]",
+                            "{\"value\":NaN}",
+                            "{\"value\":1e999}",
+                            "\xff\xfe",
+                            "{\"device_id\":\"\xc3\x28\"}"};
+    for (size_t k = 0; k < sizeof(broken) / sizeof(broken[0]); k++) {
+        assert_int_equal(run_json(&b, PW_KIND_READING, broken[k], NULL, &e), -1);
+        assert_int_equal(e.status, 400);
+        assert_string_equal(e.code, "invalid_json");
+        json_t *d0 = json_array_get(e.details, 0);
+        assert_non_null(json_object_get(d0, "line"));
+        assert_non_null(json_object_get(d0, "column"));
+        pw_ingest_error_clear(&e);
+    }
+    assert_int_equal(run_json(&b, PW_KIND_READING, "\"just a string\"", NULL, &e), -1);
+    assert_string_equal(e.code, "validation_failed");
+    pw_ingest_error_clear(&e);
+    assert_int_equal(b.n, 0);
+    pw_ingest_batch_free(&b);
+}
+
+static void test_idempotency_tokens_are_deterministic(void **state)
+{
+    (void)state;
+    pw_ingest_batch a, b, c;
+    pw_ingest_error e;
+    const char *body = "[{\"device_id\":\"d1\",\"zone\":\"z\",\"type\":\"temperature\",\"value\":1,"
+                       "\"unit\":\"C\"},{\"device_id\":\"d2\",\"zone\":\"z\",\"type\":"
+                       "\"temperature\",\"value\":2,\"unit\":\"C\"}]";
+    pw_ingest_batch_init(&a);
+    pw_ingest_batch_init(&b);
+    pw_ingest_batch_init(&c);
+    assert_int_equal(run_json(&a, PW_KIND_READING, body, "retry-42", &e), 2);
+    assert_int_equal(run_json(&b, PW_KIND_READING, body, "retry-42", &e), 2);
+    assert_int_equal(run_json(&c, PW_KIND_READING, body, "retry-43", &e), 2);
+    assert_string_equal(a.msgs[0].token, b.msgs[0].token);
+    assert_string_equal(a.msgs[1].token, b.msgs[1].token);
+    assert_string_not_equal(a.msgs[0].token, a.msgs[1].token);
+    assert_string_not_equal(a.msgs[0].token, c.msgs[0].token);
+    char expect[PW_UUID_LEN];
+    pw_uuid_derive("sensor-a", "retry-42", "reading", 1, expect);
+    assert_string_equal(a.msgs[1].token, expect);
+    pw_ingest_batch_free(&a);
+    pw_ingest_batch_free(&b);
+    pw_ingest_batch_free(&c);
+}
+
+static Iot__V1__Reading *new_reading(const char *dev, double v, int64_t ts)
+{
+    Iot__V1__Reading *r = malloc(sizeof(*r));
+    iot__v1__reading__init(r);
+    r->device_id = strdup(dev);
+    r->zone = strdup("east");
+    r->type = strdup("pressure");
+    r->unit = strdup("hPa");
+    r->firmware = strdup("1.0");
+    r->value = v;
+    r->ts_ms = ts;
+    return r;
+}
+
+static Iot__V1__PublishRequest *roundtrip(Iot__V1__PublishRequest *req)
+{
+    size_t len = iot__v1__publish_request__get_packed_size(req);
+    uint8_t *buf = malloc(len + 1);
+    iot__v1__publish_request__pack(req, buf);
+    Iot__V1__PublishRequest *out = iot__v1__publish_request__unpack(NULL, len, buf);
+    free(buf);
+    return out;
+}
+
+static void free_built(Iot__V1__PublishRequest *req)
+{
+    for (size_t i = 0; i < req->n_readings; i++) {
+        Iot__V1__Reading *r = req->readings[i];
+        free(r->device_id), free(r->zone), free(r->type), free(r->unit), free(r->firmware);
+        free(r);
+    }
+    free(req->readings);
+}
+
+static void test_publish_request(void **state)
+{
+    (void)state;
+    Iot__V1__PublishRequest built = IOT__V1__PUBLISH_REQUEST__INIT;
+    Iot__V1__Reading *rs[2] = {new_reading("g1", 1013.0, 0),
+                               new_reading("g2", 990.5, pw_now_ms() - TS_OFFSET_MS)};
+    built.n_readings = 2;
+    built.readings = malloc(sizeof(rs));
+    memcpy(built.readings, rs, sizeof(rs));
+    Iot__V1__PublishRequest *req = roundtrip(&built);
+    pw_ingest_meta m = meta_with(NULL);
+    m.source = IOT__V1__SOURCE__SOURCE_GRPC;
+    pw_ingest_batch b;
+    pw_ingest_batch_init(&b);
+    char msg[256];
+    int n = pw_ingest_from_request(&b, req, &m, 0, 0, msg, sizeof(msg));
+    assert_int_equal(n, 2);
+    Iot__V1__Envelope *env = decode(&b.msgs[0]);
+    assert_int_equal(env->source, IOT__V1__SOURCE__SOURCE_GRPC);
+    assert_int_equal(env->reading->ts_ms, m.received_ms); /* ts 0 filled */
+    iot__v1__envelope__free_unpacked(env, NULL);
+    env = decode(&b.msgs[1]);
+    assert_int_equal(env->reading->ts_ms, built.readings[1]->ts_ms);
+    iot__v1__envelope__free_unpacked(env, NULL);
+    pw_ingest_batch_free(&b);
+    iot__v1__publish_request__free_unpacked(req, NULL);
+
+    /* a bad value is named by list, index and field; nothing is packed */
+    built.readings[1]->value = 0.0 / 0.0;
+    req = roundtrip(&built);
+    pw_ingest_batch_init(&b);
+    assert_int_equal(pw_ingest_from_request(&b, req, &m, 0, 0, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "readings[1].value"));
+    assert_int_equal(b.n, 0);
+    iot__v1__publish_request__free_unpacked(req, NULL);
+
+    Iot__V1__PublishRequest empty = IOT__V1__PUBLISH_REQUEST__INIT;
+    assert_int_equal(pw_ingest_from_request(&b, &empty, &m, 0, 0, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "no readings"));
+    free_built(&built);
+    pw_ingest_batch_free(&b);
+}
+
+static void test_publish_request_token_bases(void **state)
+{
+    (void)state;
+    Iot__V1__PublishRequest req = IOT__V1__PUBLISH_REQUEST__INIT;
+    Iot__V1__Reading *rs[1] = {new_reading("g1", 5.0, 0)};
+    req.n_readings = 1;
+    req.readings = malloc(sizeof(rs));
+    req.readings[0] = rs[0];
+    pw_ingest_meta m = meta_with("stream-key");
+    pw_ingest_batch b;
+    pw_ingest_batch_init(&b);
+    char msg[128];
+    assert_int_equal(pw_ingest_from_request(&b, &req, &m, 7, 0, msg, sizeof(msg)), 1);
+    char expect[PW_UUID_LEN];
+    pw_uuid_derive("sensor-a", "stream-key", "reading", 7, expect);
+    assert_string_equal(b.msgs[0].token, expect);
+    pw_ingest_batch_free(&b);
+    free_built(&req);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_single_reading_envelope),
+        cmocka_unit_test(test_alert_envelope),
+        cmocka_unit_test(test_batch_limits),
+        cmocka_unit_test(test_all_or_nothing_names_every_bad_item),
+        cmocka_unit_test(test_invalid_json_codes),
+        cmocka_unit_test(test_idempotency_tokens_are_deterministic),
+        cmocka_unit_test(test_publish_request),
+        cmocka_unit_test(test_publish_request_token_bases),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
