@@ -727,7 +727,7 @@ void   iot__v1__device_health_response__free_unpacked
   assert(message->base.descriptor == &iot__v1__device_health_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor iot__v1__zone_temperature_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor iot__v1__zone_temperature_request__field_descriptors[2] =
 {
   {
     "window_hours",
@@ -741,14 +741,27 @@ static const ProtobufCFieldDescriptor iot__v1__zone_temperature_request__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "zone",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneTemperatureRequest, zone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned iot__v1__zone_temperature_request__field_indices_by_name[] = {
   0,   /* field[0] = window_hours */
+  1,   /* field[1] = zone */
 };
 static const ProtobufCIntRange iot__v1__zone_temperature_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor iot__v1__zone_temperature_request__descriptor =
 {
@@ -758,7 +771,7 @@ const ProtobufCMessageDescriptor iot__v1__zone_temperature_request__descriptor =
   "Iot__V1__ZoneTemperatureRequest",
   "iot.v1",
   sizeof(Iot__V1__ZoneTemperatureRequest),
-  1,
+  2,
   iot__v1__zone_temperature_request__field_descriptors,
   iot__v1__zone_temperature_request__field_indices_by_name,
   1,  iot__v1__zone_temperature_request__number_ranges,
@@ -855,7 +868,7 @@ const ProtobufCMessageDescriptor iot__v1__zone_temperature__descriptor =
   (ProtobufCMessageInit) iot__v1__zone_temperature__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor iot__v1__zone_temperature_response__field_descriptors[3] =
+static const ProtobufCFieldDescriptor iot__v1__zone_temperature_response__field_descriptors[4] =
 {
   {
     "zones",
@@ -893,16 +906,29 @@ static const ProtobufCFieldDescriptor iot__v1__zone_temperature_response__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "window_hours",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneTemperatureResponse, window_hours),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned iot__v1__zone_temperature_response__field_indices_by_name[] = {
   1,   /* field[1] = from_ms */
   2,   /* field[2] = to_ms */
+  3,   /* field[3] = window_hours */
   0,   /* field[0] = zones */
 };
 static const ProtobufCIntRange iot__v1__zone_temperature_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor iot__v1__zone_temperature_response__descriptor =
 {
@@ -912,14 +938,14 @@ const ProtobufCMessageDescriptor iot__v1__zone_temperature_response__descriptor 
   "Iot__V1__ZoneTemperatureResponse",
   "iot.v1",
   sizeof(Iot__V1__ZoneTemperatureResponse),
-  3,
+  4,
   iot__v1__zone_temperature_response__field_descriptors,
   iot__v1__zone_temperature_response__field_indices_by_name,
   1,  iot__v1__zone_temperature_response__number_ranges,
   (ProtobufCMessageInit) iot__v1__zone_temperature_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor iot__v1__alert_breakdown_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor iot__v1__alert_breakdown_request__field_descriptors[3] =
 {
   {
     "window_hours",
@@ -945,15 +971,28 @@ static const ProtobufCFieldDescriptor iot__v1__alert_breakdown_request__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "zone",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__AlertBreakdownRequest, zone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned iot__v1__alert_breakdown_request__field_indices_by_name[] = {
   1,   /* field[1] = top */
   0,   /* field[0] = window_hours */
+  2,   /* field[2] = zone */
 };
 static const ProtobufCIntRange iot__v1__alert_breakdown_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor iot__v1__alert_breakdown_request__descriptor =
 {
@@ -963,7 +1002,7 @@ const ProtobufCMessageDescriptor iot__v1__alert_breakdown_request__descriptor =
   "Iot__V1__AlertBreakdownRequest",
   "iot.v1",
   sizeof(Iot__V1__AlertBreakdownRequest),
-  2,
+  3,
   iot__v1__alert_breakdown_request__field_descriptors,
   iot__v1__alert_breakdown_request__field_indices_by_name,
   1,  iot__v1__alert_breakdown_request__number_ranges,
@@ -1072,7 +1111,7 @@ const ProtobufCMessageDescriptor iot__v1__code_count__descriptor =
   (ProtobufCMessageInit) iot__v1__code_count__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor iot__v1__alert_breakdown_response__field_descriptors[5] =
+static const ProtobufCFieldDescriptor iot__v1__alert_breakdown_response__field_descriptors[6] =
 {
   {
     "by_severity",
@@ -1134,6 +1173,18 @@ static const ProtobufCFieldDescriptor iot__v1__alert_breakdown_response__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "window_hours",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__AlertBreakdownResponse, window_hours),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned iot__v1__alert_breakdown_response__field_indices_by_name[] = {
   0,   /* field[0] = by_severity */
@@ -1141,11 +1192,12 @@ static const unsigned iot__v1__alert_breakdown_response__field_indices_by_name[]
   4,   /* field[4] = to_ms */
   1,   /* field[1] = top_codes */
   2,   /* field[2] = total */
+  5,   /* field[5] = window_hours */
 };
 static const ProtobufCIntRange iot__v1__alert_breakdown_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor iot__v1__alert_breakdown_response__descriptor =
 {
@@ -1155,16 +1207,36 @@ const ProtobufCMessageDescriptor iot__v1__alert_breakdown_response__descriptor =
   "Iot__V1__AlertBreakdownResponse",
   "iot.v1",
   sizeof(Iot__V1__AlertBreakdownResponse),
-  5,
+  6,
   iot__v1__alert_breakdown_response__field_descriptors,
   iot__v1__alert_breakdown_response__field_indices_by_name,
   1,  iot__v1__alert_breakdown_response__number_ranges,
   (ProtobufCMessageInit) iot__v1__alert_breakdown_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-#define iot__v1__activity_trend_request__field_descriptors NULL
-#define iot__v1__activity_trend_request__field_indices_by_name NULL
-#define iot__v1__activity_trend_request__number_ranges NULL
+static const ProtobufCFieldDescriptor iot__v1__activity_trend_request__field_descriptors[1] =
+{
+  {
+    "zone",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ActivityTrendRequest, zone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__activity_trend_request__field_indices_by_name[] = {
+  0,   /* field[0] = zone */
+};
+static const ProtobufCIntRange iot__v1__activity_trend_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
 const ProtobufCMessageDescriptor iot__v1__activity_trend_request__descriptor =
 {
   PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
@@ -1173,10 +1245,10 @@ const ProtobufCMessageDescriptor iot__v1__activity_trend_request__descriptor =
   "Iot__V1__ActivityTrendRequest",
   "iot.v1",
   sizeof(Iot__V1__ActivityTrendRequest),
-  0,
+  1,
   iot__v1__activity_trend_request__field_descriptors,
   iot__v1__activity_trend_request__field_indices_by_name,
-  0,  iot__v1__activity_trend_request__number_ranges,
+  1,  iot__v1__activity_trend_request__number_ranges,
   (ProtobufCMessageInit) iot__v1__activity_trend_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -1295,9 +1367,29 @@ const ProtobufCMessageDescriptor iot__v1__activity_trend_response__descriptor =
   (ProtobufCMessageInit) iot__v1__activity_trend_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-#define iot__v1__firmware_status_request__field_descriptors NULL
-#define iot__v1__firmware_status_request__field_indices_by_name NULL
-#define iot__v1__firmware_status_request__number_ranges NULL
+static const ProtobufCFieldDescriptor iot__v1__firmware_status_request__field_descriptors[1] =
+{
+  {
+    "zone",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__FirmwareStatusRequest, zone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__firmware_status_request__field_indices_by_name[] = {
+  0,   /* field[0] = zone */
+};
+static const ProtobufCIntRange iot__v1__firmware_status_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
 const ProtobufCMessageDescriptor iot__v1__firmware_status_request__descriptor =
 {
   PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
@@ -1306,10 +1398,10 @@ const ProtobufCMessageDescriptor iot__v1__firmware_status_request__descriptor =
   "Iot__V1__FirmwareStatusRequest",
   "iot.v1",
   sizeof(Iot__V1__FirmwareStatusRequest),
-  0,
+  1,
   iot__v1__firmware_status_request__field_descriptors,
   iot__v1__firmware_status_request__field_indices_by_name,
-  0,  iot__v1__firmware_status_request__number_ranges,
+  1,  iot__v1__firmware_status_request__number_ranges,
   (ProtobufCMessageInit) iot__v1__firmware_status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -1480,7 +1572,7 @@ const ProtobufCMessageDescriptor iot__v1__firmware_status_response__descriptor =
   (ProtobufCMessageInit) iot__v1__firmware_status_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor iot__v1__device_health_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor iot__v1__device_health_request__field_descriptors[3] =
 {
   {
     "silent_minutes",
@@ -1506,15 +1598,28 @@ static const ProtobufCFieldDescriptor iot__v1__device_health_request__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "zone",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceHealthRequest, zone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned iot__v1__device_health_request__field_indices_by_name[] = {
   1,   /* field[1] = limit */
   0,   /* field[0] = silent_minutes */
+  2,   /* field[2] = zone */
 };
 static const ProtobufCIntRange iot__v1__device_health_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor iot__v1__device_health_request__descriptor =
 {
@@ -1524,7 +1629,7 @@ const ProtobufCMessageDescriptor iot__v1__device_health_request__descriptor =
   "Iot__V1__DeviceHealthRequest",
   "iot.v1",
   sizeof(Iot__V1__DeviceHealthRequest),
-  2,
+  3,
   iot__v1__device_health_request__field_descriptors,
   iot__v1__device_health_request__field_indices_by_name,
   1,  iot__v1__device_health_request__number_ranges,
@@ -1608,7 +1713,7 @@ const ProtobufCMessageDescriptor iot__v1__silent_device__descriptor =
   (ProtobufCMessageInit) iot__v1__silent_device__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor iot__v1__device_health_response__field_descriptors[3] =
+static const ProtobufCFieldDescriptor iot__v1__device_health_response__field_descriptors[5] =
 {
   {
     "silent",
@@ -1646,16 +1751,42 @@ static const ProtobufCFieldDescriptor iot__v1__device_health_response__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "as_of_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceHealthResponse, as_of_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "threshold_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceHealthResponse, threshold_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned iot__v1__device_health_response__field_indices_by_name[] = {
+  3,   /* field[3] = as_of_ms */
   0,   /* field[0] = silent */
   2,   /* field[2] = silent_devices */
+  4,   /* field[4] = threshold_ms */
   1,   /* field[1] = total_devices */
 };
 static const ProtobufCIntRange iot__v1__device_health_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor iot__v1__device_health_response__descriptor =
 {
@@ -1665,7 +1796,7 @@ const ProtobufCMessageDescriptor iot__v1__device_health_response__descriptor =
   "Iot__V1__DeviceHealthResponse",
   "iot.v1",
   sizeof(Iot__V1__DeviceHealthResponse),
-  3,
+  5,
   iot__v1__device_health_response__field_descriptors,
   iot__v1__device_health_response__field_indices_by_name,
   1,  iot__v1__device_health_response__number_ranges,

@@ -42,19 +42,26 @@ struct  Iot__V1__ZoneTemperatureRequest
 {
   ProtobufCMessage base;
   /*
-   * 0 = default 24
+   * 1..720, 0 = default 24
    */
   uint32_t window_hours;
+  /*
+   * optional filter
+   */
+  char *zone;
 };
 #define IOT__V1__ZONE_TEMPERATURE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&iot__v1__zone_temperature_request__descriptor) \
-    , 0 }
+    , 0, (char *)protobuf_c_empty_string }
 
 
 struct  Iot__V1__ZoneTemperature
 {
   ProtobufCMessage base;
   char *zone;
+  /*
+   * sum / count over the window's buckets
+   */
   double avg_c;
   double min_c;
   double max_c;
@@ -68,31 +75,39 @@ struct  Iot__V1__ZoneTemperature
 struct  Iot__V1__ZoneTemperatureResponse
 {
   ProtobufCMessage base;
+  /*
+   * sorted by zone
+   */
   size_t n_zones;
   Iot__V1__ZoneTemperature **zones;
   int64_t from_ms;
   int64_t to_ms;
+  uint32_t window_hours;
 };
 #define IOT__V1__ZONE_TEMPERATURE_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&iot__v1__zone_temperature_response__descriptor) \
-    , 0,NULL, 0, 0 }
+    , 0,NULL, 0, 0, 0 }
 
 
 struct  Iot__V1__AlertBreakdownRequest
 {
   ProtobufCMessage base;
   /*
-   * 0 = default 168 (7 days)
+   * 1..720, 0 = default 168 (7 days)
    */
   uint32_t window_hours;
   /*
-   * 0 = default 10
+   * 1..100, 0 = default 10
    */
   uint32_t top;
+  /*
+   * optional filter
+   */
+  char *zone;
 };
 #define IOT__V1__ALERT_BREAKDOWN_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&iot__v1__alert_breakdown_request__descriptor) \
-    , 0, 0 }
+    , 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Iot__V1__SeverityCount
@@ -120,26 +135,37 @@ struct  Iot__V1__CodeCount
 struct  Iot__V1__AlertBreakdownResponse
 {
   ProtobufCMessage base;
+  /*
+   * critical, warning, info (always), then others
+   */
   size_t n_by_severity;
   Iot__V1__SeverityCount **by_severity;
+  /*
+   * count descending, then code ascending
+   */
   size_t n_top_codes;
   Iot__V1__CodeCount **top_codes;
   uint64_t total;
   int64_t from_ms;
   int64_t to_ms;
+  uint32_t window_hours;
 };
 #define IOT__V1__ALERT_BREAKDOWN_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&iot__v1__alert_breakdown_response__descriptor) \
-    , 0,NULL, 0,NULL, 0, 0, 0 }
+    , 0,NULL, 0,NULL, 0, 0, 0, 0 }
 
 
 struct  Iot__V1__ActivityTrendRequest
 {
   ProtobufCMessage base;
+  /*
+   * optional filter
+   */
+  char *zone;
 };
 #define IOT__V1__ACTIVITY_TREND_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&iot__v1__activity_trend_request__descriptor) \
-     }
+    , (char *)protobuf_c_empty_string }
 
 
 struct  Iot__V1__DayActivity
@@ -151,6 +177,9 @@ struct  Iot__V1__DayActivity
   char *day;
   uint64_t readings;
   uint64_t alerts;
+  /*
+   * devices with at least one reading or alert that day
+   */
   uint64_t active_devices;
 };
 #define IOT__V1__DAY_ACTIVITY__INIT \
@@ -162,7 +191,7 @@ struct  Iot__V1__ActivityTrendResponse
 {
   ProtobufCMessage base;
   /*
-   * always 7, oldest first
+   * always 7 (today and the 6 days before), oldest first
    */
   size_t n_days;
   Iot__V1__DayActivity **days;
@@ -175,10 +204,14 @@ struct  Iot__V1__ActivityTrendResponse
 struct  Iot__V1__FirmwareStatusRequest
 {
   ProtobufCMessage base;
+  /*
+   * optional filter
+   */
+  char *zone;
 };
 #define IOT__V1__FIRMWARE_STATUS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&iot__v1__firmware_status_request__descriptor) \
-     }
+    , (char *)protobuf_c_empty_string }
 
 
 struct  Iot__V1__FirmwareVersion
@@ -187,9 +220,12 @@ struct  Iot__V1__FirmwareVersion
   char *firmware;
   uint64_t devices;
   /*
-   * 0..1 of the fleet
+   * devices / total_devices (0..1)
    */
   double share;
+  /*
+   * latest last_seen among these devices
+   */
   int64_t last_seen_ms;
   /*
    * not the newest version
@@ -204,6 +240,9 @@ struct  Iot__V1__FirmwareVersion
 struct  Iot__V1__FirmwareStatusResponse
 {
   ProtobufCMessage base;
+  /*
+   * newest first (semantic-version order)
+   */
   size_t n_versions;
   Iot__V1__FirmwareVersion **versions;
   char *newest;
@@ -219,17 +258,21 @@ struct  Iot__V1__DeviceHealthRequest
 {
   ProtobufCMessage base;
   /*
-   * 0 = default 10
+   * 1..43200, 0 = default 10
    */
   uint32_t silent_minutes;
   /*
-   * 0 = default 100
+   * 1..1000, 0 = default 100
    */
   uint32_t limit;
+  /*
+   * optional filter
+   */
+  char *zone;
 };
 #define IOT__V1__DEVICE_HEALTH_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&iot__v1__device_health_request__descriptor) \
-    , 0, 0 }
+    , 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Iot__V1__SilentDevice
@@ -238,6 +281,9 @@ struct  Iot__V1__SilentDevice
   char *device_id;
   char *zone;
   int64_t last_seen_ms;
+  /*
+   * (as_of_ms - last_seen_ms) / 1000
+   */
   int64_t silent_seconds;
 };
 #define IOT__V1__SILENT_DEVICE__INIT \
@@ -248,14 +294,25 @@ struct  Iot__V1__SilentDevice
 struct  Iot__V1__DeviceHealthResponse
 {
   ProtobufCMessage base;
+  /*
+   * longest silence first, at most limit
+   */
   size_t n_silent;
   Iot__V1__SilentDevice **silent;
   uint64_t total_devices;
+  /*
+   * all silent devices, not only the listed ones
+   */
   uint64_t silent_devices;
+  int64_t as_of_ms;
+  /*
+   * devices last seen before this are silent
+   */
+  int64_t threshold_ms;
 };
 #define IOT__V1__DEVICE_HEALTH_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&iot__v1__device_health_response__descriptor) \
-    , 0,NULL, 0, 0 }
+    , 0,NULL, 0, 0, 0, 0 }
 
 
 /* Iot__V1__ZoneTemperatureRequest methods */

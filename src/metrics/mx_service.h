@@ -1,0 +1,46 @@
+/* mx_service: the metrics service's shared context (store, Prometheus
+ * registry, per-view instrumentation) and the one entry point both protocols
+ * use to run a view: validated parameters in, protobuf-c response out. */
+#ifndef MX_SERVICE_H
+#define MX_SERVICE_H
+
+#include "mx_store.h"
+#include "mx_views.h"
+#include "pw_prom.h"
+
+#define MX_MAX_VIEWS 8
+
+typedef struct mx_service mx_service;
+
+/* What a gRPC method handler gets as its context. */
+typedef struct {
+    mx_service *svc;
+    const mx_view *view;
+} mx_method;
+
+struct mx_service {
+    mx_store *store;
+    pw_prom *prom;
+    pw_prom_family *requests; /* view, protocol, outcome */
+    pw_prom_family *latency;  /* view, protocol */
+    const char *www_dir;      /* NULL: compiled-in dashboard assets */
+    mx_method methods[MX_MAX_VIEWS];
+};
+
+/* Registers the metric families on prom; store/prom stay owned by the caller. */
+int mx_service_init(mx_service *s, mx_store *store, pw_prom *prom, const char *www_dir);
+
+/* Outcome label values. */
+#define MX_OUTCOME_OK "ok"
+#define MX_OUTCOME_INVALID "invalid_argument"
+#define MX_OUTCOME_UNAVAILABLE "unavailable"
+
+/* Runs view v with p, timing it (latency histogram) and counting the outcome.
+ * Returns 0 with *out, or -1 with err (store failure). */
+int mx_service_run(mx_service *s, const mx_view *v, const char *protocol, const mx_params *p,
+                   ProtobufCMessage **out, char *err, size_t errlen);
+
+/* Counts a request that ended before running the view (e.g. invalid). */
+void mx_service_count(mx_service *s, const mx_view *v, const char *protocol, const char *outcome);
+
+#endif

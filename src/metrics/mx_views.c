@@ -1,0 +1,419 @@
+/* mx_views: the views' store queries. Every query reads bucket documents
+ * (rollup_readings, rollup_alerts, rollup_device_day: one per hour or day and
+ * key) or the devices collection, never raw readings, and uses only find and
+ * the aggregation stages MongoDB and FerretDB share ($match, $group with
+ * $sum). Minimum and maximum across buckets are merged here in C. */
+#include "mx_views.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mx_calc.h"
+
+#define MX_SPEC_UINT(n, lo, hi, d)                                                                 \
+    {                                                                                              \
+#n, MX_PARAM_UINT, lo, hi, d, offsetof(mx_params, n)                                       \
+    }
+#define MX_SPEC_ZONE                                                                               \
+    {                                                                                              \
+        "zone", MX_PARAM_ZONE, 0, 0, 0, offsetof(mx_params, zone)                                  \
+    }
+
+static const mx_param_spec temperature_params[] = {MX_SPEC_UINT(window_hours, 1, 720, 24),
+                                                   MX_SPEC_ZONE};
+static const mx_param_spec alerts_params[] = {MX_SPEC_UINT(window_hours, 1, 720, 168),
+                                              MX_SPEC_UINT(top, 1, 100, 10), MX_SPEC_ZONE};
+static const mx_param_spec zone_only_params[] = {MX_SPEC_ZONE};
+static const mx_param_spec health_params[] = {MX_SPEC_UINT(silent_minutes, 1, 43200, 10),
+                                              MX_SPEC_UINT(limit, 1, 1000, 100), MX_SPEC_ZONE};
+
+#define MX_N(a) (sizeof(a) / sizeof((a)[0]))
+
+const mx_view mx_views[] = {
+    {"temperature", "/v1/metrics/temperature/zones", "/iot.v1.MetricsService/TemperatureByZone",
+     &iot__v1__zone_temperature_request__descriptor, temperature_params, MX_N(temperature_params),
+     mx_view_temperature},
+    {"alerts", "/v1/metrics/alerts/breakdown", "/iot.v1.MetricsService/AlertBreakdown",
+     &iot__v1__alert_breakdown_request__descriptor, alerts_params, MX_N(alerts_params),
+     mx_view_alerts},
+    {"activity", "/v1/metrics/activity/trend", "/iot.v1.MetricsService/ActivityTrend",
+     &iot__v1__activity_trend_request__descriptor, zone_only_params, MX_N(zone_only_params),
+     mx_view_activity},
+    {"firmware", "/v1/metrics/firmware/status", "/iot.v1.MetricsService/FirmwareStatus",
+     &iot__v1__firmware_status_request__descriptor, zone_only_params, MX_N(zone_only_params),
+     mx_view_firmware},
+    {"health", "/v1/metrics/devices/health", "/iot.v1.MetricsService/DeviceHealth",
+     &iot__v1__device_health_request__descriptor, health_params, MX_N(health_params),
+     mx_view_health},
+};
+const size_t mx_view_count = MX_N(mx_views);
+
+const mx_view *mx_view_by_path(const char *path)
+{
+    for (size_t i = 0; i < mx_view_count; i++) {
+        if (strcmp(mx_views[i].path, path) == 0) {
+            return &mx_views[i];
+        }
+    }
+    return NULL;
+}
+
+/* A pooled client and one collection, released together. */
+typedef struct {
+    mx_store *store;
+    mongoc_client_t *client;
+    mongoc_collection_t *coll;
+} mx_conn;
+
+static void conn_open(mx_conn *c, mx_store *store, const char *coll)
+{
+    c->store = store;
+    c->client = mx_store_pop(store);
+    c->coll = mx_store_collection(store, c->client, coll);
+}
+
+static void conn_close(mx_conn *c)
+{
+    mongoc_collection_destroy(c->coll);
+    mx_store_push(c->store, c->client);
+}
+
+static void append_zone(bson_t *filter, const mx_params *p)
+{
+    if (p->zone[0] != '\0') {
+        BSON_APPEND_UTF8(filter, "zone", p->zone);
+    }
+}
+
+/* Drains a cursor; 0 or -1 with the cursor's error in err. */
+static int cursor_finish(mongoc_cursor_t *cur, char *err, size_t errlen)
+{
+    bson_error_t error;
+    int rc = 0;
+    if (mongoc_cursor_error(cur, &error)) {
+        snprintf(err, errlen, "store query failed: %s", error.message);
+        rc = -1;
+    }
+    mongoc_cursor_destroy(cur);
+    return rc;
+}
+
+static void append_hour_range(bson_t *filter, int64_t from_ms, int64_t to_ms)
+{
+    bson_t range;
+    BSON_APPEND_DOCUMENT_BEGIN(filter, "hour", &range);
+    BSON_APPEND_DATE_TIME(&range, "$gte", from_ms);
+    BSON_APPEND_DATE_TIME(&range, "$lt", to_ms);
+    bson_append_document_end(filter, &range);
+}
+
+int mx_view_temperature(mx_store *store, const mx_params *p, ProtobufCMessage **out, char *err,
+                        size_t errlen)
+{
+    int64_t from, to;
+    mx_window(p->now_ms, p->window_hours, &from, &to);
+    bson_t filter = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&filter, "type", "temperature");
+    append_hour_range(&filter, from, to);
+    append_zone(&filter, p);
+    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "zone", BCON_INT32(1), "count",
+                            BCON_INT32(1), "sum", BCON_INT32(1), "min", BCON_INT32(1), "max",
+                            BCON_INT32(1), "}");
+    mx_conn c;
+    conn_open(&c, store, "rollup_readings");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.coll, &filter, opts, NULL);
+    mx_table zones;
+    mx_table_init(&zones);
+    const bson_t *doc;
+    int rc = 0;
+    while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
+        int has_range = mx_bson_has_number(doc, "min") && mx_bson_has_number(doc, "max");
+        int64_t n = mx_bson_int(doc, "count", 0);
+        rc = mx_table_add_bucket(&zones, mx_bson_str(doc, "zone", ""), n > 0 ? (uint64_t)n : 0,
+                                 mx_bson_double(doc, "sum", 0), mx_bson_double(doc, "min", 0),
+                                 mx_bson_double(doc, "max", 0), has_range);
+    }
+    if (cursor_finish(cur, err, errlen) != 0) {
+        rc = -1;
+    } else if (rc != 0) {
+        snprintf(err, errlen, "out of memory");
+    }
+    conn_close(&c);
+    bson_destroy(opts);
+    bson_destroy(&filter);
+    if (rc == 0) {
+        *out = (ProtobufCMessage *)mx_build_temperature(&zones, from, to, p->window_hours);
+        if (*out == NULL) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+    }
+    mx_table_free(&zones);
+    return rc;
+}
+
+int mx_view_alerts(mx_store *store, const mx_params *p, ProtobufCMessage **out, char *err,
+                   size_t errlen)
+{
+    int64_t from, to;
+    mx_window(p->now_ms, p->window_hours, &from, &to);
+    bson_t match = BSON_INITIALIZER;
+    append_hour_range(&match, from, to);
+    append_zone(&match, p);
+    /* one group per (severity, code): small, and both answers derive from it */
+    bson_t *pipeline =
+        BCON_NEW("pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{", "$group", "{",
+                 "_id", "{", "s", BCON_UTF8("$severity"), "c", BCON_UTF8("$code"), "}", "n", "{",
+                 "$sum", BCON_UTF8("$count"), "}", "}", "}", "]");
+    mx_conn c;
+    conn_open(&c, store, "rollup_alerts");
+    mongoc_cursor_t *cur =
+        mongoc_collection_aggregate(c.coll, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+    mx_table severities, codes;
+    mx_table_init(&severities);
+    mx_table_init(&codes);
+    const bson_t *doc;
+    int rc = 0;
+    while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it, id;
+        const char *sev = "", *code = "";
+        if (bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+            bson_iter_recurse(&it, &id)) {
+            while (bson_iter_next(&id)) {
+                if (BSON_ITER_HOLDS_UTF8(&id) && strcmp(bson_iter_key(&id), "s") == 0) {
+                    sev = bson_iter_utf8(&id, NULL);
+                } else if (BSON_ITER_HOLDS_UTF8(&id) && strcmp(bson_iter_key(&id), "c") == 0) {
+                    code = bson_iter_utf8(&id, NULL);
+                }
+            }
+        }
+        int64_t n = mx_bson_int(doc, "n", 0);
+        if (n <= 0) {
+            continue;
+        }
+        if (mx_table_add_count(&severities, sev, (uint64_t)n, 0) != 0 ||
+            mx_table_add_count(&codes, code, (uint64_t)n, 0) != 0) {
+            rc = -1;
+            snprintf(err, errlen, "out of memory");
+        }
+    }
+    if (cursor_finish(cur, err, errlen) != 0) {
+        rc = -1;
+    }
+    conn_close(&c);
+    bson_destroy(pipeline);
+    bson_destroy(&match);
+    if (rc == 0) {
+        *out = (ProtobufCMessage *)mx_build_alerts(&severities, &codes, p->top, from, to,
+                                                   p->window_hours);
+        if (*out == NULL) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+    }
+    mx_table_free(&severities);
+    mx_table_free(&codes);
+    return rc;
+}
+
+/* Per-day totals of one collection: $sum of sum_field ("$count") or of 1. */
+static int day_totals(mx_store *store, const char *coll, const mx_params *p,
+                      char days[MX_TREND_DAYS][PW_DAY_LEN], const char *sum_field,
+                      uint64_t totals[MX_TREND_DAYS], char *err, size_t errlen)
+{
+    bson_t match = BSON_INITIALIZER, in, list;
+    BSON_APPEND_DOCUMENT_BEGIN(&match, "day", &in);
+    BSON_APPEND_ARRAY_BEGIN(&in, "$in", &list);
+    for (int i = 0; i < MX_TREND_DAYS; i++) {
+        char idx[4];
+        snprintf(idx, sizeof(idx), "%d", i);
+        BSON_APPEND_UTF8(&list, idx, days[i]);
+    }
+    bson_append_array_end(&in, &list);
+    bson_append_document_end(&match, &in);
+    append_zone(&match, p);
+    bson_t *pipeline;
+    if (sum_field != NULL) {
+        pipeline = BCON_NEW("pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{",
+                            "$group", "{", "_id", BCON_UTF8("$day"), "n", "{", "$sum",
+                            BCON_UTF8(sum_field), "}", "}", "}", "]");
+    } else {
+        pipeline =
+            BCON_NEW("pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{", "$group", "{",
+                     "_id", BCON_UTF8("$day"), "n", "{", "$sum", BCON_INT32(1), "}", "}", "}", "]");
+    }
+    mx_conn c;
+    conn_open(&c, store, coll);
+    mongoc_cursor_t *cur =
+        mongoc_collection_aggregate(c.coll, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+    const bson_t *doc;
+    while (mongoc_cursor_next(cur, &doc)) {
+        int i = mx_trend_day_index(days, mx_bson_str(doc, "_id", ""));
+        int64_t n = mx_bson_int(doc, "n", 0);
+        if (i >= 0 && n > 0) {
+            totals[i] += (uint64_t)n;
+        }
+    }
+    int rc = cursor_finish(cur, err, errlen);
+    conn_close(&c);
+    bson_destroy(pipeline);
+    bson_destroy(&match);
+    return rc;
+}
+
+int mx_view_activity(mx_store *store, const mx_params *p, ProtobufCMessage **out, char *err,
+                     size_t errlen)
+{
+    char days[MX_TREND_DAYS][PW_DAY_LEN];
+    uint64_t readings[MX_TREND_DAYS] = {0}, alerts[MX_TREND_DAYS] = {0},
+             devices[MX_TREND_DAYS] = {0};
+    mx_trend_days(p->now_ms, days);
+    if (day_totals(store, "rollup_readings", p, days, "$count", readings, err, errlen) != 0 ||
+        day_totals(store, "rollup_alerts", p, days, "$count", alerts, err, errlen) != 0 ||
+        day_totals(store, "rollup_device_day", p, days, NULL, devices, err, errlen) != 0) {
+        return -1;
+    }
+    *out = (ProtobufCMessage *)mx_build_trend(days, readings, alerts, devices);
+    if (*out == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int mx_view_firmware(mx_store *store, const mx_params *p, ProtobufCMessage **out, char *err,
+                     size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER;
+    append_zone(&filter, p);
+    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "firmware", BCON_INT32(1),
+                            "last_seen", BCON_INT32(1), "}");
+    mx_conn c;
+    conn_open(&c, store, "devices");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.coll, &filter, opts, NULL);
+    mx_table fw;
+    mx_table_init(&fw);
+    const bson_t *doc;
+    int rc = 0;
+    while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
+        rc = mx_table_add_count(&fw, mx_bson_str(doc, "firmware", ""), 1,
+                                mx_bson_time_ms(doc, "last_seen", 0));
+    }
+    if (cursor_finish(cur, err, errlen) != 0) {
+        rc = -1;
+    } else if (rc != 0) {
+        snprintf(err, errlen, "out of memory");
+    }
+    conn_close(&c);
+    bson_destroy(opts);
+    bson_destroy(&filter);
+    if (rc == 0) {
+        *out = (ProtobufCMessage *)mx_build_firmware(&fw);
+        if (*out == NULL) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+    }
+    mx_table_free(&fw);
+    return rc;
+}
+
+static int count_devices(mongoc_collection_t *coll, const bson_t *filter, uint64_t *out, char *err,
+                         size_t errlen)
+{
+    bson_error_t error;
+    int64_t n = mongoc_collection_count_documents(coll, filter, NULL, NULL, NULL, &error);
+    if (n < 0) {
+        snprintf(err, errlen, "store count failed: %s", error.message);
+        return -1;
+    }
+    *out = (uint64_t)n;
+    return 0;
+}
+
+static int list_silent(mongoc_collection_t *coll, const bson_t *filter, const mx_params *p,
+                       Iot__V1__DeviceHealthResponse *r, char *err, size_t errlen)
+{
+    bson_t *opts = BCON_NEW("projection", "{", "zone", BCON_INT32(1), "last_seen", BCON_INT32(1),
+                            "}", "sort", "{", "last_seen", BCON_INT32(1), "_id", BCON_INT32(1), "}",
+                            "limit", BCON_INT64(p->limit));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+    r->silent = calloc(p->limit, sizeof(*r->silent));
+    int rc = r->silent ? 0 : -1;
+    const bson_t *doc;
+    while (rc == 0 && r->n_silent < p->limit && mongoc_cursor_next(cur, &doc)) {
+        Iot__V1__SilentDevice *d = malloc(sizeof(*d));
+        if (d == NULL) {
+            rc = -1;
+            break;
+        }
+        iot__v1__silent_device__init(d);
+        r->silent[r->n_silent++] = d;
+        bson_iter_t it;
+        char idbuf[32];
+        const char *id = "";
+        if (bson_iter_init_find(&it, doc, "_id")) {
+            if (BSON_ITER_HOLDS_UTF8(&it)) {
+                id = bson_iter_utf8(&it, NULL);
+            } else if (BSON_ITER_HOLDS_OID(&it)) {
+                bson_oid_to_string(bson_iter_oid(&it), idbuf);
+                id = idbuf;
+            }
+        }
+        d->device_id = strdup(id);
+        d->zone = strdup(mx_bson_str(doc, "zone", ""));
+        if (d->device_id == NULL || d->zone == NULL) {
+            rc = -1;
+        }
+        d->last_seen_ms = mx_bson_time_ms(doc, "last_seen", 0);
+        d->silent_seconds = (r->as_of_ms - d->last_seen_ms) / 1000;
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "out of memory");
+    }
+    if (cursor_finish(cur, err, errlen) != 0) {
+        rc = -1;
+    }
+    bson_destroy(opts);
+    return rc;
+}
+
+int mx_view_health(mx_store *store, const mx_params *p, ProtobufCMessage **out, char *err,
+                   size_t errlen)
+{
+    Iot__V1__DeviceHealthResponse *r = malloc(sizeof(*r));
+    if (r == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    iot__v1__device_health_response__init(r);
+    r->as_of_ms = p->now_ms;
+    r->threshold_ms = p->now_ms - (int64_t)p->silent_minutes * 60000;
+
+    bson_t all = BSON_INITIALIZER, silent = BSON_INITIALIZER, lt;
+    append_zone(&all, p);
+    append_zone(&silent, p);
+    BSON_APPEND_DOCUMENT_BEGIN(&silent, "last_seen", &lt);
+    BSON_APPEND_DATE_TIME(&lt, "$lt", r->threshold_ms);
+    bson_append_document_end(&silent, &lt);
+
+    mx_conn c;
+    conn_open(&c, store, "devices");
+    int rc = count_devices(c.coll, &all, &r->total_devices, err, errlen);
+    if (rc == 0) {
+        rc = count_devices(c.coll, &silent, &r->silent_devices, err, errlen);
+    }
+    if (rc == 0) {
+        rc = list_silent(c.coll, &silent, p, r, err, errlen);
+    }
+    conn_close(&c);
+    bson_destroy(&all);
+    bson_destroy(&silent);
+    if (rc != 0) {
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+        return -1;
+    }
+    *out = &r->base;
+    return 0;
+}
