@@ -87,6 +87,11 @@ def test_validation_rejects_unknown_fields_and_wrong_types(prod, tmp_path):
     one(broken, "KafkaTopic", "sensor-alerts")["spec"]["partition"] = 2
     dep = one(broken, "Deployment", "consumer")
     dep["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsNonRoot"] = "yes"
+    expected_invalid = 3
+    policies = objects(broken, "KongUpstreamPolicy")
+    if policies:
+        policies[0]["spec"]["algorithmus"] = "round-robin"
+        expected_invalid += 1
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump_all(broken))
     proc = _run("validate", str(path))
@@ -94,7 +99,9 @@ def test_validation_rejects_unknown_fields_and_wrong_types(prod, tmp_path):
     assert "'maxReplica' not allowed" in proc.stdout
     assert "'partition' not allowed" in proc.stdout
     assert "runAsNonRoot" in proc.stdout
-    assert "Invalid: 3" in proc.stdout
+    if policies:
+        assert "'algorithmus' not allowed" in proc.stdout
+    assert f"Invalid: {expected_invalid}" in proc.stdout
 
 
 # --- Kafka ------------------------------------------------------------------------
@@ -331,6 +338,43 @@ def test_pod_disruption_budgets_cover_every_workload(prod):
 
 
 # --- secrets ----------------------------------------------------------------------
+
+# Secrets made in the cluster, not by kustomize: Strimzi's user and CA Secrets in
+# namespace kafka, and their copies in kong (k8s/sync-kafka-secrets.sh).
+CLUSTER_MADE_SECRETS = {
+    "kafka": {"producer", "consumer", "plantwatch-cluster-ca-cert"},
+    "kong": {"producer", "plantwatch-cluster-ca-cert"},
+}
+
+
+def _pod_references(spec):
+    for c in spec["containers"]:
+        for env in c.get("env", []):
+            ref = env.get("valueFrom", {})
+            if "secretKeyRef" in ref:
+                yield "Secret", ref["secretKeyRef"]["name"]
+            if "configMapKeyRef" in ref:
+                yield "ConfigMap", ref["configMapKeyRef"]["name"]
+    for volume in spec.get("volumes", []):
+        if "secret" in volume:
+            yield "Secret", volume["secret"]["secretName"]
+        if "configMap" in volume:
+            yield "ConfigMap", volume["configMap"]["name"]
+
+
+def test_every_referenced_secret_exists_in_the_pods_namespace(prod):
+    for workload, spec in pod_specs(prod):
+        namespace = workload["metadata"]["namespace"]
+        present = {(d["kind"], d["metadata"]["name"]) for d in objects(prod, "Secret", namespace)}
+        present |= {(d["kind"], d["metadata"]["name"]) for d in objects(prod, "ConfigMap", namespace)}
+        present |= {("Secret", n) for n in CLUSTER_MADE_SECRETS.get(namespace, set())}
+        for ref in _pod_references(spec):
+            assert ref in present, f"{workload['metadata']['name']} ({namespace}) uses missing {ref}"
+    users = {u["metadata"]["name"] for u in objects(prod, "KafkaUser", "kafka")}
+    assert users <= CLUSTER_MADE_SECRETS["kafka"]
+    sync = (ROOT / "k8s" / "sync-kafka-secrets.sh").read_text()
+    for name in CLUSTER_MADE_SECRETS["kong"]:
+        assert re.search(rf"^copy {re.escape(name)} ", sync, flags=re.M), name
 
 
 def _generator_names():
