@@ -107,8 +107,12 @@ static void ensure_index(mongoc_client_t *c, mx_store *s, const char *coll, cons
     bson_destroy(keys);
 }
 
-void mx_store_ensure_indexes(mx_store *s)
+int mx_store_ensure_indexes(mx_store *s)
 {
+    char why[256];
+    if (!mx_store_ping(s, why, sizeof(why))) {
+        return -1;
+    }
     mongoc_client_t *c = mx_store_pop(s);
     ensure_index(c, s, "rollup_readings", "mx_type_hour",
                  BCON_NEW("type", BCON_INT32(1), "hour", BCON_INT32(1)));
@@ -118,6 +122,7 @@ void mx_store_ensure_indexes(mx_store *s)
     ensure_index(c, s, "rollup_device_day", "mx_day", BCON_NEW("day", BCON_INT32(1)));
     ensure_index(c, s, "devices", "mx_last_seen", BCON_NEW("last_seen", BCON_INT32(1)));
     mx_store_push(s, c);
+    return 0;
 }
 
 const char *mx_bson_str(const bson_t *doc, const char *key, const char *def)

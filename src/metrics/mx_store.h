@@ -24,8 +24,9 @@ mongoc_collection_t *mx_store_collection(mx_store *s, mongoc_client_t *c, const 
 /* 1 when the store answers a ping, else 0 with a reason (readiness). */
 int mx_store_ping(void *store, char *why, size_t whylen);
 
-/* Creates the read indexes of the views (idempotent, best effort). */
-void mx_store_ensure_indexes(mx_store *s);
+/* Creates the read indexes of the views (idempotent, best effort: a failing
+ * index is logged). -1 without trying when the store does not answer. */
+int mx_store_ensure_indexes(mx_store *s);
 
 /* Field readers: the value of key in doc converted, or def when absent or of
  * another type. Numbers accept int32, int64 and double; times accept a BSON
