@@ -66,7 +66,7 @@ pw_k8s_core_schemas() {
   dl="$cache/dl"
   out="$cache/schemas/v$PW_K8S_SCHEMA_VERSION-standalone-strict"
   mkdir -p "$dl"
-  whl="$(ls "$dl"/kubernetes_validate-"$PW_K8S_VALIDATE_VERSION"-*.whl 2>/dev/null | head -n1)"
+  whl="$(ls "$dl"/kubernetes_validate-"$PW_K8S_VALIDATE_VERSION"-*.whl 2>/dev/null | head -n1 || true)"
   if [[ -z "$whl" ]]; then
     pw_info "k8s: pip download kubernetes-validate==$PW_K8S_VALIDATE_VERSION (Kubernetes JSON schemas)"
     "$(pw_k8s_python)" -m pip download --quiet --no-deps \
