@@ -158,6 +158,43 @@ def test_unknown_path_is_kong_404(stack):
     assert r.json() == {"message": "no Route matched with those values"}
 
 
+def test_keys_add_and_revoke_take_effect_at_once_without_dropping_requests(stack, fresh_keys):
+    """`./plantwatch keys add|revoke` re-render and reload nginx while another
+    client keeps sending: every one of its requests is answered."""
+    (_, steady_key), = take(fresh_keys, 1, 6)
+    stop = threading.Event()
+    answered, failures = [], []
+
+    def steady_client():
+        while not stop.is_set():
+            try:  # a new connection each time, as a sensor reconnecting would
+                r = requests.post(f"{stack.gateway_url}/v1/telemetry", json=reading(),
+                                  headers={"apikey": steady_key, "Connection": "close"}, timeout=30)
+                answered.append(r.status_code)
+            except requests.RequestException as e:
+                failures.append(repr(e))
+            time.sleep(0.25)  # 4 per second: under the limit
+
+    client = threading.Thread(target=steady_client)
+    client.start()
+    try:
+        for i in range(3):
+            name, key = f"gwtest-reload-{uuid.uuid4().hex[:6]}", secrets.token_hex(20)
+            plantwatch_keys(stack, "add", name, key)
+            r = requests.post(f"{stack.gateway_url}/v1/telemetry", json=reading(), headers={"apikey": key}, timeout=30)
+            assert r.status_code == 202, r.text
+            plantwatch_keys(stack, "revoke", name)
+            r = requests.post(f"{stack.gateway_url}/v1/telemetry", json=reading(), headers={"apikey": key}, timeout=30)
+            assert r.status_code == 401
+            assert r.json() == {"message": "Invalid authentication credentials"}
+            assert name not in plantwatch_keys(stack, "list")
+    finally:
+        stop.set()
+        client.join()
+    assert failures == []
+    assert len(answered) >= 2 and set(answered) == {202}, answered
+
+
 # ---------------------------------------------------------------- rate-limiting
 
 
