@@ -294,7 +294,14 @@ def kong_with_keys(doc, keys):
     for name in sorted(by_name):
         consumers.append({"username": name, "keyauth_credentials": [{"key": by_name[name]}]})
     out["consumers"] = consumers
-    return yaml.safe_dump(out, sort_keys=False, default_flow_style=False)
+    return yaml.dump(out, Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False)
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes shared plugin blocks out in full: the output is for Kong, not for people."""
+
+    def ignore_aliases(self, data):
+        return True
 
 
 def write_atomic(path, text, mode=0o600):

@@ -236,3 +236,25 @@ def test_consumers_and_their_key_auth_credentials_are_the_same(kong_doc, kic):
     config = load_docs(KIC_DIR / "kustomizeconfig.yaml")[0]
     refs = [f for n in config["nameReference"] if n["kind"] == "Secret" for f in n["fieldSpecs"]]
     assert {"kind": "KongConsumer", "group": "configuration.konghq.com", "path": "credentials"} in refs
+
+
+# ---------------------------------------------------------------- Kong DB-less from the local keys
+
+
+def test_kong_out_fills_in_the_local_keys_for_kong_start(kong_doc, tmp_path):
+    keys = tmp_path / "gateway-keys"
+    keys.write_text("# local keys\nsensor-b bbbbbbbbbbbbbbbb\nsensor-a aaaaaaaaaaaaaaaa\nline-7 7777777777777777\n")
+    out = tmp_path / "kong.resolved.yaml"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "gateway" / "render.py"), "--kong", str(KONG_YAML),
+                    "--keys", str(keys), "--kong-out", str(out)], check=True)
+    assert out.stat().st_mode & 0o077 == 0, "the resolved file holds keys: owner-only"
+    resolved = yaml.safe_load(out.read_text())
+    assert [(c["username"], c["keyauth_credentials"][0]["key"]) for c in resolved["consumers"]] == [
+        ("sensor-a", "aaaaaaaaaaaaaaaa"),
+        ("sensor-b", "bbbbbbbbbbbbbbbb"),  # sensor-c has no local key: not a consumer
+        ("line-7", "7777777777777777"),
+    ]
+    errors = kongconf.validate(resolved)
+    assert errors and all("not a literal key" in e for e in errors)  # only the keys differ
+    assert resolved["services"] == kong_doc["services"]
+    assert resolved["upstreams"] == kong_doc["upstreams"]
