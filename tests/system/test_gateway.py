@@ -435,6 +435,23 @@ def publish_request(iot_pb2, device):
         device_id=device, zone="gw-grpc", type="temperature", value=19.25, unit="C")])
 
 
+def test_grpc_publish_with_a_key_is_accepted_for_its_consumer(stack, fresh_keys, iot_pb2, kafka_config):
+    import grpc
+    (name, key), = take(fresh_keys, 1, 7)
+    device = f"grpc-{uuid.uuid4().hex[:8]}"
+    offsets = high_watermarks(kafka_config, "sensor-telemetry")
+    with grpc.insecure_channel(stack.gateway_grpc) as channel:
+        stub = iot_pb2.ingest_pb2_grpc.IngestServiceStub(channel)
+        resp, call = stub.Publish.with_call(publish_request(iot_pb2, device), metadata=[("apikey", key)], timeout=30)
+    assert resp.accepted == 1 and len(resp.ids) == 1
+    assert dict(call.initial_metadata())["x-ratelimit-limit-second"] == "5"
+    env, _ = find_envelope(kafka_config, iot_pb2, "sensor-telemetry", resp.ids[0], offsets)
+    assert env is not None, "the gRPC reading never appeared in sensor-telemetry"
+    assert env.consumer == name
+    assert env.source == iot_pb2.telemetry_pb2.SOURCE_GRPC
+    assert env.reading.device_id == device
+
+
 def test_grpc_publish_with_a_key_is_stored(stack, fresh_keys, iot_pb2, mongo_db):
     import grpc
     (name, key), = take(fresh_keys, 1, 3)
