@@ -227,7 +227,9 @@ static int fill_top_codes(Iot__V1__AlertBreakdownResponse *r, const mx_table *co
     for (size_t i = 0; i < codes->n; i++) {
         rank[i] = &codes->v[i];
     }
-    qsort(rank, codes->n, sizeof(*rank), cmp_code_rank);
+    if (codes->n > 1) {
+        qsort(rank, codes->n, sizeof(*rank), cmp_code_rank);
+    }
     size_t n = codes->n < top ? codes->n : top;
     r->top_codes = (Iot__V1__CodeCount **)ptr_array(n);
     int rc = (n && r->top_codes == NULL) ? -1 : 0;
@@ -352,7 +354,9 @@ Iot__V1__FirmwareStatusResponse *mx_build_firmware(const mx_table *firmware)
         order[i] = &firmware->v[i];
         r->total_devices += firmware->v[i].count;
     }
-    qsort(order, firmware->n, sizeof(*order), cmp_version_desc);
+    if (firmware->n > 1) {
+        qsort(order, firmware->n, sizeof(*order), cmp_version_desc);
+    }
     r->versions = (Iot__V1__FirmwareVersion **)ptr_array(firmware->n);
     if (firmware->n && r->versions == NULL) {
         goto oom;
