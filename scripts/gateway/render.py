@@ -256,6 +256,7 @@ def render(doc, keys, state, rest_listen=REST_LISTEN, grpc_listen=GRPC_LISTEN):
         "    server_tokens off;",
         "    default_type application/json;",
         "    client_max_body_size 16m;",
+        "    client_body_buffer_size 1m;  # ingest batches stay in memory",
         "    client_body_temp_path %s/client_body;" % tmp,
         "    proxy_temp_path %s/proxy;" % tmp,
         "    fastcgi_temp_path %s/fastcgi;" % tmp,
