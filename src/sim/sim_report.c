@@ -335,7 +335,8 @@ static int pw_sim_render_health(const json_t *doc, FILE *out, char *why, size_t 
         pw_sim_table_add(&t, row);
     }
     int rows = (int)t.nrows;
-    pw_sim_print_table(&t, out, "(every device reported recently)");
+    pw_sim_print_table(&t, out,
+                       tot[0] > 0 ? "(every device reported recently)" : "(no devices seen yet)");
     return rows;
 }
 

@@ -220,7 +220,14 @@ static void test_health_table(void **state)
 {
     (void)state;
     int rows;
-    char *out = render(4, 200, "{\"total_devices\":\"50\"}", NULL, &rows);
+    char *out = render(4, 200, "{}", NULL, &rows);
+    assert_int_equal(rows, 0);
+    assert_string_equal(out, "Device health\n"
+                             "  0 of 0 devices silent\n"
+                             "  (no devices seen yet)\n"
+                             "\n");
+    free(out);
+    out = render(4, 200, "{\"total_devices\":\"50\"}", NULL, &rows);
     assert_int_equal(rows, 0);
     assert_string_equal(out, "Device health\n"
                              "  0 of 50 devices silent\n"
