@@ -233,6 +233,7 @@ def test_burst_of_20_gets_5_or_6_through_and_other_consumers_are_unaffected(stac
             assert r.json() == {"message": "API rate limit exceeded"}
             assert int(r.headers["Retry-After"]) >= 1
             assert r.headers["X-RateLimit-Remaining-Second"] == "0"
+            assert (r.headers["RateLimit-Limit"], r.headers["RateLimit-Remaining"]) == ("5", "0")
     assert [r.status_code for r in results[key_b]] == [202] * 4
 
     start_of_next_second()

@@ -146,6 +146,7 @@ local function rate_limit(kind, rl, consumer)
   local now = ngx.now()
   local id = identifier(rl, consumer)
   local counted, headers, exceeded, retry_after = {}, {}, false, 0
+  local best -- the period closest to its limit, for Kong's RateLimit-* headers
   for _, l in ipairs(rl.limits) do
     local period, limit, seconds = l[1], l[2], l[3]
     local window = math.floor(now / seconds) * seconds
@@ -163,10 +164,20 @@ local function rate_limit(kind, rl, consumer)
     local title = PERIOD_TITLE[period]
     headers["X-RateLimit-Limit-" .. title] = limit
     headers["X-RateLimit-Remaining-" .. title] = math.max(limit - count, 0)
+    local remaining = math.max(limit - count, 0)
+    local reset = math.max(1, math.ceil(window + seconds - now))
+    if not best or remaining < best.remaining or (remaining == best.remaining and limit > best.limit) then
+      best = { limit = limit, remaining = remaining, reset = reset }
+    end
     if count > limit then
       exceeded = true
-      retry_after = math.max(retry_after, math.ceil(window + seconds - now))
+      retry_after = math.max(retry_after, reset)
     end
+  end
+  if best then
+    headers["RateLimit-Limit"] = best.limit
+    headers["RateLimit-Remaining"] = best.remaining
+    headers["RateLimit-Reset"] = best.reset
   end
   if rl.hide_client_headers then
     headers = {}
