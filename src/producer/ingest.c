@@ -87,18 +87,25 @@ static int pw_ingest_pack(pw_ingest_batch *b, pw_kind kind, const char *device_i
 int pw_ingest_add_reading(pw_ingest_batch *b, const Iot__V1__Reading *r, const pw_ingest_meta *m,
                           unsigned index)
 {
+    /* Shallow copy without unknown fields: only schema fields reach Kafka. */
+    Iot__V1__Reading copy = *r;
+    copy.base.n_unknown_fields = 0;
+    copy.base.unknown_fields = NULL;
     Iot__V1__Envelope env = IOT__V1__ENVELOPE__INIT;
     env.payload_case = IOT__V1__ENVELOPE__PAYLOAD_READING;
-    env.reading = (Iot__V1__Reading *)r;
+    env.reading = &copy;
     return pw_ingest_pack(b, PW_KIND_READING, r->device_id, &env, m, index);
 }
 
 int pw_ingest_add_alert(pw_ingest_batch *b, const Iot__V1__Alert *a, const pw_ingest_meta *m,
                         unsigned index)
 {
+    Iot__V1__Alert copy = *a;
+    copy.base.n_unknown_fields = 0;
+    copy.base.unknown_fields = NULL;
     Iot__V1__Envelope env = IOT__V1__ENVELOPE__INIT;
     env.payload_case = IOT__V1__ENVELOPE__PAYLOAD_ALERT;
-    env.alert = (Iot__V1__Alert *)a;
+    env.alert = &copy;
     return pw_ingest_pack(b, PW_KIND_ALERT, a->device_id, &env, m, index);
 }
 

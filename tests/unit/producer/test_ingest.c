@@ -316,6 +316,36 @@ static void test_publish_request_token_bases(void **state)
     free_built(&req);
 }
 
+/* Unknown fields a client sends are not forwarded into Kafka. */
+static void test_unknown_fields_are_dropped(void **state)
+{
+    (void)state;
+    Iot__V1__Reading *r = new_reading("u1", 3.0, 0);
+    size_t rlen = iot__v1__reading__get_packed_size(r);
+    uint8_t buf[256];
+    buf[0] = 0x0a; /* PublishRequest.readings, length-delimited */
+    buf[1] = (uint8_t)(rlen + 2);
+    iot__v1__reading__pack(r, buf + 2);
+    buf[2 + rlen] = 0x78; /* field 15, varint: unknown to the schema */
+    buf[3 + rlen] = 0x01;
+    Iot__V1__PublishRequest *req = iot__v1__publish_request__unpack(NULL, rlen + 4, buf);
+    assert_non_null(req);
+    assert_int_equal(req->readings[0]->base.n_unknown_fields, 1);
+    pw_ingest_meta m = meta_with(NULL);
+    pw_ingest_batch b;
+    pw_ingest_batch_init(&b);
+    char msg[128];
+    assert_int_equal(pw_ingest_from_request(&b, req, &m, 0, 0, msg, sizeof(msg)), 1);
+    Iot__V1__Envelope *env = decode(&b.msgs[0]);
+    assert_int_equal(env->reading->base.n_unknown_fields, 0);
+    assert_string_equal(env->reading->device_id, "u1");
+    iot__v1__envelope__free_unpacked(env, NULL);
+    pw_ingest_batch_free(&b);
+    iot__v1__publish_request__free_unpacked(req, NULL);
+    free(r->device_id), free(r->zone), free(r->type), free(r->unit), free(r->firmware);
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_idempotency_tokens_are_deterministic),
         cmocka_unit_test(test_publish_request),
         cmocka_unit_test(test_publish_request_token_bases),
+        cmocka_unit_test(test_unknown_fields_are_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
