@@ -113,9 +113,9 @@ static void pw_grpc_finish(pw_grpc_ctx *g, grpc_status_code code, const char *me
                       "code", pw_grpc_code_name(code), "tokens", tokens, "messages",
                       (json_int_t)g->batch.n, "requests", (json_int_t)g->requests, "duration_ms",
                       (double)(pw_monotonic_us() - g->start_us) / 1000.0);
-        pw_log_fields(code == GRPC_STATUS_OK ? PW_LOG_INFO : PW_LOG_WARN, "rpc", f, "%s -> %s%s%s",
-                      g->method, pw_grpc_code_name(code), message ? ": " : "",
-                      message ? message : "");
+        int server_side = code != GRPC_STATUS_OK && code != GRPC_STATUS_INVALID_ARGUMENT;
+        pw_log_fields(server_side ? PW_LOG_WARN : PW_LOG_INFO, "rpc", f, "%s -> %s%s%s", g->method,
+                      pw_grpc_code_name(code), message ? ": " : "", message ? message : "");
     }
     pw_delivery_sync_destroy(&g->sync);
     pw_ingest_batch_free(&g->batch);
