@@ -1,0 +1,573 @@
+/* consume: batching, dead-lettering, storing and committing (see consume.h). */
+#include "consume.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "normalize.h"
+#include "pw_kafka.h"
+#include "pw_log.h"
+#include "pw_time.h"
+
+#define PWC_DLQ_FLUSH_MS 10000
+#define PWC_LAG_EVERY_US 1000000
+
+typedef struct {
+    rd_kafka_message_t *msg;
+    pwc_record rec;
+    int prepared;
+    const char *reason; /* NULL: storable */
+    char detail[256];
+    int dlq_queued;
+    int dlq_status; /* written by the DLQ delivery callback */
+} pwc_item;
+
+typedef struct {
+    pwc_item **items;
+    size_t n, cap;
+    int64_t first_us;
+} pwc_batch;
+
+struct pwc_consumer {
+    const pwc_config *cfg;
+    pwc_store *store;
+    pwc_dlq *dlq;
+    pwc_ops *ops;
+    rd_kafka_t *rk;
+    pwc_batch batch;
+    rd_kafka_topic_partition_list_t *to_commit; /* next offsets, stored but not committed */
+    volatile sig_atomic_t *stop;
+    int paused;
+    int64_t last_lag_us;
+    int64_t last_sweep_ms;
+};
+
+/* ---- batch --------------------------------------------------------------- */
+
+static int batch_add(pwc_batch *b, rd_kafka_message_t *m)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        pwc_item **items = realloc(b->items, cap * sizeof(*items));
+        if (!items)
+            return -1;
+        b->items = items;
+        b->cap = cap;
+    }
+    pwc_item *it = calloc(1, sizeof(*it));
+    if (!it)
+        return -1;
+    it->msg = m;
+    if (b->n == 0)
+        b->first_us = pw_monotonic_us();
+    b->items[b->n++] = it;
+    return 0;
+}
+
+static void item_free(pwc_item *it)
+{
+    rd_kafka_message_destroy(it->msg);
+    free(it);
+}
+
+static void batch_clear(pwc_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        item_free(b->items[i]);
+    b->n = 0;
+}
+
+static int in_list(const rd_kafka_topic_partition_list_t *parts, const rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    for (int i = 0; i < parts->cnt; i++) {
+        if (parts->elems[i].partition == m->partition && strcmp(parts->elems[i].topic, topic) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Drops the records of revoked partitions: never stored here, the new owner
+ * reads them again from the committed offset. */
+static size_t batch_drop(pwc_batch *b, const rd_kafka_topic_partition_list_t *parts)
+{
+    size_t kept = 0, dropped = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (in_list(parts, b->items[i]->msg)) {
+            item_free(b->items[i]);
+            dropped++;
+        } else {
+            b->items[kept++] = b->items[i];
+        }
+    }
+    b->n = kept;
+    return dropped;
+}
+
+/* ---- offsets ------------------------------------------------------------- */
+
+static void remember_offsets(pwc_consumer *c)
+{
+    for (size_t i = 0; i < c->batch.n; i++) {
+        const rd_kafka_message_t *m = c->batch.items[i]->msg;
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(c->to_commit, topic, m->partition);
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(c->to_commit, topic, m->partition);
+        if (m->offset + 1 > tp->offset)
+            tp->offset = m->offset + 1;
+    }
+}
+
+static int commit_list(pwc_consumer *c, rd_kafka_topic_partition_list_t *list)
+{
+    if (list->cnt == 0)
+        return 0;
+    rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, list, 0);
+    if (e) {
+        pw_prom_add(c->ops->commit_errors, NULL, 1);
+        pw_log(PW_LOG_WARN, "commit_failed", "offset commit failed: %s (kept for the next one)",
+               rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+static void commit_pending(pwc_consumer *c)
+{
+    if (commit_list(c, c->to_commit) == 0) {
+        rd_kafka_topic_partition_list_destroy(c->to_commit);
+        c->to_commit = rd_kafka_topic_partition_list_new(8);
+    }
+}
+
+/* ---- pause / resume -------------------------------------------------------- */
+
+static void set_paused(pwc_consumer *c, int paused)
+{
+    if (c->paused == paused)
+        return;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(c->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
+        if (paused)
+            rd_kafka_pause_partitions(c->rk, parts);
+        else
+            rd_kafka_resume_partitions(c->rk, parts);
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    c->paused = paused;
+    pw_prom_set(c->ops->paused, NULL, paused);
+    pw_log(paused ? PW_LOG_WARN : PW_LOG_INFO, paused ? "partitions_paused" : "partitions_resumed",
+           paused ? "store unavailable: partitions paused" : "store back: partitions resumed");
+}
+
+/* ---- rebalance ------------------------------------------------------------- */
+
+static void set_lag_zero(pwc_consumer *c, const rd_kafka_topic_partition_list_t *parts)
+{
+    char part[16];
+    for (int i = 0; i < parts->cnt; i++) {
+        snprintf(part, sizeof(part), "%" PRId32, parts->elems[i].partition);
+        const char *labels[] = {parts->elems[i].topic, part};
+        pw_prom_set(c->ops->lag, labels, 0);
+    }
+}
+
+static void log_parts(const char *event, const rd_kafka_topic_partition_list_t *parts)
+{
+    json_t *arr = json_array();
+    for (int i = 0; i < parts->cnt; i++)
+        json_array_append_new(
+            arr, json_sprintf("%s:%" PRId32, parts->elems[i].topic, parts->elems[i].partition));
+    pw_log_fields(PW_LOG_INFO, event, json_pack("{s:o}", "partitions", arr), "%d partitions",
+                  parts->cnt);
+}
+
+static void on_revoke(pwc_consumer *c, rd_kafka_topic_partition_list_t *parts)
+{
+    int lost = rd_kafka_assignment_lost(c->rk);
+    /* dead letters in flight point into batch items: let them finish first */
+    pwc_dlq_flush(c->dlq, PWC_DLQ_FLUSH_MS);
+    size_t dropped = batch_drop(&c->batch, parts);
+    rd_kafka_topic_partition_list_t *mine = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
+            c->to_commit, parts->elems[i].topic, parts->elems[i].partition);
+        if (tp) {
+            rd_kafka_topic_partition_list_add(mine, tp->topic, tp->partition)->offset = tp->offset;
+            rd_kafka_topic_partition_list_del(c->to_commit, parts->elems[i].topic,
+                                              parts->elems[i].partition);
+        }
+    }
+    if (!lost)
+        commit_list(c, mine);
+    rd_kafka_topic_partition_list_destroy(mine);
+    set_lag_zero(c, parts);
+    log_parts(lost ? "partitions_lost" : "partitions_revoked", parts);
+    if (dropped)
+        pw_log(PW_LOG_INFO, "batch_dropped", "%zu unstored records of revoked partitions dropped",
+               dropped);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    pwc_consumer *c = opaque;
+    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *e = NULL;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (cooperative)
+            e = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+        if (c->paused)
+            rd_kafka_pause_partitions(rk, parts);
+        atomic_store(&c->ops->kafka_joined, 1);
+        log_parts("partitions_assigned", parts);
+    } else {
+        on_revoke(c, parts);
+        if (cooperative)
+            e = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rd_kafka_assign(rk, NULL);
+    }
+    if (e) {
+        pw_log(PW_LOG_ERROR, "rebalance_failed", "%s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+}
+
+static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    pw_log_level l = level <= LOG_ERR       ? PW_LOG_ERROR
+                     : level == LOG_WARNING ? PW_LOG_WARN
+                     : level <= LOG_INFO    ? PW_LOG_INFO
+                                            : PW_LOG_DEBUG;
+    pw_log(l, "kafka", "%s: %s", fac, buf);
+}
+
+static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    pw_log(err == RD_KAFKA_RESP_ERR__FATAL ? PW_LOG_ERROR : PW_LOG_WARN, "kafka_error", "%s: %s",
+           rd_kafka_err2name(err), reason);
+}
+
+/* ---- setup --------------------------------------------------------------- */
+
+static int consumer_conf(const pwc_config *cfg, rd_kafka_conf_t *conf, char *err, size_t errlen)
+{
+    char session[24], heartbeat[24];
+    snprintf(session, sizeof(session), "%ld", cfg->session_timeout_ms);
+    snprintf(heartbeat, sizeof(heartbeat), "%ld", cfg->session_timeout_ms / 4);
+    const char *kv[][2] = {
+        {"group.id", cfg->group},
+        {"partition.assignment.strategy", "cooperative-sticky"},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"},
+        {"session.timeout.ms", session},
+        {"heartbeat.interval.ms", heartbeat},
+        {"fetch.wait.max.ms", "100"},
+        {"enable.partition.eof", "false"},
+    };
+    for (size_t i = 0; i < sizeof(kv) / sizeof(*kv); i++) {
+        if (pw_kafka_conf_set(conf, kv[i][0], kv[i][1], err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+pwc_consumer *pwc_consumer_new(const pwc_config *cfg, pwc_store *store, pwc_dlq *dlq, pwc_ops *ops,
+                               volatile sig_atomic_t *stop, char *err, size_t errlen)
+{
+    pwc_consumer *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->cfg = cfg;
+    c->store = store;
+    c->dlq = dlq;
+    c->ops = ops;
+    c->stop = stop;
+    c->to_commit = rd_kafka_topic_partition_list_new(8);
+    rd_kafka_conf_t *conf = pw_kafka_conf_new(&cfg->kafka, err, errlen);
+    if (!conf || consumer_conf(cfg, conf, err, errlen) != 0) {
+        if (conf)
+            rd_kafka_conf_destroy(conf);
+        pwc_consumer_free(c);
+        return NULL;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_log_cb(conf, on_kafka_log);
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
+    rd_kafka_conf_set_opaque(conf, c);
+    char kerr[256];
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr));
+    if (!c->rk) {
+        snprintf(err, errlen, "consumer: %s", kerr);
+        rd_kafka_conf_destroy(conf);
+        pwc_consumer_free(c);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(c->rk);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(topics, cfg->topic_telemetry, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, cfg->topic_alerts, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        snprintf(err, errlen, "subscribe: %s", rd_kafka_err2str(e));
+        pwc_consumer_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void pwc_consumer_free(pwc_consumer *c)
+{
+    if (!c)
+        return;
+    batch_clear(&c->batch);
+    free(c->batch.items);
+    if (c->rk)
+        rd_kafka_destroy(c->rk);
+    if (c->to_commit)
+        rd_kafka_topic_partition_list_destroy(c->to_commit);
+    free(c);
+}
+
+/* ---- one poll ------------------------------------------------------------- */
+
+static void poll_once(pwc_consumer *c, int timeout_ms)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    if (!m)
+        return;
+    if (m->err) {
+        pw_log(PW_LOG_WARN, "consume_error", "%s", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    if (batch_add(&c->batch, m) != 0) {
+        pw_log(PW_LOG_ERROR, "out_of_memory", "cannot queue a record; stopping");
+        rd_kafka_message_destroy(m);
+        *c->stop = 1;
+    }
+}
+
+/* Keeps serving the group (heartbeats, rebalances) while waiting. */
+static void backoff_wait(pwc_consumer *c, long ms)
+{
+    int64_t until = pw_monotonic_us() + ms * 1000;
+    while (!*c->stop) {
+        int64_t left = (until - pw_monotonic_us()) / 1000;
+        if (left <= 0)
+            break;
+        poll_once(c, left > 100 ? 100 : (int)left);
+    }
+}
+
+/* ---- batch processing -------------------------------------------------------- */
+
+static void prepare_items(pwc_consumer *c)
+{
+    int64_t now = pw_now_ms();
+    for (size_t i = 0; i < c->batch.n; i++) {
+        pwc_item *it = c->batch.items[i];
+        if (it->prepared)
+            continue;
+        it->prepared = 1;
+        if (pwc_decode_record(it->msg->payload, it->msg->len, now, &it->rec, &it->reason,
+                              it->detail, sizeof(it->detail)) != 0) {
+            pw_log_fields(PW_LOG_WARN, "dead_letter",
+                          json_pack("{s:s,s:s,s:i,s:I}", "reason", it->reason, "topic",
+                                    rd_kafka_topic_name(it->msg->rkt), "partition",
+                                    (int)it->msg->partition, "offset", (json_int_t)it->msg->offset),
+                          "%s", it->detail);
+        }
+    }
+}
+
+/* Produces every pending dead letter and waits for the acks. 0 when all acked. */
+static int dead_letter(pwc_consumer *c)
+{
+    int queued = 0;
+    for (size_t i = 0; i < c->batch.n; i++) {
+        pwc_item *it = c->batch.items[i];
+        if (!it->reason || (it->dlq_queued && it->dlq_status >= 0))
+            continue;
+        it->dlq_queued = 1;
+        pwc_dlq_produce(c->dlq, it->msg, it->reason, it->detail, &it->dlq_status);
+        queued++;
+    }
+    if (queued == 0)
+        return 0;
+    pwc_dlq_flush(c->dlq, PWC_DLQ_FLUSH_MS);
+    int ok = 0;
+    for (size_t i = 0; i < c->batch.n; i++) {
+        pwc_item *it = c->batch.items[i];
+        if (!it->reason)
+            continue;
+        if (it->dlq_status <= 0)
+            return -1;
+        if (it->dlq_queued == 1) {
+            it->dlq_queued = 2; /* counted once */
+            const char *labels[] = {it->reason};
+            pw_prom_add(c->ops->dead_lettered, labels, 1);
+        }
+        ok++;
+    }
+    (void)ok;
+    return 0;
+}
+
+static int store_items(pwc_consumer *c, int64_t *write_us)
+{
+    size_t n = 0;
+    pwc_entry *entries = calloc(c->batch.n ? c->batch.n : 1, sizeof(*entries));
+    if (!entries)
+        return -1;
+    for (size_t i = 0; i < c->batch.n; i++) {
+        pwc_item *it = c->batch.items[i];
+        if (it->reason)
+            continue;
+        entries[n].rec = &it->rec;
+        entries[n].topic = rd_kafka_topic_name(it->msg->rkt);
+        entries[n].partition = it->msg->partition;
+        entries[n].offset = it->msg->offset;
+        n++;
+    }
+    pwc_write_result res;
+    char err[512] = "";
+    int64_t t0 = pw_monotonic_us();
+    int rc = pwc_store_write(c->store, entries, n, &res, err, sizeof(err));
+    *write_us = pw_monotonic_us() - t0;
+    if (rc != 0) {
+        pw_prom_add(c->ops->store_errors, NULL, 1);
+        pw_log(PW_LOG_WARN, "store_failed", "batch of %zu not stored: %s", n, err);
+    } else {
+        const char *tel[] = {"telemetry"}, *alr[] = {"alerts"};
+        pw_prom_add(c->ops->stored, tel, (double)res.stored_readings);
+        pw_prom_add(c->ops->stored, alr, (double)res.stored_alerts);
+        pw_prom_add(c->ops->duplicates, NULL, (double)res.duplicates);
+        pw_prom_add(c->ops->exact_paths, NULL, (double)res.rollup_exact_paths);
+        int64_t now = pw_now_ms();
+        for (size_t i = 0; i < n; i++) {
+            if (entries[i].rec->received_ms > 0)
+                pw_prom_observe(c->ops->e2e, NULL,
+                                (double)(now - entries[i].rec->received_ms) / 1000.0);
+        }
+        if (res.duplicates)
+            pw_log(PW_LOG_INFO, "duplicates", "%zu deliveries were already stored", res.duplicates);
+    }
+    free(entries);
+    return rc;
+}
+
+/* Stores the batch (retrying through outages) and commits. -1 only when
+ * stopping before the batch could be stored (nothing is committed then). */
+static int process_batch(pwc_consumer *c)
+{
+    long backoff = 100;
+    int64_t write_us = 0;
+    for (;;) {
+        prepare_items(c);
+        if (c->batch.n == 0)
+            break;
+        if (dead_letter(c) == 0 && store_items(c, &write_us) == 0)
+            break;
+        if (*c->stop)
+            return -1;
+        set_paused(c, 1);
+        backoff_wait(c, backoff);
+        backoff = backoff * 2 > c->cfg->retry_max_ms ? c->cfg->retry_max_ms : backoff * 2;
+    }
+    set_paused(c, 0);
+    if (c->batch.n == 0)
+        return 0;
+    pw_prom_observe(c->ops->batch_size, NULL, (double)c->batch.n);
+    pw_prom_observe(c->ops->write_latency, NULL, (double)write_us / 1e6);
+    remember_offsets(c);
+    batch_clear(&c->batch);
+    commit_pending(c);
+    return 0;
+}
+
+/* ---- housekeeping -------------------------------------------------------------- */
+
+static void update_lag(pwc_consumer *c)
+{
+    int64_t now = pw_monotonic_us();
+    if (now - c->last_lag_us < PWC_LAG_EVERY_US)
+        return;
+    c->last_lag_us = now;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+        return;
+    rd_kafka_position(c->rk, parts);
+    char part[16];
+    for (int i = 0; i < parts->cnt; i++) {
+        int64_t lo = 0, hi = 0;
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        if (rd_kafka_get_watermark_offsets(c->rk, tp->topic, tp->partition, &lo, &hi) || hi < 0)
+            continue;
+        int64_t pos = tp->offset >= 0 ? tp->offset : lo;
+        snprintf(part, sizeof(part), "%" PRId32, tp->partition);
+        const char *labels[] = {tp->topic, part};
+        pw_prom_set(c->ops->lag, labels, (double)(hi > pos ? hi - pos : 0));
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+static void maybe_sweep(pwc_consumer *c)
+{
+    if (!pwc_store_is_ferretdb(c->store) || c->cfg->sweep_interval_s <= 0)
+        return;
+    int64_t now = pw_now_ms();
+    if (c->last_sweep_ms && now - c->last_sweep_ms < c->cfg->sweep_interval_s * 1000LL)
+        return;
+    c->last_sweep_ms = now;
+    char err[256] = "";
+    int64_t n = pwc_store_sweep(c->store, now, c->cfg->telemetry_ttl_s, c->cfg->alerts_ttl_s, err,
+                                sizeof(err));
+    if (n < 0)
+        pw_log(PW_LOG_WARN, "retention_sweep_failed", "%s", err);
+    else
+        pw_log(PW_LOG_INFO, "retention_sweep", "deleted %" PRId64 " expired documents", n);
+}
+
+int pwc_consumer_run(pwc_consumer *c)
+{
+    while (!*c->stop) {
+        int timeout = 100;
+        if (c->batch.n > 0) {
+            int64_t left = c->cfg->batch_ms - (pw_monotonic_us() - c->batch.first_us) / 1000;
+            timeout = left < 0 ? 0 : (int)left;
+        }
+        poll_once(c, timeout);
+        int64_t age_ms = c->batch.n ? (pw_monotonic_us() - c->batch.first_us) / 1000 : 0;
+        if (c->batch.n >= (size_t)c->cfg->batch_max ||
+            (c->batch.n > 0 && age_ms >= c->cfg->batch_ms))
+            process_batch(c);
+        update_lag(c);
+        maybe_sweep(c);
+    }
+    pw_log(PW_LOG_INFO, "stopping", "finishing the batch of %zu, committing, leaving the group",
+           c->batch.n);
+    int rc = process_batch(c);
+    if (rc != 0) {
+        /* dead letters may still reference batch items */
+        pwc_dlq_flush(c->dlq, PWC_DLQ_FLUSH_MS);
+        batch_clear(&c->batch);
+    }
+    commit_pending(c);
+    rd_kafka_consumer_close(c->rk);
+    pw_log(PW_LOG_INFO, "stopped", "left the consumer group");
+    return 0;
+}

@@ -1,0 +1,40 @@
+/* ops: the consumer's operational surface — Prometheus metrics families and
+ * the HTTP server for /healthz, /readyz and /metrics. Readiness = joined the
+ * consumer group (partitions assigned, possibly none) and the store answers
+ * ping. */
+#ifndef PWC_OPS_H
+#define PWC_OPS_H
+
+#include <stdatomic.h>
+
+#include "pw_prom.h"
+#include "store.h"
+
+typedef struct {
+    pw_prom *prom;
+    pw_prom_family *stored;        /* pw_consumer_stored_total{collection} */
+    pw_prom_family *duplicates;    /* pw_consumer_duplicates_total */
+    pw_prom_family *dead_lettered; /* pw_consumer_dead_lettered_total{reason} */
+    pw_prom_family *lag;           /* pw_consumer_lag{topic,partition} */
+    pw_prom_family *batch_size;    /* pw_consumer_batch_size (histogram) */
+    pw_prom_family *write_latency; /* pw_consumer_write_seconds (histogram) */
+    pw_prom_family *store_errors;  /* pw_consumer_store_errors_total */
+    pw_prom_family *exact_paths;   /* pw_consumer_rollup_exact_path_total */
+    pw_prom_family *paused;        /* pw_consumer_paused (0/1) */
+    pw_prom_family *commit_errors; /* pw_consumer_commit_errors_total */
+    pw_prom_family *e2e;           /* pw_consumer_end_to_end_seconds (received → stored) */
+    atomic_int kafka_joined;
+    pwc_store *store;
+    struct MHD_Daemon *httpd;
+} pwc_ops;
+
+int pwc_ops_init(pwc_ops *o, pwc_store *store);
+/* Starts the HTTP server on addr:port; 0 or -1 with err. */
+int pwc_ops_start(pwc_ops *o, const char *addr, long port, char *err, size_t errlen);
+void pwc_ops_stop(pwc_ops *o);
+void pwc_ops_free(pwc_ops *o);
+
+/* Readiness check (pw_ready_fn). */
+int pwc_ops_ready(void *ctx, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,1036 @@
+/* store: MongoDB/FerretDB persistence of consumed batches (see store.h and
+ * docs/architecture.md "Exactly-once storage"). */
+#include "store.h"
+
+#include <mongoc/mongoc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pw_log.h"
+#include "pw_time.h"
+#include "rollup.h"
+
+#define PWC_E_DUPLICATE 11000
+#define PWC_E_NS_EXISTS 48
+#define PWC_EXACT_ROUNDS 50
+#define PWC_TOKEN_TTL_S (8L * 86400) /* outlives Kafka retention (7 d) */
+
+struct pwc_store {
+    mongoc_client_pool_t *pool;
+    mongoc_uri_t *uri;
+    char *db;
+    int ferretdb;
+};
+
+enum { RAW_NEW = 1, RAW_DUP = 2 };
+
+static void set_err(char *err, size_t errlen, const char *what, const bson_error_t *e)
+{
+    snprintf(err, errlen, "%s: %s", what, e ? e->message : "failed");
+}
+
+pwc_store *pwc_store_new(const char *uri, const char *db, const char *app_name, char *err,
+                         size_t errlen)
+{
+    bson_error_t e;
+    mongoc_init();
+    pwc_store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->uri = mongoc_uri_new_with_error(uri, &e);
+    if (!s->uri) {
+        set_err(err, errlen, "PW_MONGO_URI", &e);
+        free(s);
+        return NULL;
+    }
+    if (!mongoc_uri_has_option(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+        mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
+    if (!mongoc_uri_has_option(s->uri, MONGOC_URI_SOCKETTIMEOUTMS))
+        mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_SOCKETTIMEOUTMS, 30000);
+    if (!mongoc_uri_has_option(s->uri, MONGOC_URI_CONNECTTIMEOUTMS))
+        mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_CONNECTTIMEOUTMS, 2000);
+    mongoc_uri_set_option_as_bool(s->uri, MONGOC_URI_RETRYWRITES, false);
+    s->pool = mongoc_client_pool_new(s->uri);
+    s->db = strdup(db);
+    if (!s->pool || !s->db) {
+        snprintf(err, errlen, "cannot create the MongoDB client pool");
+        pwc_store_free(s);
+        return NULL;
+    }
+    mongoc_client_pool_set_error_api(s->pool, MONGOC_ERROR_API_VERSION_2);
+    mongoc_client_pool_set_appname(s->pool, app_name);
+    return s;
+}
+
+void pwc_store_free(pwc_store *s)
+{
+    if (!s)
+        return;
+    if (s->pool)
+        mongoc_client_pool_destroy(s->pool);
+    mongoc_uri_destroy(s->uri);
+    free(s->db);
+    free(s);
+}
+
+int pwc_store_is_ferretdb(const pwc_store *s)
+{
+    return s->ferretdb;
+}
+
+int pwc_store_ping(pwc_store *s)
+{
+    mongoc_client_t *c = mongoc_client_pool_pop(s->pool);
+    bson_t cmd = BSON_INITIALIZER;
+    BSON_APPEND_INT32(&cmd, "ping", 1);
+    bson_error_t e;
+    bool ok = mongoc_client_command_simple(c, "admin", &cmd, NULL, NULL, &e);
+    bson_destroy(&cmd);
+    mongoc_client_pool_push(s->pool, c);
+    return ok ? 1 : 0;
+}
+
+/* ---- layout ---------------------------------------------------------- */
+
+static int run_cmd(mongoc_database_t *db, bson_t *cmd, int ok_code, char *err, size_t errlen,
+                   const char *what)
+{
+    bson_error_t e;
+    bson_t reply;
+    bool ok = mongoc_database_command_simple(db, cmd, NULL, &reply, &e);
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    if (ok || (ok_code && (int)e.code == ok_code))
+        return 0;
+    set_err(err, errlen, what, &e);
+    return -1;
+}
+
+static int create_collection(mongoc_database_t *db, const char *name, const bson_t *extra,
+                             char *err, size_t errlen)
+{
+    bson_t *cmd = bson_new();
+    BSON_APPEND_UTF8(cmd, "create", name);
+    if (extra)
+        bson_concat(cmd, extra);
+    return run_cmd(db, cmd, PWC_E_NS_EXISTS, err, errlen, name);
+}
+
+/* keys: "ts" or "device,ts" (ascending). ttl_s > 0 makes it a TTL index. */
+static int create_index(mongoc_database_t *db, const char *coll, const char *keys, long ttl_s,
+                        char *err, size_t errlen)
+{
+    bson_t *cmd = bson_new(), arr, ix, key;
+    char name[128] = "", buf[128];
+    snprintf(buf, sizeof(buf), "%s", keys);
+    BSON_APPEND_UTF8(cmd, "createIndexes", coll);
+    BSON_APPEND_ARRAY_BEGIN(cmd, "indexes", &arr);
+    BSON_APPEND_DOCUMENT_BEGIN(&arr, "0", &ix);
+    BSON_APPEND_DOCUMENT_BEGIN(&ix, "key", &key);
+    for (char *save = NULL, *f = strtok_r(buf, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+        BSON_APPEND_INT32(&key, f, 1);
+        size_t l = strlen(name);
+        snprintf(name + l, sizeof(name) - l, "%s%s_1", l ? "_" : "", f);
+    }
+    bson_append_document_end(&ix, &key);
+    BSON_APPEND_UTF8(&ix, "name", name);
+    if (ttl_s > 0)
+        BSON_APPEND_INT64(&ix, "expireAfterSeconds", ttl_s);
+    bson_append_document_end(&arr, &ix);
+    bson_append_array_end(cmd, &arr);
+    return run_cmd(db, cmd, 0, err, errlen, coll);
+}
+
+static int detect_server(mongoc_client_t *c, int *ferretdb, char *version, size_t vlen, char *err,
+                         size_t errlen)
+{
+    bson_t cmd = BSON_INITIALIZER, reply;
+    bson_error_t e;
+    bson_iter_t it;
+    BSON_APPEND_INT32(&cmd, "buildInfo", 1);
+    bool ok = mongoc_client_command_simple(c, "admin", &cmd, NULL, &reply, &e);
+    bson_destroy(&cmd);
+    if (!ok) {
+        bson_destroy(&reply);
+        set_err(err, errlen, "buildInfo", &e);
+        return -1;
+    }
+    *ferretdb = bson_iter_init_find(&it, &reply, "ferretdbVersion") ? 1 : 0;
+    if (*ferretdb || bson_iter_init_find(&it, &reply, "version"))
+        snprintf(version, vlen, "%s", BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : "");
+    bson_destroy(&reply);
+    return 0;
+}
+
+static int layout_mongodb(mongoc_database_t *db, long tel_ttl, long alert_ttl, char *err,
+                          size_t errlen)
+{
+    bson_t ts = BSON_INITIALIZER, sub;
+    BSON_APPEND_DOCUMENT_BEGIN(&ts, "timeseries", &sub);
+    BSON_APPEND_UTF8(&sub, "timeField", "ts");
+    BSON_APPEND_UTF8(&sub, "metaField", "meta");
+    BSON_APPEND_UTF8(&sub, "granularity", "seconds");
+    bson_append_document_end(&ts, &sub);
+    BSON_APPEND_INT64(&ts, "expireAfterSeconds", tel_ttl);
+    int rc = create_collection(db, "telemetry", &ts, err, errlen);
+    bson_destroy(&ts);
+    if (rc || create_collection(db, "alerts", NULL, err, errlen) ||
+        create_index(db, "alerts", "ts", alert_ttl, err, errlen) ||
+        create_collection(db, "ingest_tokens", NULL, err, errlen) ||
+        create_index(db, "ingest_tokens", "at", PWC_TOKEN_TTL_S, err, errlen) ||
+        create_index(db, "telemetry", "day", 0, err, errlen))
+        return -1;
+    return 0;
+}
+
+static int layout_ferretdb(mongoc_database_t *db, char *err, size_t errlen)
+{
+    static const char *const colls[] = {"telemetry", "alerts"};
+    for (size_t i = 0; i < 2; i++) {
+        if (create_collection(db, colls[i], NULL, err, errlen) ||
+            create_index(db, colls[i], "ts", 0, err, errlen) ||
+            create_index(db, colls[i], "day", 0, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+static int layout_common(mongoc_database_t *db, char *err, size_t errlen)
+{
+    static const char *const ix[][2] = {
+        {"telemetry", "hour"},     {"alerts", "hour"},          {"devices", "last_seen"},
+        {"devices", "firmware"},   {"rollup_readings", "hour"}, {"rollup_readings", "day"},
+        {"rollup_alerts", "hour"}, {"rollup_alerts", "day"},    {"rollup_device_day", "day"},
+    };
+    static const char *const colls[] = {"devices", "rollup_readings", "rollup_alerts",
+                                        "rollup_device_day", "consumer_progress"};
+    for (size_t i = 0; i < sizeof(colls) / sizeof(*colls); i++) {
+        if (create_collection(db, colls[i], NULL, err, errlen))
+            return -1;
+    }
+    for (size_t i = 0; i < sizeof(ix) / sizeof(*ix); i++) {
+        if (create_index(db, ix[i][0], ix[i][1], 0, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+int pwc_store_prepare(pwc_store *s, long telemetry_ttl_s, long alerts_ttl_s, char *err,
+                      size_t errlen)
+{
+    mongoc_client_t *c = mongoc_client_pool_pop(s->pool);
+    char version[64] = "";
+    int rc = detect_server(c, &s->ferretdb, version, sizeof(version), err, errlen);
+    if (rc == 0) {
+        mongoc_database_t *db = mongoc_client_get_database(c, s->db);
+        rc = s->ferretdb ? layout_ferretdb(db, err, errlen)
+                         : layout_mongodb(db, telemetry_ttl_s, alerts_ttl_s, err, errlen);
+        if (rc == 0)
+            rc = layout_common(db, err, errlen);
+        mongoc_database_destroy(db);
+    }
+    mongoc_client_pool_push(s->pool, c);
+    if (rc == 0)
+        pw_log_fields(PW_LOG_INFO, "store_ready",
+                      json_pack("{s:s,s:s,s:s}", "server", s->ferretdb ? "ferretdb" : "mongodb",
+                                "version", version, "db", s->db),
+                      "storage layout ensured");
+    return rc;
+}
+
+/* ---- bulk helpers ---------------------------------------------------- */
+
+typedef struct {
+    int ok;          /* 1 when the command completed (write errors allowed) */
+    int other_error; /* a write error other than duplicate key */
+    int64_t n_inserted, n_matched, n_upserted;
+    int *dup; /* per op: 1 when it failed with E11000 (optional) */
+    size_t nerrors;
+} bulk_result;
+
+static int64_t reply_int(const bson_t *reply, const char *field)
+{
+    bson_iter_t it;
+    return bson_iter_init_find(&it, reply, field) ? bson_iter_as_int64(&it) : 0;
+}
+
+/* Executes bulk; fills r. Returns 0 when the server answered (write errors
+ * are reported in r), -1 on transport/command failure. Destroys bulk. */
+static int bulk_exec(mongoc_bulk_operation_t *bulk, bulk_result *r, size_t nops, char *err,
+                     size_t errlen)
+{
+    bson_t reply;
+    bson_error_t e;
+    bson_iter_t it, arr;
+    uint32_t ok = mongoc_bulk_operation_execute(bulk, &reply, &e);
+    mongoc_bulk_operation_destroy(bulk);
+    r->n_inserted = reply_int(&reply, "nInserted");
+    r->n_matched = reply_int(&reply, "nMatched");
+    r->n_upserted = reply_int(&reply, "nUpserted");
+    int have_werrs = 0;
+    if (bson_iter_init_find(&it, &reply, "writeErrors") && bson_iter_recurse(&it, &arr)) {
+        while (bson_iter_next(&arr)) {
+            bson_iter_t f;
+            bson_t doc;
+            const uint8_t *data;
+            uint32_t len;
+            bson_iter_document(&arr, &len, &data);
+            if (!bson_init_static(&doc, data, len))
+                continue;
+            have_werrs = 1;
+            r->nerrors++;
+            int64_t code = bson_iter_init_find(&f, &doc, "code") ? bson_iter_as_int64(&f) : 0;
+            int64_t idx = bson_iter_init_find(&f, &doc, "index") ? bson_iter_as_int64(&f) : -1;
+            if (code != PWC_E_DUPLICATE)
+                r->other_error = 1;
+            else if (r->dup && idx >= 0 && (size_t)idx < nops)
+                r->dup[idx] = 1;
+        }
+    }
+    bson_destroy(&reply);
+    if (!ok && !have_werrs) {
+        set_err(err, errlen, "bulk write", &e);
+        return -1;
+    }
+    r->ok = 1;
+    return 0;
+}
+
+static mongoc_bulk_operation_t *bulk_new(mongoc_collection_t *coll)
+{
+    bson_t opts = BSON_INITIALIZER;
+    BSON_APPEND_BOOL(&opts, "ordered", false);
+    mongoc_bulk_operation_t *b = mongoc_collection_create_bulk_operation_with_opts(coll, &opts);
+    bson_destroy(&opts);
+    return b;
+}
+
+/* ---- raw documents ----------------------------------------------------- */
+
+static void append_origin(const pwc_entry *e, bson_t *doc)
+{
+    char origin[PWC_ORIGIN_LEN];
+    pwc_origin_format(e->topic, e->partition, e->offset, origin, sizeof(origin));
+    BSON_APPEND_UTF8(doc, "origin", origin);
+}
+
+static void raw_reading_doc(const pwc_entry *e, bson_t *doc)
+{
+    const pwc_record *r = e->rec;
+    bson_t meta;
+    bson_init(doc);
+    BSON_APPEND_UTF8(doc, "_id", r->token);
+    BSON_APPEND_DATE_TIME(doc, "ts", r->ts_ms);
+    BSON_APPEND_UTF8(doc, "day", r->day);
+    BSON_APPEND_DATE_TIME(doc, "hour", r->hour_ms);
+    BSON_APPEND_DOCUMENT_BEGIN(doc, "meta", &meta);
+    BSON_APPEND_UTF8(&meta, "device", r->device);
+    BSON_APPEND_UTF8(&meta, "zone", r->zone);
+    BSON_APPEND_UTF8(&meta, "type", r->type);
+    bson_append_document_end(doc, &meta);
+    BSON_APPEND_UTF8(doc, "device", r->device);
+    BSON_APPEND_UTF8(doc, "zone", r->zone);
+    BSON_APPEND_UTF8(doc, "type", r->type);
+    BSON_APPEND_DOUBLE(doc, "value", r->value);
+    BSON_APPEND_UTF8(doc, "unit", r->unit);
+    BSON_APPEND_DOUBLE(doc, "raw_value", r->raw_value);
+    BSON_APPEND_UTF8(doc, "raw_unit", r->raw_unit);
+    BSON_APPEND_UTF8(doc, "firmware", r->firmware);
+    BSON_APPEND_DATE_TIME(doc, "received", r->received_ms);
+    BSON_APPEND_UTF8(doc, "consumer", r->consumer);
+    BSON_APPEND_UTF8(doc, "source", r->source);
+    append_origin(e, doc);
+}
+
+static void raw_alert_doc(const pwc_entry *e, bson_t *doc)
+{
+    const pwc_record *r = e->rec;
+    bson_init(doc);
+    BSON_APPEND_UTF8(doc, "_id", r->token);
+    BSON_APPEND_DATE_TIME(doc, "ts", r->ts_ms);
+    BSON_APPEND_UTF8(doc, "day", r->day);
+    BSON_APPEND_DATE_TIME(doc, "hour", r->hour_ms);
+    BSON_APPEND_UTF8(doc, "device", r->device);
+    BSON_APPEND_UTF8(doc, "zone", r->zone);
+    BSON_APPEND_UTF8(doc, "severity", r->severity);
+    BSON_APPEND_UTF8(doc, "code", r->code);
+    BSON_APPEND_UTF8(doc, "message", r->message);
+    BSON_APPEND_UTF8(doc, "firmware", r->firmware);
+    BSON_APPEND_DATE_TIME(doc, "received", r->received_ms);
+    BSON_APPEND_UTF8(doc, "consumer", r->consumer);
+    BSON_APPEND_UTF8(doc, "source", r->source);
+    append_origin(e, doc);
+}
+
+static void token_gate_doc(const pwc_entry *e, bson_t *doc)
+{
+    bson_init(doc);
+    BSON_APPEND_UTF8(doc, "_id", e->rec->token);
+    append_origin(e, doc);
+    BSON_APPEND_DATE_TIME(doc, "at", e->rec->received_ms ? e->rec->received_ms : e->rec->ts_ms);
+}
+
+typedef void (*doc_builder)(const pwc_entry *e, bson_t *doc);
+
+/* Inserts the docs of entries[sel[i]] unordered; state[sel[i]] = RAW_NEW or RAW_DUP. */
+static int insert_docs(mongoc_database_t *db, const char *coll_name, doc_builder build,
+                       const pwc_entry *entries, const size_t *sel, size_t nsel, int *state,
+                       char *err, size_t errlen)
+{
+    if (nsel == 0)
+        return 0;
+    mongoc_collection_t *coll = mongoc_database_get_collection(db, coll_name);
+    mongoc_bulk_operation_t *bulk = bulk_new(coll);
+    for (size_t i = 0; i < nsel; i++) {
+        bson_t doc;
+        build(&entries[sel[i]], &doc);
+        mongoc_bulk_operation_insert_with_opts(bulk, &doc, NULL, NULL);
+        bson_destroy(&doc);
+    }
+    bulk_result r = {0};
+    r.dup = calloc(nsel, sizeof(int));
+    int rc = r.dup ? bulk_exec(bulk, &r, nsel, err, errlen) : -1;
+    if (!r.dup)
+        mongoc_bulk_operation_destroy(bulk);
+    if (rc == 0 && r.other_error) {
+        snprintf(err, errlen, "insert into %s: write error other than duplicate key", coll_name);
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < nsel; i++)
+        state[sel[i]] = r.dup[i] ? RAW_DUP : RAW_NEW;
+    free(r.dup);
+    mongoc_collection_destroy(coll);
+    return rc;
+}
+
+/* token → origin for the given tokens, read from coll (one query). Calls
+ * fn(ctx, token, origin) per document found. */
+typedef void (*origin_fn)(void *ctx, const char *token, const char *origin);
+
+static int find_by_ids(mongoc_database_t *db, const char *coll_name, const char *const *ids,
+                       size_t n, const char *field, origin_fn fn, void *ctx, char *err,
+                       size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    mongoc_collection_t *coll = mongoc_database_get_collection(db, coll_name);
+    bson_t filter = BSON_INITIALIZER, idf, in, opts = BSON_INITIALIZER, proj;
+    char key[24];
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &idf);
+    BSON_APPEND_ARRAY_BEGIN(&idf, "$in", &in);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "%zu", i);
+        BSON_APPEND_UTF8(&in, key, ids[i]);
+    }
+    bson_append_array_end(&idf, &in);
+    bson_append_document_end(&filter, &idf);
+    if (field) {
+        BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+        BSON_APPEND_INT32(&proj, field, 1);
+        bson_append_document_end(&opts, &proj);
+    }
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
+    const bson_t *doc;
+    while (mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it;
+        const char *id = bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_UTF8(&it)
+                             ? bson_iter_utf8(&it, NULL)
+                             : NULL;
+        const char *val = NULL;
+        if (field && bson_iter_init_find(&it, doc, field) && BSON_ITER_HOLDS_UTF8(&it))
+            val = bson_iter_utf8(&it, NULL);
+        if (id)
+            fn(ctx, id, field ? (val ? val : "") : (const char *)doc);
+    }
+    bson_error_t e;
+    int rc = 0;
+    if (mongoc_cursor_error(cur, &e)) {
+        set_err(err, errlen, coll_name, &e);
+        rc = -1;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(coll);
+    return rc;
+}
+
+/* ---- progress (settled offsets per partition) ------------------------- */
+
+typedef struct {
+    char tp[PWC_ORIGIN_LEN];
+    int64_t settled; /* -1 unknown */
+    int64_t max_off;
+} tp_progress;
+
+typedef struct {
+    tp_progress *items;
+    size_t n;
+} progress_set;
+
+static tp_progress *progress_get(progress_set *p, const char *topic, int32_t part)
+{
+    char tp[PWC_ORIGIN_LEN];
+    pwc_tp_key(topic, part, tp, sizeof(tp));
+    for (size_t i = 0; i < p->n; i++) {
+        if (strcmp(p->items[i].tp, tp) == 0)
+            return &p->items[i];
+    }
+    tp_progress *t = &p->items[p->n++];
+    memcpy(t->tp, tp, sizeof(tp));
+    t->settled = -1;
+    t->max_off = -1;
+    return t;
+}
+
+static void progress_seen(void *ctx, const char *id, const char *docp)
+{
+    progress_set *p = ctx;
+    const bson_t *doc = (const bson_t *)docp;
+    bson_iter_t it;
+    for (size_t i = 0; i < p->n; i++) {
+        if (strcmp(p->items[i].tp, id) == 0 && bson_iter_init_find(&it, doc, "settled"))
+            p->items[i].settled = bson_iter_as_int64(&it);
+    }
+}
+
+static int progress_read(mongoc_database_t *db, progress_set *p, char *err, size_t errlen)
+{
+    const char **ids = calloc(p->n ? p->n : 1, sizeof(char *));
+    if (!ids)
+        return -1;
+    for (size_t i = 0; i < p->n; i++)
+        ids[i] = p->items[i].tp;
+    int rc = find_by_ids(db, "consumer_progress", ids, p->n, NULL, progress_seen, p, err, errlen);
+    free(ids);
+    return rc;
+}
+
+static int progress_write(mongoc_database_t *db, const progress_set *p, char *err, size_t errlen)
+{
+    mongoc_collection_t *coll = mongoc_database_get_collection(db, "consumer_progress");
+    mongoc_bulk_operation_t *bulk = bulk_new(coll);
+    bson_t upsert = BSON_INITIALIZER;
+    BSON_APPEND_BOOL(&upsert, "upsert", true);
+    for (size_t i = 0; i < p->n; i++) {
+        bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, mx;
+        BSON_APPEND_UTF8(&sel, "_id", p->items[i].tp);
+        BSON_APPEND_DOCUMENT_BEGIN(&upd, "$max", &mx);
+        BSON_APPEND_INT64(&mx, "settled", p->items[i].max_off);
+        bson_append_document_end(&upd, &mx);
+        mongoc_bulk_operation_update_one_with_opts(bulk, &sel, &upd, &upsert, NULL);
+        bson_destroy(&sel);
+        bson_destroy(&upd);
+    }
+    bson_destroy(&upsert);
+    bulk_result r = {0};
+    int rc = bulk_exec(bulk, &r, p->n, err, errlen);
+    mongoc_collection_destroy(coll);
+    /* a concurrent first upsert of the same partition may collide: harmless,
+     * the settled mark is a lower bound and the next batch raises it */
+    if (rc == 0 && r.other_error) {
+        snprintf(err, errlen, "consumer_progress: write error");
+        return -1;
+    }
+    return rc;
+}
+
+/* ---- dedupe: which deliveries contribute to rollups ------------------- */
+
+typedef struct {
+    pwc_entry *entries;
+    const size_t *idx;
+    size_t n;
+    int *same_origin;
+} origin_ctx;
+
+static void origin_seen(void *vctx, const char *token, const char *origin)
+{
+    origin_ctx *c = vctx;
+    char mine[PWC_ORIGIN_LEN];
+    for (size_t i = 0; i < c->n; i++) {
+        const pwc_entry *e = &c->entries[c->idx[i]];
+        if (strcmp(e->rec->token, token) != 0)
+            continue;
+        pwc_origin_format(e->topic, e->partition, e->offset, mine, sizeof(mine));
+        if (strcmp(mine, origin) == 0)
+            c->same_origin[i] = 1;
+    }
+}
+
+/* Duplicates above their partition's settled mark may be the redelivery of a
+ * message whose first delivery inserted the document but crashed before its
+ * rollups settled: they contribute iff the stored origin is their own. */
+static int resolve_uncertain(mongoc_database_t *db, const char *gate, pwc_entry *entries,
+                             const size_t *idx, size_t n, int *same_origin, char *err,
+                             size_t errlen)
+{
+    const char **ids = calloc(n ? n : 1, sizeof(char *));
+    if (!ids)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = entries[idx[i]].rec->token;
+    origin_ctx c = {entries, idx, n, same_origin};
+    int rc = find_by_ids(db, gate, ids, n, "origin", origin_seen, &c, err, errlen);
+    free(ids);
+    return rc;
+}
+
+/* ---- devices -------------------------------------------------------------- */
+
+static int cmp_device(const void *a, const void *b)
+{
+    const pwc_entry *x = *(const pwc_entry *const *)a, *y = *(const pwc_entry *const *)b;
+    return strcmp(x->rec->device, y->rec->device);
+}
+
+static void device_ops(mongoc_bulk_operation_t *bulk, const pwc_record *newest, int64_t first)
+{
+    bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, d, opts = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&sel, "_id", newest->device);
+    BSON_APPEND_DOCUMENT_BEGIN(&upd, "$min", &d);
+    BSON_APPEND_DATE_TIME(&d, "first_seen", first);
+    bson_append_document_end(&upd, &d);
+    BSON_APPEND_DOCUMENT_BEGIN(&upd, "$max", &d);
+    BSON_APPEND_DATE_TIME(&d, "last_seen", newest->ts_ms);
+    bson_append_document_end(&upd, &d);
+    BSON_APPEND_DOCUMENT_BEGIN(&upd, "$setOnInsert", &d);
+    BSON_APPEND_UTF8(&d, "zone", newest->zone);
+    BSON_APPEND_UTF8(&d, "firmware", newest->firmware);
+    bson_append_document_end(&upd, &d);
+    BSON_APPEND_BOOL(&opts, "upsert", true);
+    mongoc_bulk_operation_update_one_with_opts(bulk, &sel, &upd, &opts, NULL);
+    bson_destroy(&upd);
+    /* zone and firmware follow the newest reading seen for the device */
+    bson_t upd2 = BSON_INITIALIZER, cond;
+    BSON_APPEND_DOCUMENT_BEGIN(&sel, "last_seen", &cond);
+    BSON_APPEND_DATE_TIME(&cond, "$lte", newest->ts_ms);
+    bson_append_document_end(&sel, &cond);
+    BSON_APPEND_DOCUMENT_BEGIN(&upd2, "$set", &d);
+    BSON_APPEND_UTF8(&d, "zone", newest->zone);
+    BSON_APPEND_UTF8(&d, "firmware", newest->firmware);
+    bson_append_document_end(&upd2, &d);
+    mongoc_bulk_operation_update_one_with_opts(bulk, &sel, &upd2, NULL, NULL);
+    bson_destroy(&sel);
+    bson_destroy(&upd2);
+    bson_destroy(&opts);
+}
+
+static int write_devices(mongoc_database_t *db, pwc_entry *entries, size_t n, char *err,
+                         size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    const pwc_entry **sorted = malloc(n * sizeof(*sorted));
+    if (!sorted)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &entries[i];
+    qsort(sorted, n, sizeof(*sorted), cmp_device);
+    int rc = -1;
+    /* concurrent first upserts of one device by two consumers can collide
+     * (E11000); every op is idempotent, so the bulk is simply run again */
+    for (int attempt = 0; attempt < 3 && rc != 0; attempt++) {
+        mongoc_collection_t *coll = mongoc_database_get_collection(db, "devices");
+        mongoc_bulk_operation_t *bulk = bulk_new(coll);
+        size_t nops = 0;
+        for (size_t i = 0; i < n;) {
+            size_t j = i;
+            const pwc_record *newest = sorted[i]->rec;
+            int64_t first = newest->ts_ms;
+            for (; j < n && strcmp(sorted[j]->rec->device, sorted[i]->rec->device) == 0; j++) {
+                if (sorted[j]->rec->ts_ms >= newest->ts_ms)
+                    newest = sorted[j]->rec;
+                if (sorted[j]->rec->ts_ms < first)
+                    first = sorted[j]->rec->ts_ms;
+            }
+            device_ops(bulk, newest, first);
+            nops += 2;
+            i = j;
+        }
+        bulk_result r = {0};
+        rc = bulk_exec(bulk, &r, nops, err, errlen);
+        mongoc_collection_destroy(coll);
+        if (rc != 0)
+            break;
+        if (r.nerrors) {
+            snprintf(err, errlen, "devices: %zu write errors", r.nerrors);
+            rc = -1;
+        }
+    }
+    free(sorted);
+    return rc;
+}
+
+/* ---- rollups ---------------------------------------------------------- */
+
+typedef struct {
+    const pwc_rollup_groups *groups;
+    bson_t **docs; /* per group, the current document or NULL */
+} current_ctx;
+
+static void current_seen(void *vctx, const char *id, const char *docp)
+{
+    current_ctx *c = vctx;
+    for (size_t i = 0; i < c->groups->n; i++) {
+        if (strcmp(c->groups->items[i].key, id) == 0 && !c->docs[i])
+            c->docs[i] = bson_copy((const bson_t *)docp);
+    }
+}
+
+/* Reads every bucket, counts what it does not contain yet, writes with guards
+ * on the hw values read; repeats until nothing is left to count. */
+static int rollup_exact(mongoc_database_t *db, pwc_rollup_kind k, const pwc_rollup_groups *g,
+                        const pwc_entry *entries, char *err, size_t errlen)
+{
+    const char *name = pwc_rollup_collection(k);
+    const char **ids = calloc(g->n, sizeof(char *));
+    bson_t **docs = calloc(g->n, sizeof(bson_t *));
+    int rc = (ids && docs) ? 1 : -1;
+    for (size_t i = 0; ids && i < g->n; i++)
+        ids[i] = g->items[i].key;
+    for (int round = 0; rc == 1 && round < PWC_EXACT_ROUNDS; round++) {
+        current_ctx c = {g, docs};
+        if (find_by_ids(db, name, ids, g->n, NULL, current_seen, &c, err, errlen) != 0) {
+            rc = -1;
+            break;
+        }
+        mongoc_collection_t *coll = mongoc_database_get_collection(db, name);
+        mongoc_bulk_operation_t *bulk = bulk_new(coll);
+        size_t nops = 0;
+        for (size_t i = 0; i < g->n; i++) {
+            bson_t filter, out;
+            int insert = 0;
+            if (pwc_rollup_exact_op(k, &g->items[i], entries, docs[i], &filter, &out, &insert) == 0)
+                continue;
+            if (insert) {
+                mongoc_bulk_operation_insert_with_opts(bulk, &out, NULL, NULL);
+            } else {
+                mongoc_bulk_operation_update_one_with_opts(bulk, &filter, &out, NULL, NULL);
+                bson_destroy(&filter);
+            }
+            bson_destroy(&out);
+            nops++;
+        }
+        if (nops == 0) {
+            mongoc_bulk_operation_destroy(bulk);
+            rc = 0;
+        } else {
+            bulk_result r = {0};
+            if (bulk_exec(bulk, &r, nops, err, errlen) != 0 || r.other_error)
+                rc = -1;
+        }
+        mongoc_collection_destroy(coll);
+        for (size_t i = 0; i < g->n; i++) {
+            bson_destroy(docs[i]);
+            docs[i] = NULL;
+        }
+    }
+    if (rc == 1) {
+        snprintf(err, errlen, "%s: buckets kept changing under the exact path", name);
+        rc = -1;
+    }
+    free(ids);
+    free(docs);
+    return rc;
+}
+
+static int rollup_apply(mongoc_database_t *db, pwc_rollup_kind k, const pwc_entry *entries,
+                        size_t n, size_t *exact, char *err, size_t errlen)
+{
+    pwc_rollup_groups g;
+    if (pwc_rollup_group_entries(k, entries, n, &g) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (g.n == 0) {
+        pwc_rollup_groups_free(&g);
+        return 0;
+    }
+    mongoc_collection_t *coll = mongoc_database_get_collection(db, pwc_rollup_collection(k));
+    mongoc_bulk_operation_t *bulk = bulk_new(coll);
+    bson_t opts = BSON_INITIALIZER;
+    BSON_APPEND_BOOL(&opts, "upsert", true);
+    for (size_t i = 0; i < g.n; i++) {
+        bson_t filter, update;
+        pwc_rollup_fast_op(k, &g.items[i], entries, &filter, &update);
+        mongoc_bulk_operation_update_one_with_opts(bulk, &filter, &update, &opts, NULL);
+        bson_destroy(&filter);
+        bson_destroy(&update);
+    }
+    bson_destroy(&opts);
+    bulk_result r = {0};
+    int rc = bulk_exec(bulk, &r, g.n, err, errlen);
+    mongoc_collection_destroy(coll);
+    if (rc == 0 && r.nerrors > 0) {
+        /* a guard failed (redelivery overlap, concurrent first insert) — and
+         * FerretDB stops an update batch at its first error, so every bucket
+         * of this batch goes through the exact path */
+        *exact += g.n;
+        rc = rollup_exact(db, k, &g, entries, err, errlen);
+    }
+    pwc_rollup_groups_free(&g);
+    return rc;
+}
+
+/* ---- the write path --------------------------------------------------- */
+
+typedef struct {
+    size_t *tel, *alr, *uncertain;
+    size_t ntel, nalr, nuncertain;
+    int *state, *same;
+} write_scratch;
+
+static void scratch_free(write_scratch *w)
+{
+    free(w->tel);
+    free(w->alr);
+    free(w->uncertain);
+    free(w->state);
+    free(w->same);
+}
+
+static int raw_insert(pwc_store *s, mongoc_database_t *db, pwc_entry *entries, write_scratch *w,
+                      char *err, size_t errlen)
+{
+    if (insert_docs(db, "alerts", raw_alert_doc, entries, w->alr, w->nalr, w->state, err, errlen) !=
+        0)
+        return -1;
+    if (s->ferretdb)
+        return insert_docs(db, "telemetry", raw_reading_doc, entries, w->tel, w->ntel, w->state,
+                           err, errlen);
+    /* MongoDB time series: _id is not unique there; ingest_tokens is the gate */
+    if (insert_docs(db, "ingest_tokens", token_gate_doc, entries, w->tel, w->ntel, w->state, err,
+                    errlen) != 0)
+        return -1;
+    size_t nnew = 0;
+    for (size_t i = 0; i < w->ntel; i++) {
+        if (w->state[w->tel[i]] == RAW_NEW)
+            w->tel[nnew++] = w->tel[i];
+    }
+    int rc = 0;
+    if (nnew) {
+        mongoc_collection_t *coll = mongoc_database_get_collection(db, "telemetry");
+        mongoc_bulk_operation_t *bulk = bulk_new(coll);
+        for (size_t i = 0; i < nnew; i++) {
+            bson_t doc;
+            raw_reading_doc(&entries[w->tel[i]], &doc);
+            mongoc_bulk_operation_insert_with_opts(bulk, &doc, NULL, NULL);
+            bson_destroy(&doc);
+        }
+        bulk_result r = {0};
+        rc = bulk_exec(bulk, &r, nnew, err, errlen);
+        if (rc == 0 && r.nerrors)
+            rc = -1;
+        mongoc_collection_destroy(coll);
+    }
+    return rc;
+}
+
+typedef struct {
+    const char *token;
+    int found;
+} presence;
+
+static void presence_seen(void *ctx, const char *id, const char *docp)
+{
+    (void)docp;
+    presence *p = ctx;
+    for (; p->token; p++) {
+        if (strcmp(p->token, id) == 0)
+            p->found = 1;
+    }
+}
+
+/* MongoDB: a gate entry of ours without its time-series document (crash
+ * between the two inserts) gets the document now. */
+static int restore_missing_readings(mongoc_database_t *db, pwc_entry *entries, const size_t *idx,
+                                    size_t n, char *err, size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    presence *p = calloc(n + 1, sizeof(*p));
+    const char **ids = calloc(n, sizeof(char *));
+    int rc = (p && ids) ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        ids[i] = p[i].token = entries[idx[i]].rec->token;
+    if (rc == 0)
+        rc = find_by_ids(db, "telemetry", ids, n, NULL, presence_seen, p, err, errlen);
+    mongoc_collection_t *coll = mongoc_database_get_collection(db, "telemetry");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (p[i].found)
+            continue;
+        bson_t doc;
+        bson_error_t e;
+        raw_reading_doc(&entries[idx[i]], &doc);
+        if (!mongoc_collection_insert_one(coll, &doc, NULL, NULL, &e)) {
+            set_err(err, errlen, "telemetry", &e);
+            rc = -1;
+        }
+        bson_destroy(&doc);
+    }
+    mongoc_collection_destroy(coll);
+    free(p);
+    free(ids);
+    return rc;
+}
+
+static int decide_contributions(pwc_store *s, mongoc_database_t *db, pwc_entry *entries, size_t n,
+                                write_scratch *w, progress_set *prog, char *err, size_t errlen)
+{
+    int any_dup = 0;
+    for (size_t i = 0; i < n; i++) {
+        entries[i].contributes = w->state[i] == RAW_NEW;
+        any_dup |= w->state[i] == RAW_DUP;
+    }
+    if (!any_dup)
+        return 0;
+    if (progress_read(db, prog, err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (w->state[i] != RAW_DUP)
+            continue;
+        tp_progress *t = progress_get(prog, entries[i].topic, entries[i].partition);
+        if (entries[i].offset > t->settled)
+            w->uncertain[w->nuncertain++] = i;
+    }
+    /* two passes: alerts (raw collection is the gate) and telemetry */
+    for (int pass = 0; pass < 2; pass++) {
+        pwc_kind kind = pass == 0 ? PWC_ALERT : PWC_READING;
+        const char *gate = kind == PWC_ALERT ? "alerts"
+                           : s->ferretdb     ? "telemetry"
+                                             : "ingest_tokens";
+        size_t m = 0;
+        size_t *sel = malloc((w->nuncertain ? w->nuncertain : 1) * sizeof(size_t));
+        if (!sel)
+            return -1;
+        for (size_t i = 0; i < w->nuncertain; i++) {
+            if (entries[w->uncertain[i]].rec->kind == kind)
+                sel[m++] = w->uncertain[i];
+        }
+        memset(w->same, 0, n * sizeof(int));
+        int rc = resolve_uncertain(db, gate, entries, sel, m, w->same, err, errlen);
+        size_t nmine = 0;
+        for (size_t i = 0; rc == 0 && i < m; i++) {
+            if (w->same[i]) {
+                entries[sel[i]].contributes = 1;
+                sel[nmine++] = sel[i];
+            }
+        }
+        if (rc == 0 && kind == PWC_READING && !s->ferretdb)
+            rc = restore_missing_readings(db, entries, sel, nmine, err, errlen);
+        free(sel);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result *res, char *err,
+                    size_t errlen)
+{
+    memset(res, 0, sizeof(*res));
+    if (n == 0)
+        return 0;
+    write_scratch w = {0};
+    progress_set prog = {0};
+    w.tel = malloc(n * sizeof(size_t));
+    w.alr = malloc(n * sizeof(size_t));
+    w.uncertain = malloc(n * sizeof(size_t));
+    w.state = calloc(n, sizeof(int));
+    w.same = calloc(n, sizeof(int));
+    prog.items = calloc(n, sizeof(tp_progress));
+    if (!w.tel || !w.alr || !w.uncertain || !w.state || !w.same || !prog.items) {
+        scratch_free(&w);
+        free(prog.items);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (entries[i].rec->kind == PWC_READING)
+            w.tel[w.ntel++] = i;
+        else
+            w.alr[w.nalr++] = i;
+        tp_progress *t = progress_get(&prog, entries[i].topic, entries[i].partition);
+        if (entries[i].offset > t->max_off)
+            t->max_off = entries[i].offset;
+    }
+    mongoc_client_t *c = mongoc_client_pool_pop(s->pool);
+    mongoc_database_t *db = mongoc_client_get_database(c, s->db);
+    int64_t t[7];
+    t[0] = pw_monotonic_us();
+    int rc = raw_insert(s, db, entries, &w, err, errlen);
+    t[1] = pw_monotonic_us();
+    if (rc == 0)
+        rc = decide_contributions(s, db, entries, n, &w, &prog, err, errlen);
+    t[2] = pw_monotonic_us();
+    if (rc == 0)
+        rc = write_devices(db, entries, n, err, errlen);
+    t[3] = pw_monotonic_us();
+    for (int k = 0; rc == 0 && k < PWC_ROLLUP_KINDS; k++) {
+        rc =
+            rollup_apply(db, (pwc_rollup_kind)k, entries, n, &res->rollup_exact_paths, err, errlen);
+        t[4 + k] = pw_monotonic_us();
+    }
+    if (rc == 0)
+        rc = progress_write(db, &prog, err, errlen);
+    if (rc == 0 && pw_log_enabled(PW_LOG_DEBUG))
+        pw_log_fields(PW_LOG_DEBUG, "store_timing",
+                      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "n", (json_int_t)n, "raw_us",
+                                (json_int_t)(t[1] - t[0]), "dedupe_us", (json_int_t)(t[2] - t[1]),
+                                "devices_us", (json_int_t)(t[3] - t[2]), "readings_us",
+                                (json_int_t)(t[4] - t[3]), "alerts_us", (json_int_t)(t[5] - t[4]),
+                                "device_day_us", (json_int_t)(t[6] - t[5])),
+                      "batch written");
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (w.state[i] == RAW_DUP)
+                res->duplicates++;
+            else if (entries[i].rec->kind == PWC_READING)
+                res->stored_readings++;
+            else
+                res->stored_alerts++;
+        }
+    }
+    mongoc_database_destroy(db);
+    mongoc_client_pool_push(s->pool, c);
+    scratch_free(&w);
+    free(prog.items);
+    return rc;
+}
+
+/* ---- retention --------------------------------------------------------- */
+
+static int64_t delete_older(mongoc_database_t *db, const char *coll_name, int64_t cutoff_ms,
+                            char *err, size_t errlen)
+{
+    mongoc_collection_t *coll = mongoc_database_get_collection(db, coll_name);
+    bson_t sel = BSON_INITIALIZER, cond, reply;
+    bson_error_t e;
+    BSON_APPEND_DOCUMENT_BEGIN(&sel, "ts", &cond);
+    BSON_APPEND_DATE_TIME(&cond, "$lt", cutoff_ms);
+    bson_append_document_end(&sel, &cond);
+    int64_t n = -1;
+    if (mongoc_collection_delete_many(coll, &sel, NULL, &reply, &e))
+        n = reply_int(&reply, "deletedCount");
+    else
+        set_err(err, errlen, coll_name, &e);
+    bson_destroy(&reply);
+    bson_destroy(&sel);
+    mongoc_collection_destroy(coll);
+    return n;
+}
+
+int64_t pwc_store_sweep(pwc_store *s, int64_t now_ms, long telemetry_ttl_s, long alerts_ttl_s,
+                        char *err, size_t errlen)
+{
+    mongoc_client_t *c = mongoc_client_pool_pop(s->pool);
+    mongoc_database_t *db = mongoc_client_get_database(c, s->db);
+    int64_t a = delete_older(db, "telemetry", now_ms - telemetry_ttl_s * 1000LL, err, errlen);
+    int64_t b =
+        a < 0 ? -1 : delete_older(db, "alerts", now_ms - alerts_ttl_s * 1000LL, err, errlen);
+    mongoc_database_destroy(db);
+    mongoc_client_pool_push(s->pool, c);
+    return (a < 0 || b < 0) ? -1 : a + b;
+}
