@@ -104,15 +104,15 @@ function renderAlerts(body, d, meta) {
     body.append(message("No alerts in this window."));
     return "empty";
   }
-  const W = 420, rowH = 24, label = 150;
+  const W = 420, rowH = 34;
   const max = Math.max(...d.top_codes.map(c => c.count));
   const s = svg("svg", { viewBox: `0 0 ${W} ${d.top_codes.length * rowH}`, role: "img", "aria-label": "top alert codes" });
   d.top_codes.forEach((c, i) => {
     const y = i * rowH;
-    const w = Math.max(2, (c.count / max) * (W - label - 50));
-    s.append(svg("text", { x: 0, y: y + 16 }, c.code.length > 20 ? c.code.slice(0, 19) + "…" : c.code));
-    s.append(svg("rect", { x: label, y: y + 5, width: w, height: 14, rx: 3, fill: "var(--warn)", opacity: 0.85 }));
-    s.append(svg("text", { x: label + w + 6, y: y + 16, class: "muted" }, fmtInt(c.count)));
+    const w = Math.max(2, (c.count / max) * (W - 60));
+    s.append(svg("text", { x: 0, y: y + 12 }, c.code.length > 48 ? c.code.slice(0, 47) + "…" : c.code));
+    s.append(svg("rect", { x: 0, y: y + 17, width: w, height: 11, rx: 3, fill: "var(--warn)", opacity: 0.85 }));
+    s.append(svg("text", { x: w + 6, y: y + 27, class: "muted" }, fmtInt(c.count)));
   });
   body.append(el("div", { class: "summary" }, "Top codes"), s);
   return "ok";
