@@ -41,6 +41,7 @@ struct pw_grpc_call {
     grpc_completion_queue *cq; /* pluck queue bound to this call */
     gpr_timespec deadline;
     grpc_metadata_array md;
+    grpc_call_details details; /* unregistered calls only */
     int finished;
     struct pw_grpc_call *next; /* worker queue link */
 };
@@ -51,7 +52,8 @@ struct pw_grpc_server {
     char *addr;
     pw_grpc_method methods[PW_GRPC_MAX_METHODS];
     size_t nmethods;
-    unsigned pending; /* outstanding call requests per method */
+    pw_grpc_method unknown; /* answers calls to unregistered paths */
+    unsigned pending;       /* outstanding call requests per method */
 
     int started, stopped;
     atomic_int stopping;
@@ -84,6 +86,7 @@ static pw_grpc_call *pw_grpc_call_new(pw_grpc_server *s, pw_grpc_method *m)
     c->method = m;
     c->cq = grpc_completion_queue_create_for_pluck(NULL);
     grpc_metadata_array_init(&c->md);
+    grpc_call_details_init(&c->details);
     return c;
 }
 
@@ -115,6 +118,7 @@ static void pw_grpc_call_free(pw_grpc_call *c)
 {
     pw_grpc_call_release(c);
     grpc_metadata_array_destroy(&c->md);
+    grpc_call_details_destroy(&c->details);
     free(c);
 }
 
@@ -145,8 +149,8 @@ int pw_grpc_call_recv(pw_grpc_call *c, uint8_t **buf, size_t *len)
             grpc_byte_buffer_destroy(bb);
         return -1;
     }
-    if (bb == NULL)
-        return 0;
+    if (bb == NULL) /* end of stream, unless the call was cancelled or failed */
+        return grpc_call_failed_before_recv_message(c->call) ? -1 : 0;
     grpc_byte_buffer_reader reader;
     if (!grpc_byte_buffer_reader_init(&reader, bb)) {
         grpc_byte_buffer_destroy(bb);
@@ -284,14 +288,26 @@ int pw_grpc_server_add_method(pw_grpc_server *s, const char *path, pw_grpc_handl
     return 0;
 }
 
-/* Posts one request for a new call of method m. */
+static void pw_grpc_unimplemented(pw_grpc_call *call, void *ctx)
+{
+    (void)ctx;
+    pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
+}
+
+/* Posts one request for a new call of method m (the unknown-method
+ * catch-all when m has no registration handle). */
 static int pw_grpc_request(pw_grpc_server *s, pw_grpc_method *m)
 {
     pw_grpc_call *c = pw_grpc_call_new(s, m);
     if (c == NULL)
         return -1;
-    grpc_call_error e = grpc_server_request_registered_call(
-        s->server, m->handle, &c->call, &c->deadline, &c->md, NULL, c->cq, s->cq, c);
+    grpc_call_error e;
+    if (m->handle == NULL) {
+        e = grpc_server_request_call(s->server, &c->call, &c->details, &c->md, c->cq, s->cq, c);
+    } else {
+        e = grpc_server_request_registered_call(s->server, m->handle, &c->call, &c->deadline,
+                                                &c->md, NULL, c->cq, s->cq, c);
+    }
     if (e != GRPC_CALL_OK) {
         pw_grpc_call_free(c);
         return -1;
@@ -334,6 +350,8 @@ static void *pw_grpc_acceptor_main(void *arg)
             pw_grpc_call_free(c);
             continue;
         }
+        if (m->handle == NULL)
+            c->deadline = c->details.deadline;
         pw_grpc_enqueue(s, c);
         if (!atomic_load(&s->stopping))
             (void)pw_grpc_request(s, m);
@@ -413,6 +431,9 @@ int pw_grpc_server_start(pw_grpc_server *s, unsigned workers, char *err, size_t 
     for (size_t m = 0; m < s->nmethods; m++)
         for (unsigned k = 0; k < s->pending; k++)
             (void)pw_grpc_request(s, &s->methods[m]);
+    s->unknown.fn = pw_grpc_unimplemented;
+    for (unsigned k = 0; k < 2; k++)
+        (void)pw_grpc_request(s, &s->unknown);
     int rc = s->nworkers == 0 ? -1 : pthread_create(&s->acceptor, NULL, pw_grpc_acceptor_main, s);
     if (rc != 0) {
         snprintf(err, errlen, "gRPC: cannot start threads: %s", strerror(rc < 0 ? EAGAIN : rc));
