@@ -29,7 +29,7 @@ static const pw_long_setting pw_long_settings[] = {
     {"PW_HTTP_THREADS", 2, 1, 64, PW_CFG(http_threads)},
     {"PW_HTTP_CONNECTION_LIMIT", 1024, 4, 65536, PW_CFG(http_conn_limit)},
     {"PW_HTTP_IDLE_TIMEOUT_S", 60, 1, 3600, PW_CFG(http_idle_timeout_s)},
-    {"PW_GRPC_WORKERS", 8, 1, 256, PW_CFG(grpc_workers)},
+    {"PW_GRPC_WORKERS", 64, 1, 1024, PW_CFG(grpc_workers)},
     {"PW_GRPC_MAX_MESSAGE_BYTES", 4194304, 1024, 64L * 1048576, PW_CFG(grpc_max_message)},
     {"PW_SHUTDOWN_TIMEOUT_MS", 15000, 0, 600000, PW_CFG(shutdown_timeout_ms)},
     {"PW_READY_INTERVAL_MS", 2000, 100, 60000, PW_CFG(ready_interval_ms)},

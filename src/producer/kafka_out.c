@@ -188,6 +188,8 @@ int pw_kafka_out_init(pw_kafka_out *k, const pw_producer_config *cfg, pw_prom *p
                         timeout,
                         "socket.keepalive.enable",
                         "true",
+                        "socket.nagle.disable",
+                        "true",
                         "client.id",
                         cfg->instance,
                         NULL};

@@ -2,6 +2,7 @@
  * starts Kafka, REST and gRPC, then waits for SIGTERM/SIGINT: stop accepting,
  * let in-flight requests finish (bounded by PW_SHUTDOWN_TIMEOUT_MS), flush
  * Kafka, exit 0. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,10 @@ static void pw_producer_drain(pw_producer *p)
 
 int main(void)
 {
+    /* Few malloc arenas: many short-lived allocations from many threads
+     * (MHD, gRPC workers, librdkafka) otherwise fragment into one arena per
+     * thread and inflate the resident set several times over. */
+    mallopt(M_ARENA_MAX, 2);
     pw_producer p;
     memset(&p, 0, sizeof(p));
     char err[512];

@@ -358,6 +358,8 @@ static void pw_rest_completed(void *cls, struct MHD_Connection *c, void **con_cl
     pw_rest_req *r = *con_cls;
     if (!r)
         return;
+    if (r->phase == PW_PHASE_WAITING) /* client left before the answer */
+        atomic_fetch_sub(&r->p->inflight, 1);
     if (r->body_init)
         pw_http_body_free(&r->body);
     pw_ingest_batch_free(&r->batch);
