@@ -418,6 +418,63 @@ static void test_unknown_method(void **state)
 }
 
 typedef struct {
+    grpc_channel *ch;
+    int id;
+    int ok;
+} para_arg;
+
+static void *para_main(void *arg)
+{
+    para_arg *p = arg;
+    p->ok = 0;
+    for (int i = 0; i < 25; i++) {
+        char msg[32];
+        int n = snprintf(msg, sizeof msg, "t%d-%d", p->id, i);
+        client_result r;
+        unary(p->ch, "/test.v1.Echo/Unary", msg, (size_t)n, &r);
+        if (r.status == GRPC_STATUS_OK && r.resp != NULL && strcmp(r.resp, msg) == 0)
+            p->ok++;
+        free(r.resp);
+    }
+    return NULL;
+}
+
+/* More concurrent clients than workers: calls queue and all complete. */
+static void test_concurrent_clients(void **state)
+{
+    fixture *f = *state;
+    pthread_t t[6];
+    para_arg args[6];
+    for (int i = 0; i < 6; i++) {
+        args[i].ch = f->ch;
+        args[i].id = i;
+        assert_int_equal(pthread_create(&t[i], NULL, para_main, &args[i]), 0);
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(args[i].ok, 25);
+    }
+}
+
+static void test_bad_address(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    pw_grpc_server *s = pw_grpc_server_new("256.1.1.1:1", 1024, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(pw_grpc_server_add_method(s, "/x.Y/Z", echo_handler, NULL), 0);
+    assert_int_equal(pw_grpc_server_start(s, 1, err, sizeof err), -1);
+    assert_string_equal(err, "gRPC: cannot listen on 256.1.1.1:1");
+    pw_grpc_server_free(s);
+
+    /* never started: free alone releases everything */
+    s = pw_grpc_server_new("127.0.0.1:1", 1024, err, sizeof err);
+    assert_non_null(s);
+    pw_grpc_server_free(s);
+    assert_null(pw_grpc_server_new("", 1024, err, sizeof err));
+}
+
+typedef struct {
     fixture *f;
     client_req req;
     client_result res;
@@ -474,7 +531,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_message_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metadata_and_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_method, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_cancels_in_flight, setup, teardown),
+        cmocka_unit_test(test_bad_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
