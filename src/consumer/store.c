@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pw_log.h"
 #include "pw_time.h"
+#include "pw_uuid.h"
 #include "rollup.h"
 
 #define PWC_E_DUPLICATE 11000
@@ -21,6 +23,7 @@ struct pwc_store {
     mongoc_uri_t *uri;
     char *db;
     int ferretdb;
+    char owner[PW_UUID_LEN]; /* this process, in the write lock */
 };
 
 enum { RAW_NEW = 1, RAW_DUP = 2 };
@@ -30,11 +33,27 @@ static void set_err(char *err, size_t errlen, const char *what, const bson_error
     snprintf(err, errlen, "%s: %s", what, e ? e->message : "failed");
 }
 
+/* mongoc's own log lines become JSON log lines (it talks to stderr otherwise). */
+static void mongoc_to_pw_log(mongoc_log_level_t level, const char *domain, const char *message,
+                             void *data)
+{
+    (void)data;
+    pw_log_level l = level <= MONGOC_LOG_LEVEL_CRITICAL  ? PW_LOG_ERROR
+                     : level == MONGOC_LOG_LEVEL_WARNING ? PW_LOG_WARN
+                     : level <= MONGOC_LOG_LEVEL_INFO    ? PW_LOG_INFO
+                                                         : PW_LOG_DEBUG;
+    if (strstr(message, "endSessions")) /* FerretDB 1.x has no sessions: noise */
+        l = PW_LOG_DEBUG;
+    if (pw_log_enabled(l))
+        pw_log(l, "mongoc", "%s: %s", domain, message);
+}
+
 pwc_store *pwc_store_new(const char *uri, const char *db, const char *app_name, char *err,
                          size_t errlen)
 {
     bson_error_t e;
     mongoc_init();
+    mongoc_log_set_handler(mongoc_to_pw_log, NULL);
     pwc_store *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
@@ -53,6 +72,7 @@ pwc_store *pwc_store_new(const char *uri, const char *db, const char *app_name, 
     mongoc_uri_set_option_as_bool(s->uri, MONGOC_URI_RETRYWRITES, false);
     s->pool = mongoc_client_pool_new(s->uri);
     s->db = strdup(db);
+    pw_uuid_random(s->owner);
     if (!s->pool || !s->db) {
         snprintf(err, errlen, "cannot create the MongoDB client pool");
         pwc_store_free(s);
@@ -203,8 +223,8 @@ static int layout_common(mongoc_database_t *db, char *err, size_t errlen)
         {"devices", "firmware"},   {"rollup_readings", "hour"}, {"rollup_readings", "day"},
         {"rollup_alerts", "hour"}, {"rollup_alerts", "day"},    {"rollup_device_day", "day"},
     };
-    static const char *const colls[] = {"devices", "rollup_readings", "rollup_alerts",
-                                        "rollup_device_day", "consumer_progress"};
+    static const char *const colls[] = {"devices",           "rollup_readings",   "rollup_alerts",
+                                        "rollup_device_day", "consumer_progress", "consumer_locks"};
     for (size_t i = 0; i < sizeof(colls) / sizeof(*colls); i++) {
         if (create_collection(db, colls[i], NULL, err, errlen))
             return -1;
@@ -774,6 +794,155 @@ static int rollup_apply(mongoc_database_t *db, pwc_rollup_kind k, const pwc_entr
     return rc;
 }
 
+/* ---- FerretDB write lock ------------------------------------------------
+ * FerretDB 1.x applies an update as read → modify → write without isolation,
+ * so two writers updating one document concurrently lose increments. The
+ * stage that updates shared documents (devices, rollups, progress) therefore
+ * runs under a lease lock whose only atomic primitive is the unique _id:
+ * generation N+1 ("rollups#<N+1>") can be inserted by exactly one consumer,
+ * and only after generation N was released or its lease ran out. The holder
+ * stops writing well before its lease ends. MongoDB updates a document
+ * atomically and needs none of this. */
+
+#define PWC_LOCK_LEASE_MS 15000
+#define PWC_LOCK_MARGIN_MS 5000
+#define PWC_LOCK_WAIT_MS 60000
+
+typedef struct {
+    int64_t gen;
+    int64_t acquired_ms;
+} write_lock;
+
+static void lock_id(int64_t gen, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "rollups#%012lld", (long long)gen);
+}
+
+/* Latest generation: *gen (0 when none), *free_ when it may be taken. */
+static int lock_read(mongoc_collection_t *coll, const char *owner, int64_t now, int64_t *gen,
+                     int *free_, char *err, size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+    BSON_APPEND_INT32(&sort, "_id", -1);
+    bson_append_document_end(&opts, &sort);
+    BSON_APPEND_INT64(&opts, "limit", 1);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
+    const bson_t *doc;
+    *gen = 0;
+    *free_ = 1;
+    if (mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, doc, "gen"))
+            *gen = bson_iter_as_int64(&it);
+        int released = bson_iter_init_find(&it, doc, "released") && bson_iter_as_bool(&it);
+        int64_t at = bson_iter_init_find(&it, doc, "acquired") ? bson_iter_as_int64(&it) : 0;
+        /* a generation of our own that we do not hold is an insert whose
+         * acknowledgement was lost (store outage): ours to replace */
+        int mine = bson_iter_init_find(&it, doc, "owner") && BSON_ITER_HOLDS_UTF8(&it) &&
+                   strcmp(bson_iter_utf8(&it, NULL), owner) == 0;
+        *free_ = released || mine || now - at > PWC_LOCK_LEASE_MS;
+    }
+    bson_error_t e;
+    int rc = 0;
+    if (mongoc_cursor_error(cur, &e)) {
+        set_err(err, errlen, "consumer_locks", &e);
+        rc = -1;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    return rc;
+}
+
+static int lock_try_insert(mongoc_collection_t *coll, const char *owner, int64_t gen, int64_t now,
+                           int *taken, char *err, size_t errlen)
+{
+    char id[40];
+    bson_t doc = BSON_INITIALIZER;
+    bson_error_t e;
+    lock_id(gen, id, sizeof(id));
+    BSON_APPEND_UTF8(&doc, "_id", id);
+    BSON_APPEND_INT64(&doc, "gen", gen);
+    BSON_APPEND_INT64(&doc, "acquired", now);
+    BSON_APPEND_BOOL(&doc, "released", false);
+    BSON_APPEND_UTF8(&doc, "owner", owner);
+    bool ok = mongoc_collection_insert_one(coll, &doc, NULL, NULL, &e);
+    bson_destroy(&doc);
+    *taken = ok;
+    if (ok || e.code == PWC_E_DUPLICATE)
+        return 0;
+    set_err(err, errlen, "consumer_locks", &e);
+    return -1;
+}
+
+static int lock_acquire(mongoc_database_t *db, const char *owner, write_lock *l, char *err,
+                        size_t errlen)
+{
+    mongoc_collection_t *coll = mongoc_database_get_collection(db, "consumer_locks");
+    int64_t start = pw_now_ms();
+    long sleep_us = 1000;
+    int rc = 1;
+    while (rc == 1 && pw_now_ms() - start < PWC_LOCK_WAIT_MS) {
+        int64_t now = pw_now_ms(), gen;
+        int free_, taken = 0;
+        if (lock_read(coll, owner, now, &gen, &free_, err, errlen) != 0) {
+            rc = -1;
+        } else if (free_) {
+            if (lock_try_insert(coll, owner, gen + 1, now, &taken, err, errlen) != 0)
+                rc = -1;
+            else if (taken) {
+                l->gen = gen + 1;
+                l->acquired_ms = now;
+                rc = 0;
+            }
+            /* not taken: another consumer got gen+1 first; look again */
+        } else {
+            usleep((useconds_t)sleep_us);
+            sleep_us = sleep_us * 2 > 20000 ? 20000 : sleep_us * 2;
+        }
+    }
+    if (rc == 1) {
+        snprintf(err, errlen, "write lock busy for %d ms", PWC_LOCK_WAIT_MS);
+        rc = -1;
+    }
+    mongoc_collection_destroy(coll);
+    return rc;
+}
+
+static int lock_valid(const write_lock *l, char *err, size_t errlen)
+{
+    if (pw_now_ms() - l->acquired_ms < PWC_LOCK_LEASE_MS - PWC_LOCK_MARGIN_MS)
+        return 0;
+    snprintf(err, errlen, "write lock lease ran out; the batch will be retried");
+    return -1;
+}
+
+static void lock_release(mongoc_database_t *db, const write_lock *l)
+{
+    mongoc_collection_t *coll = mongoc_database_get_collection(db, "consumer_locks");
+    char id[40];
+    lock_id(l->gen, id, sizeof(id));
+    bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, set;
+    BSON_APPEND_UTF8(&sel, "_id", id);
+    BSON_APPEND_DOCUMENT_BEGIN(&upd, "$set", &set);
+    BSON_APPEND_BOOL(&set, "released", true);
+    bson_append_document_end(&upd, &set);
+    mongoc_collection_update_one(coll, &sel, &upd, NULL, NULL, NULL);
+    bson_destroy(&sel);
+    bson_destroy(&upd);
+    if (l->gen % 200 == 0) { /* forget old generations */
+        bson_t old = BSON_INITIALIZER, cond;
+        lock_id(l->gen - 100, id, sizeof(id));
+        BSON_APPEND_DOCUMENT_BEGIN(&old, "_id", &cond);
+        BSON_APPEND_UTF8(&cond, "$lt", id);
+        bson_append_document_end(&old, &cond);
+        mongoc_collection_delete_many(coll, &old, NULL, NULL, NULL);
+        bson_destroy(&old);
+    }
+    mongoc_collection_destroy(coll);
+}
+
 /* ---- the write path --------------------------------------------------- */
 
 typedef struct {
@@ -964,24 +1133,38 @@ int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result
     t[1] = pw_monotonic_us();
     if (rc == 0)
         rc = decide_contributions(s, db, entries, n, &w, &prog, err, errlen);
+    write_lock lock = {0};
+    int locked = 0;
+    if (rc == 0 && s->ferretdb) {
+        rc = lock_acquire(db, s->owner, &lock, err, errlen);
+        locked = rc == 0;
+    }
     t[2] = pw_monotonic_us();
     if (rc == 0)
         rc = write_devices(db, entries, n, err, errlen);
     t[3] = pw_monotonic_us();
     for (int k = 0; rc == 0 && k < PWC_ROLLUP_KINDS; k++) {
-        rc =
-            rollup_apply(db, (pwc_rollup_kind)k, entries, n, &res->rollup_exact_paths, err, errlen);
+        if (locked)
+            rc = lock_valid(&lock, err, errlen);
+        if (rc == 0)
+            rc = rollup_apply(db, (pwc_rollup_kind)k, entries, n, &res->rollup_exact_paths, err,
+                              errlen);
         t[4 + k] = pw_monotonic_us();
     }
+    if (rc == 0 && locked)
+        rc = lock_valid(&lock, err, errlen);
     if (rc == 0)
         rc = progress_write(db, &prog, err, errlen);
+    if (locked)
+        lock_release(db, &lock);
     if (rc == 0 && pw_log_enabled(PW_LOG_DEBUG))
         pw_log_fields(PW_LOG_DEBUG, "store_timing",
                       json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "n", (json_int_t)n, "raw_us",
-                                (json_int_t)(t[1] - t[0]), "dedupe_us", (json_int_t)(t[2] - t[1]),
-                                "devices_us", (json_int_t)(t[3] - t[2]), "readings_us",
-                                (json_int_t)(t[4] - t[3]), "alerts_us", (json_int_t)(t[5] - t[4]),
-                                "device_day_us", (json_int_t)(t[6] - t[5])),
+                                (json_int_t)(t[1] - t[0]), "dedupe_lock_us",
+                                (json_int_t)(t[2] - t[1]), "devices_us", (json_int_t)(t[3] - t[2]),
+                                "readings_us", (json_int_t)(t[4] - t[3]), "alerts_us",
+                                (json_int_t)(t[5] - t[4]), "device_day_us",
+                                (json_int_t)(t[6] - t[5])),
                       "batch written");
     if (rc == 0) {
         for (size_t i = 0; i < n; i++) {
