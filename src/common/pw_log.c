@@ -63,7 +63,8 @@ static void pw_log_emit(pw_log_level level, const char *event, json_t *fields, c
     json_object_set_new(line, "level", json_string(pw_log_level_names[li]));
     json_object_set_new(line, "service", json_string(pw_log_cfg.service));
     json_object_set_new(line, "instance", json_string(pw_log_cfg.instance));
-    json_object_set_new(line, "event", json_string(event ? event : ""));
+    json_t *jevent = json_string(event ? event : "");
+    json_object_set_new(line, "event", jevent ? jevent : json_string("invalid"));
     /* Invalid UTF-8 in msg makes json_string fail; fall back to a lossy copy. */
     json_t *jmsg = json_string(msg);
     if (jmsg == NULL) {
@@ -89,7 +90,6 @@ static void pw_log_emit(pw_log_level level, const char *event, json_t *fields, c
     if (text == NULL)
         return;
     size_t n = strlen(text);
-    text[n] = '\0';
     char *out = realloc(text, n + 2);
     if (out == NULL) {
         free(text);
