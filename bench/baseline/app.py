@@ -62,10 +62,19 @@ producers = {}
 producers_lock = threading.Lock()
 
 
+def _serve_delivery_reports(prod):
+    while True:
+        prod.poll(0.1)
+
+
 def producer_for(kind):
-    with producers_lock:  # created lazily, after gunicorn forked the worker
+    """One producer per topic kind and worker process, created lazily after
+    gunicorn forked; a background thread serves its delivery reports."""
+    with producers_lock:
         if kind not in producers:
-            producers[kind] = Producer(kafka_conf("lz4" if kind == "reading" else "none"))
+            prod = Producer(kafka_conf("lz4" if kind == "reading" else "none"))
+            threading.Thread(target=_serve_delivery_reports, args=(prod,), daemon=True).start()
+            producers[kind] = prod
         return producers[kind]
 
 
@@ -150,13 +159,15 @@ def ingest(kind):
     consumer = request.headers.get("X-Consumer-Username") or "anonymous"
     pending = {"n": len(checked), "failed": 0}
     done = threading.Event()
+    lock = threading.Lock()
 
     def on_delivery(err, msg):
-        if err:
-            pending["failed"] += 1
-        pending["n"] -= 1
-        if pending["n"] == 0:
-            done.set()
+        with lock:
+            if err:
+                pending["failed"] += 1
+            pending["n"] -= 1
+            if pending["n"] == 0:
+                done.set()
 
     prod = producer_for(kind)
     ids = []
@@ -176,9 +187,7 @@ def ingest(kind):
                          on_delivery=on_delivery)
         except BufferError:
             return error(503, "kafka_unavailable", "queue full", headers={"Retry-After": "1"})
-    while not done.is_set():
-        prod.poll(0.005)
-    if pending["failed"]:
+    if not done.wait(TIMEOUT_MS / 1000 + 5) or pending["failed"]:
         return error(503, "kafka_unavailable", "not acknowledged", headers={"Retry-After": "1"})
     return Response(json.dumps({"accepted": len(ids), "ids": ids}), status=202,
                     mimetype="application/json")
