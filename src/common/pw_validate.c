@@ -30,6 +30,22 @@ void pw_errors_free(pw_errors *e)
     pw_errors_init(e);
 }
 
+/* A name cut to fit field[] may end inside a UTF-8 sequence: drop the
+ * incomplete tail so the name stays valid in JSON. */
+static void pw_utf8_trim_tail(char *s)
+{
+    size_t n = strlen(s);
+    size_t start = n;
+    while (start > 0 && ((unsigned char)s[start - 1] & 0xc0) == 0x80)
+        start--;
+    if (start == 0 || (unsigned char)s[start - 1] < 0xc0)
+        return; /* ends in ASCII or stray continuation bytes: leave as is */
+    unsigned lead = (unsigned char)s[start - 1];
+    size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+    if (n - (start - 1) < need)
+        s[start - 1] = '\0';
+}
+
 void pw_errors_add(pw_errors *e, int index, const char *field, const char *fmt, ...)
 {
     if (e == NULL)
@@ -45,6 +61,7 @@ void pw_errors_add(pw_errors *e, int index, const char *field, const char *fmt, 
     pw_field_error *it = &e->items[e->len++];
     it->index = index;
     snprintf(it->field, sizeof it->field, "%s", field ? field : "");
+    pw_utf8_trim_tail(it->field);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(it->message, sizeof it->message, fmt, ap);

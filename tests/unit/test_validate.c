@@ -324,6 +324,18 @@ static void test_errors_json_without_index(void **state)
     (void)state;
     pw_errors e;
     pw_errors_init(&e);
+    /* a long unknown key is cut to the field buffer on a character boundary */
+    char key[64] = "";
+    for (int i = 0; i < 20; i++)
+        strcat(key, "\xc3\xa9"); /* 40 bytes of 'é' */
+    pw_errors_add(&e, -1, key, "unknown field");
+    assert_int_equal(strlen(e.items[0].field), 30);
+    json_t *one = pw_errors_to_json(&e);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(one, 0), "field")),
+                        e.items[0].field);
+    json_decref(one);
+    pw_errors_free(&e);
+
     pw_errors_add(&e, -1, "value", "must be a finite number");
     json_t *arr = pw_errors_to_json(&e);
     char *text = json_dumps(arr, JSON_COMPACT | JSON_SORT_KEYS);
