@@ -27,6 +27,7 @@ typedef struct {
     long http_threads;
     long grpc_workers;
     long grace_ms;
+    long cache_ms;
     const char *mongo_uri;
     const char *mongo_db;
     const char *www_dir;
@@ -49,6 +50,7 @@ static int load_config(mx_config *cfg)
         {"PW_METRICS_HTTP_THREADS", 4, 1, 64, &cfg->http_threads},
         {"PW_METRICS_GRPC_WORKERS", 4, 1, 64, &cfg->grpc_workers},
         {"PW_SHUTDOWN_GRACE_MS", 5000, 0, 60000, &cfg->grace_ms},
+        {"PW_METRICS_CACHE_MS", 1000, 0, 600000, &cfg->cache_ms},
     };
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
         if (pw_env_long(ints[i].name, ints[i].def, ints[i].min, ints[i].max, ints[i].out, err,
@@ -169,6 +171,7 @@ int main(void)
                      (unsigned)(cfg.http_threads + cfg.grpc_workers + 2), err, sizeof(err));
     pw_prom *prom = pw_prom_new();
     mx_service svc;
+    memset(&svc, 0, sizeof(svc));
     struct MHD_Daemon *http = NULL;
     pw_grpc_server *grpc = NULL;
     mx_indexer ix = {.store = NULL, .started = 0};
@@ -177,7 +180,7 @@ int main(void)
         pw_log(PW_LOG_ERROR, "startup_failed", "%s", store ? "out of memory" : err);
         goto out;
     }
-    if (mx_service_init(&svc, store, prom, cfg.www_dir) != 0) {
+    if (mx_service_init(&svc, store, prom, cfg.www_dir, cfg.cache_ms) != 0) {
         pw_log(PW_LOG_ERROR, "startup_failed", "cannot register metrics");
         goto out;
     }
@@ -212,6 +215,7 @@ out:
         atomic_store(&ix.stop, 1);
         pthread_join(ix.thread, NULL);
     }
+    mx_service_free(&svc);
     pw_prom_free(prom);
     mx_store_free(store);
     mongoc_cleanup();

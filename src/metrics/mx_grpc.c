@@ -47,21 +47,13 @@ static void handle_view(pw_grpc_call *call, void *ctx)
     }
     mx_param_error_free(&perr);
 
-    ProtobufCMessage *resp = NULL;
+    uint8_t *out = NULL;
+    size_t n = 0;
     char err[256];
-    if (mx_service_run(m->svc, v, "grpc", &p, &resp, err, sizeof(err)) != 0) {
+    if (mx_service_run(m->svc, v, "grpc", &p, &out, &n, err, sizeof(err)) != 0) {
         pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_UNAVAILABLE, err);
         return;
     }
-    size_t n = protobuf_c_message_get_packed_size(resp);
-    uint8_t *out = malloc(n ? n : 1);
-    if (out == NULL) {
-        protobuf_c_message_free_unpacked(resp, NULL);
-        pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-    }
-    protobuf_c_message_pack(resp, out);
-    protobuf_c_message_free_unpacked(resp, NULL);
     pw_grpc_call_finish(call, out, n, GRPC_STATUS_OK, NULL);
     free(out);
 }

@@ -48,12 +48,16 @@ static enum MHD_Result serve_view(mx_service *s, struct MHD_Connection *c, const
     mx_param_error_free(&perr);
     p.now_ms = pw_now_ms();
 
-    ProtobufCMessage *resp = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
     char err[256];
-    if (mx_service_run(s, v, "rest", &p, &resp, err, sizeof(err)) != 0) {
+    if (mx_service_run(s, v, "rest", &p, &buf, &len, err, sizeof(err)) != 0) {
         return pw_http_send_unavailable(c, 5, err);
     }
-    json_t *body = mx_json_from_message(resp);
+    /* the same packed answer gRPC sends, mapped to JSON */
+    ProtobufCMessage *resp = protobuf_c_message_unpack(v->response, NULL, len, buf);
+    free(buf);
+    json_t *body = resp ? mx_json_from_message(resp) : NULL;
     protobuf_c_message_free_unpacked(resp, NULL);
     if (body == NULL) {
         return pw_http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory",

@@ -1,6 +1,8 @@
 /* mx_service: instrumentation around the views. */
 #include "mx_service.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pw_log.h"
@@ -9,7 +11,8 @@
 static const double mx_latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                            0.1,   0.25,   0.5,   1.0,  2.5,   5.0};
 
-int mx_service_init(mx_service *s, mx_store *store, pw_prom *prom, const char *www_dir)
+int mx_service_init(mx_service *s, mx_store *store, pw_prom *prom, const char *www_dir,
+                    long cache_ms)
 {
     memset(s, 0, sizeof(*s));
     s->store = store;
@@ -22,7 +25,14 @@ int mx_service_init(mx_service *s, mx_store *store, pw_prom *prom, const char *w
                                    "Time to compute an analytics view, by view and protocol.",
                                    "view,protocol", mx_latency_bounds,
                                    sizeof(mx_latency_bounds) / sizeof(mx_latency_bounds[0]));
-    if (s->requests == NULL || s->latency == NULL || mx_view_count > MX_MAX_VIEWS) {
+    s->cache = pw_prom_counter(prom, "plantwatch_metrics_cache_total",
+                               "View answers served from the cache (hit) or computed (miss).",
+                               "view,result");
+    if (cache_ms > 0 && (s->answers = mx_cache_new(cache_ms, 256)) == NULL) {
+        return -1;
+    }
+    if (s->requests == NULL || s->latency == NULL || s->cache == NULL ||
+        mx_view_count > MX_MAX_VIEWS) {
         return -1;
     }
     for (size_t i = 0; i < mx_view_count; i++) {
@@ -38,19 +48,67 @@ void mx_service_count(mx_service *s, const mx_view *v, const char *protocol, con
     pw_prom_add(s->requests, labels, 1);
 }
 
+void mx_service_free(mx_service *s)
+{
+    mx_cache_free(s->answers);
+    s->answers = NULL;
+}
+
+typedef struct {
+    mx_service *svc;
+    const mx_view *view;
+    const mx_params *params;
+} mx_compute;
+
+/* Runs the view on the store and packs its answer. */
+static int compute_packed(void *ctx, uint8_t **buf, size_t *len, char *err, size_t errlen)
+{
+    mx_compute *c = ctx;
+    ProtobufCMessage *msg = NULL;
+    if (c->view->run(c->svc->store, c->params, &msg, err, errlen) != 0) {
+        return -1;
+    }
+    *len = protobuf_c_message_get_packed_size(msg);
+    *buf = malloc(*len ? *len : 1);
+    if (*buf == NULL) {
+        protobuf_c_message_free_unpacked(msg, NULL);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    protobuf_c_message_pack(msg, *buf);
+    protobuf_c_message_free_unpacked(msg, NULL);
+    return 0;
+}
+
+/* Everything that selects an answer except the evaluation time. */
+static void cache_key(const mx_view *v, const mx_params *p, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s|%u|%u|%u|%u|%s", v->name, p->window_hours, p->top, p->silent_minutes,
+             p->limit, p->zone);
+}
+
 int mx_service_run(mx_service *s, const mx_view *v, const char *protocol, const mx_params *p,
-                   ProtobufCMessage **out, char *err, size_t errlen)
+                   uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
     int64_t t0 = pw_monotonic_us();
-    int rc = v->run(s->store, p, out, err, errlen);
+    char key[MX_ZONE_MAX + 96];
+    cache_key(v, p, key, sizeof(key));
+    mx_compute ctx = {s, v, p};
+    int hit = 0;
+    int rc = mx_cache_get(s->answers, key, compute_packed, &ctx, buf, len, &hit, err, errlen);
     double secs = (double)(pw_monotonic_us() - t0) / 1e6;
     const char *labels[] = {v->name, protocol};
     pw_prom_observe(s->latency, labels, secs);
     mx_service_count(s, v, protocol, rc == 0 ? MX_OUTCOME_OK : MX_OUTCOME_UNAVAILABLE);
+    if (s->answers != NULL) {
+        const char *cl[] = {v->name, hit ? "hit" : "miss"};
+        pw_prom_add(s->cache, cl, 1);
+    }
     if (rc != 0) {
         pw_log(PW_LOG_ERROR, "view_failed", "%s (%s): %s", v->name, protocol, err);
     } else if (pw_log_enabled(PW_LOG_DEBUG)) {
-        pw_log(PW_LOG_DEBUG, "view_served", "%s (%s) in %.3f ms", v->name, protocol, secs * 1e3);
+        pw_log(PW_LOG_DEBUG, "view_served", "%s (%s) in %.3f ms%s", v->name, protocol, secs * 1e3,
+               hit ? " (cached)" : "");
     }
     return rc;
 }

@@ -4,6 +4,7 @@
 #ifndef MX_SERVICE_H
 #define MX_SERVICE_H
 
+#include "mx_cache.h"
 #include "mx_store.h"
 #include "mx_views.h"
 #include "pw_prom.h"
@@ -23,22 +24,28 @@ struct mx_service {
     pw_prom *prom;
     pw_prom_family *requests; /* view, protocol, outcome */
     pw_prom_family *latency;  /* view, protocol */
+    pw_prom_family *cache;    /* view, result (hit, miss) */
+    mx_cache *answers;        /* NULL: no caching */
     const char *www_dir;      /* NULL: compiled-in dashboard assets */
     mx_method methods[MX_MAX_VIEWS];
 };
 
-/* Registers the metric families on prom; store/prom stay owned by the caller. */
-int mx_service_init(mx_service *s, mx_store *store, pw_prom *prom, const char *www_dir);
+/* Registers the metric families on prom; store/prom stay owned by the caller.
+ * cache_ms > 0 reuses an answer for that long (see mx_cache). */
+int mx_service_init(mx_service *s, mx_store *store, pw_prom *prom, const char *www_dir,
+                    long cache_ms);
+void mx_service_free(mx_service *s);
 
 /* Outcome label values. */
 #define MX_OUTCOME_OK "ok"
 #define MX_OUTCOME_INVALID "invalid_argument"
 #define MX_OUTCOME_UNAVAILABLE "unavailable"
 
-/* Runs view v with p, timing it (latency histogram) and counting the outcome.
- * Returns 0 with *out, or -1 with err (store failure). */
+/* Answers view v for p — from the cache or by running the view — timing it
+ * (latency histogram) and counting the outcome. Returns 0 with the packed
+ * response in *buf (malloc'd, caller frees), or -1 with err (store failure). */
 int mx_service_run(mx_service *s, const mx_view *v, const char *protocol, const mx_params *p,
-                   ProtobufCMessage **out, char *err, size_t errlen);
+                   uint8_t **buf, size_t *len, char *err, size_t errlen);
 
 /* Counts a request that ended before running the view (e.g. invalid). */
 void mx_service_count(mx_service *s, const mx_view *v, const char *protocol, const char *outcome);

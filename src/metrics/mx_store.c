@@ -113,14 +113,11 @@ int mx_store_ensure_indexes(mx_store *s)
     if (!mx_store_ping(s, why, sizeof(why))) {
         return -1;
     }
+    /* the consumer creates the single-field indexes (hour, day, last_seen);
+     * the temperature view also wants type and hour together */
     mongoc_client_t *c = mx_store_pop(s);
     ensure_index(c, s, "rollup_readings", "mx_type_hour",
                  BCON_NEW("type", BCON_INT32(1), "hour", BCON_INT32(1)));
-    ensure_index(c, s, "rollup_readings", "mx_day", BCON_NEW("day", BCON_INT32(1)));
-    ensure_index(c, s, "rollup_alerts", "mx_hour", BCON_NEW("hour", BCON_INT32(1)));
-    ensure_index(c, s, "rollup_alerts", "mx_day", BCON_NEW("day", BCON_INT32(1)));
-    ensure_index(c, s, "rollup_device_day", "mx_day", BCON_NEW("day", BCON_INT32(1)));
-    ensure_index(c, s, "devices", "mx_last_seen", BCON_NEW("last_seen", BCON_INT32(1)));
     mx_store_push(s, c);
     return 0;
 }

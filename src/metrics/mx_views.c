@@ -32,20 +32,21 @@ static const mx_param_spec health_params[] = {MX_SPEC_UINT(silent_minutes, 1, 43
 
 const mx_view mx_views[] = {
     {"temperature", "/v1/metrics/temperature/zones", "/iot.v1.MetricsService/TemperatureByZone",
-     &iot__v1__zone_temperature_request__descriptor, temperature_params, MX_N(temperature_params),
+     &iot__v1__zone_temperature_request__descriptor,
+     &iot__v1__zone_temperature_response__descriptor, temperature_params, MX_N(temperature_params),
      mx_view_temperature},
     {"alerts", "/v1/metrics/alerts/breakdown", "/iot.v1.MetricsService/AlertBreakdown",
-     &iot__v1__alert_breakdown_request__descriptor, alerts_params, MX_N(alerts_params),
-     mx_view_alerts},
+     &iot__v1__alert_breakdown_request__descriptor, &iot__v1__alert_breakdown_response__descriptor,
+     alerts_params, MX_N(alerts_params), mx_view_alerts},
     {"activity", "/v1/metrics/activity/trend", "/iot.v1.MetricsService/ActivityTrend",
-     &iot__v1__activity_trend_request__descriptor, zone_only_params, MX_N(zone_only_params),
-     mx_view_activity},
+     &iot__v1__activity_trend_request__descriptor, &iot__v1__activity_trend_response__descriptor,
+     zone_only_params, MX_N(zone_only_params), mx_view_activity},
     {"firmware", "/v1/metrics/firmware/status", "/iot.v1.MetricsService/FirmwareStatus",
-     &iot__v1__firmware_status_request__descriptor, zone_only_params, MX_N(zone_only_params),
-     mx_view_firmware},
+     &iot__v1__firmware_status_request__descriptor, &iot__v1__firmware_status_response__descriptor,
+     zone_only_params, MX_N(zone_only_params), mx_view_firmware},
     {"health", "/v1/metrics/devices/health", "/iot.v1.MetricsService/DeviceHealth",
-     &iot__v1__device_health_request__descriptor, health_params, MX_N(health_params),
-     mx_view_health},
+     &iot__v1__device_health_request__descriptor, &iot__v1__device_health_response__descriptor,
+     health_params, MX_N(health_params), mx_view_health},
 };
 const size_t mx_view_count = MX_N(mx_views);
 

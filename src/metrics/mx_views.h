@@ -21,6 +21,7 @@ typedef struct {
     const char *path;     /* REST path */
     const char *rpc_path; /* gRPC method path */
     const ProtobufCMessageDescriptor *request;
+    const ProtobufCMessageDescriptor *response;
     const mx_param_spec *params;
     size_t nparams;
     mx_view_fn run;

@@ -1,0 +1,156 @@
+/* mx_cache: TTL cache of packed view answers with single flight. */
+#include "mx_cache.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pw_time.h"
+
+typedef struct {
+    char *key;    /* NULL: free slot */
+    uint8_t *buf; /* answer, NULL while none */
+    size_t len;
+    int64_t stored_us; /* monotonic time the answer was computed */
+    int computing;     /* a thread is computing this key */
+    int waiters;
+} mx_slot;
+
+struct mx_cache {
+    int64_t ttl_us;
+    size_t cap;
+    mx_slot *slots;
+    pthread_mutex_t mu;
+    pthread_cond_t done;
+};
+
+mx_cache *mx_cache_new(int64_t ttl_ms, size_t capacity)
+{
+    mx_cache *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->ttl_us = ttl_ms * 1000;
+    c->cap = capacity ? capacity : 1;
+    c->slots = calloc(c->cap, sizeof(*c->slots));
+    if (c->slots == NULL) {
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->done, NULL);
+    return c;
+}
+
+void mx_cache_free(mx_cache *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < c->cap; i++) {
+        free(c->slots[i].key);
+        free(c->slots[i].buf);
+    }
+    free(c->slots);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->done);
+    free(c);
+}
+
+/* The slot of key, or a free / the least recently stored idle slot for it. */
+static mx_slot *find_slot(mx_cache *c, const char *key)
+{
+    mx_slot *victim = NULL;
+    for (size_t i = 0; i < c->cap; i++) {
+        mx_slot *s = &c->slots[i];
+        if (s->key != NULL && strcmp(s->key, key) == 0) {
+            return s;
+        }
+        if (s->key == NULL) {
+            if (victim == NULL || victim->key != NULL) {
+                victim = s;
+            }
+        } else if (!s->computing && s->waiters == 0 &&
+                   (victim == NULL || (victim->key != NULL && s->stored_us < victim->stored_us))) {
+            victim = s;
+        }
+    }
+    if (victim == NULL) {
+        return NULL; /* every slot busy: compute without caching */
+    }
+    char *k = strdup(key);
+    if (k == NULL) {
+        return NULL;
+    }
+    free(victim->key);
+    free(victim->buf);
+    memset(victim, 0, sizeof(*victim));
+    victim->key = k;
+    return victim;
+}
+
+static int copy_out(const mx_slot *s, uint8_t **out, size_t *outlen, char *err, size_t errlen)
+{
+    *out = malloc(s->len ? s->len : 1);
+    if (*out == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(*out, s->buf, s->len);
+    *outlen = s->len;
+    return 0;
+}
+
+int mx_cache_get(mx_cache *c, const char *key, mx_cache_compute_fn fn, void *ctx, uint8_t **out,
+                 size_t *outlen, int *hit, char *err, size_t errlen)
+{
+    *hit = 0;
+    if (c == NULL || c->ttl_us <= 0) {
+        return fn(ctx, out, outlen, err, errlen);
+    }
+    pthread_mutex_lock(&c->mu);
+    mx_slot *s = find_slot(c, key);
+    if (s == NULL) {
+        pthread_mutex_unlock(&c->mu);
+        return fn(ctx, out, outlen, err, errlen);
+    }
+    while (s->computing) {
+        if (s->buf != NULL) {
+            /* another thread is refreshing: answer with the previous result */
+            int rc = copy_out(s, out, outlen, err, errlen);
+            *hit = rc == 0;
+            pthread_mutex_unlock(&c->mu);
+            return rc;
+        }
+        s->waiters++;
+        pthread_cond_wait(&c->done, &c->mu);
+        s->waiters--;
+    }
+    if (s->buf != NULL && pw_monotonic_us() - s->stored_us < c->ttl_us) {
+        int rc = copy_out(s, out, outlen, err, errlen);
+        *hit = rc == 0;
+        pthread_mutex_unlock(&c->mu);
+        return rc;
+    }
+    s->computing = 1;
+    pthread_mutex_unlock(&c->mu);
+
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int64_t started = pw_monotonic_us();
+    int rc = fn(ctx, &buf, &len, err, errlen);
+
+    pthread_mutex_lock(&c->mu);
+    s->computing = 0;
+    if (rc == 0) {
+        free(s->buf);
+        s->buf = buf;
+        s->len = len;
+        s->stored_us = started; /* age counts from when the store was read */
+        rc = copy_out(s, out, outlen, err, errlen);
+    }
+    pthread_cond_broadcast(&c->done);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}

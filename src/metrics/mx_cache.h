@@ -1,0 +1,26 @@
+/* mx_cache: a small response cache for the views with single flight. An
+ * answer (packed protobuf) is reused for ttl_ms after it was computed. Only
+ * one thread computes a key at a time: meanwhile other requests for that key
+ * get the previous answer, or wait for the first one. ttl_ms 0 disables
+ * caching (every request computes). Thread-safe. */
+#ifndef MX_CACHE_H
+#define MX_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mx_cache mx_cache;
+
+/* Computes the answer for a key: 0 with a malloc'd buffer, or -1 with err. */
+typedef int (*mx_cache_compute_fn)(void *ctx, uint8_t **buf, size_t *len, char *err, size_t errlen);
+
+mx_cache *mx_cache_new(int64_t ttl_ms, size_t capacity);
+void mx_cache_free(mx_cache *c);
+
+/* A malloc'd copy of the answer for key (fresh, or computed now by fn).
+ * *hit tells whether it came from the cache. 0, or -1 with err (failures
+ * are not cached). */
+int mx_cache_get(mx_cache *c, const char *key, mx_cache_compute_fn fn, void *ctx, uint8_t **out,
+                 size_t *outlen, int *hit, char *err, size_t errlen);
+
+#endif
