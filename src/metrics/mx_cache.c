@@ -138,7 +138,6 @@ int mx_cache_get(mx_cache *c, const char *key, mx_cache_compute_fn fn, void *ctx
 
     uint8_t *buf = NULL;
     size_t len = 0;
-    int64_t started = pw_monotonic_us();
     int rc = fn(ctx, &buf, &len, err, errlen);
 
     pthread_mutex_lock(&c->mu);
@@ -147,7 +146,8 @@ int mx_cache_get(mx_cache *c, const char *key, mx_cache_compute_fn fn, void *ctx
         free(s->buf);
         s->buf = buf;
         s->len = len;
-        s->stored_us = started; /* age counts from when the store was read */
+        /* reused for ttl after it is ready, even when computing took longer */
+        s->stored_us = pw_monotonic_us();
         rc = copy_out(s, out, outlen, err, errlen);
     }
     pthread_cond_broadcast(&c->done);
