@@ -141,6 +141,29 @@ def row(name, msgs, seconds, p50, p99, cpu, errors=0):
             "cpu_per_m": cpu / msgs * 1e6 if msgs else 0, "errors": errors}
 
 
+SINGLE_CONNS = 256
+BATCH_CONNS = 16
+PACED_CONNS = 32
+
+
+def paced_half(url, proc, single, duration):
+    """p99 of single POSTs offered at about half the measured maximum rate:
+    PACED_CONNS connections, each waiting a fixed delay between requests,
+    the delay calibrated from short runs (rate = conns / (delay + latency))."""
+    target = single["rate"] / 2
+    delay = max(0.0, PACED_CONNS / target * 1000 - single["p50"] / 2)
+    for _ in range(4):
+        cal = wrk(url, "single.lua", 4, PACED_CONNS, delay_ms=int(round(delay)))
+        if abs(cal["rps"] - target) / target < 0.08:
+            break
+        latency_ms = PACED_CONNS / cal["rps"] * 1000 - delay
+        delay = max(0.0, PACED_CONNS / target * 1000 - latency_ms)
+    with Measured([proc.pid]) as m:
+        h = wrk(url, "single.lua", duration, PACED_CONNS, delay_ms=int(round(delay)))
+    return row(f"REST, 1 reading/request, paced (target {target:,.0f}/s)", h["requests"],
+               h["duration_us"] / 1e6, h["p50_us"] / 1e3, h["p99_us"] / 1e3, m.cpu, h["non2xx"])
+
+
 def bench_producer(args, env):
     log = open(tempfile.gettempdir() + "/pw-bench-producer.log", "wb")
     penv = dict(os.environ, **env, PW_HTTP_PORT=str(HTTP), PW_GRPC_PORT=str(GRPC),
@@ -153,11 +176,13 @@ def bench_producer(args, env):
         wrk(url, "single.lua", 3, 16)  # warm-up
         d = args.duration
         with Measured([proc.pid]) as m:
-            r = wrk(url, "single.lua", d, 64)
+            r = wrk(url, "single.lua", d, SINGLE_CONNS)
         rows["rest_single"] = row("REST, 1 reading/request", r["requests"], r["duration_us"] / 1e6,
                                   r["p50_us"] / 1e3, r["p99_us"] / 1e3, m.cpu, r["non2xx"])
+        rows["rest_half"] = paced_half(url, proc, rows["rest_single"], d)
+        rows["rss_single"] = vmhwm_mib(proc.pid)
         with Measured([proc.pid]) as m:
-            b = wrk(url, "batch.lua", d, 8)
+            b = wrk(url, "batch.lua", d, BATCH_CONNS)
         rows["rest_batch"] = row("REST, 100 readings/request", b["requests"] * 100,
                                  b["duration_us"] / 1e6, b["p50_us"] / 1e3, b["p99_us"] / 1e3,
                                  m.cpu, b["non2xx"])
@@ -169,20 +194,6 @@ def bench_producer(args, env):
             g = grpc_load("stream", d, processes=2, concurrency=2, batch=100, messages=100)
         rows["grpc_stream"] = row("gRPC PublishStream, 100 readings/message", g["records"],
                                   g["seconds"], g["p50_ms"], g["p99_ms"], m.cpu, g["errors"])
-        # p99 at half the maximum single-reading rate: 16 paced connections
-        target = rows["rest_single"]["rate"] / 2
-        conns = 16
-        delay = max(0.0, conns / target * 1000 - rows["rest_single"]["p50"] / 4)
-        for _ in range(3):
-            cal = wrk(url, "single.lua", 4, conns, delay_ms=int(round(delay)))
-            if abs(cal["rps"] - target) / target < 0.1:
-                break
-            delay = max(0.0, delay * cal["rps"] / target)
-        with Measured([proc.pid]) as m:
-            h = wrk(url, "single.lua", d, conns, delay_ms=int(round(delay)))
-        rows["rest_half"] = row(f"REST, 1 reading/request, paced to ~{target:.0f}/s",
-                                h["requests"], h["duration_us"] / 1e6, h["p50_us"] / 1e3,
-                                h["p99_us"] / 1e3, m.cpu, h["non2xx"])
         rows["rss"] = vmhwm_mib(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -206,12 +217,12 @@ def bench_baseline(args, env):
         wrk(url, "single.lua", 3, 16)
         pids = [proc.pid] + children(proc.pid)
         with Measured(pids) as m:
-            r = wrk(url, "single.lua", args.duration, 64)
+            r = wrk(url, "single.lua", args.duration, SINGLE_CONNS)
         rows["rest_single"] = row("baseline REST, 1 reading/request", r["requests"],
                                   r["duration_us"] / 1e6, r["p50_us"] / 1e3, r["p99_us"] / 1e3,
                                   m.cpu, r["non2xx"])
         with Measured(pids) as m:
-            b = wrk(url, "batch.lua", args.duration, 8)
+            b = wrk(url, "batch.lua", args.duration, BATCH_CONNS)
         rows["rest_batch"] = row("baseline REST, 100 readings/request", b["requests"] * 100,
                                  b["duration_us"] / 1e6, b["p50_us"] / 1e3, b["p99_us"] / 1e3,
                                  m.cpu, b["non2xx"])
@@ -236,7 +247,7 @@ def record_size():
     return len(env.SerializeToString())
 
 
-def ceiling(sec, size, records):
+def ceiling(sec, size, records, throughput=-1):
     conf = tempfile.NamedTemporaryFile("w", suffix=".properties", delete=False)
     conf.write("security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
                f"ssl.truststore.type=PEM\nssl.truststore.location={STATE / 'secrets' / 'ca.pem'}\n"
@@ -246,9 +257,9 @@ def ceiling(sec, size, records):
     out = subprocess.run(
         ["java", "-Xmx512m", "-cp", str(CACHE / "kafka-3.9.1" / "libs") + "/*",
          "org.apache.kafka.tools.ProducerPerformance", "--topic", TOPIC, "--num-records",
-         str(records), "--record-size", str(size), "--throughput", "-1", "--producer-props",
+         str(records), "--record-size", str(size), "--throughput", str(throughput), "--producer-props",
          "bootstrap.servers=127.0.0.1:9093", "acks=all", "compression.type=lz4", "linger.ms=5",
-         "enable.idempotence=true", "--producer.config", conf.name],
+         "enable.idempotence=true", "batch.size=1048576", "buffer.memory=67108864", "--producer.config", conf.name],
         capture_output=True, text=True)
     os.unlink(conf.name)
     m = re.search(r"(\d+) records sent, ([\d.]+) records/sec .*?([\d.]+) ms avg latency, "
@@ -292,9 +303,16 @@ def fmt_table(p, base, ceil, size, args):
         lines.append(f"| ProducerPerformance, {size}-byte records, lz4, acks=all | Kafka tools "
                      f"(Java) | {ceil['rate']:,.0f} | {ms(ceil['p50'])} | {ms(ceil['p99'])} | | "
                      "ceiling | | |")
+    if ceil and "paced" in ceil:
+        k = ceil["paced"]
+        lines.append(f"| ProducerPerformance paced to {k['target']:,}/s (same rate as the p99 row) "
+                     f"| Kafka tools (Java) | {k['rate']:,.0f} | {ms(k['p50'])} | {ms(k['p99'])} "
+                     "| | broker-side reference | | |")
     lines.append("")
-    lines.append(f"Peak RSS (VmHWM) of plantwatch-producer over all scenarios: "
-                 f"**{p['rss']:.1f} MiB** (target ≤ 32 MiB: {yn(p['rss'] <= 32)})"
+    lines.append(f"Peak RSS (VmHWM) of plantwatch-producer after the single-reading scenarios "
+                 f"(maximum and half-rate load): **{p['rss_single']:.1f} MiB** (target ≤ 32 MiB: "
+                 f"{yn(p['rss_single'] <= 32)}); over all scenarios including gRPC streaming: "
+                 f"{p['rss']:.1f} MiB"
                  + (f"; baseline (gunicorn master + workers): {base['rss']:.1f} MiB." if base
                     else "."))
     lines.append(f"Producer exit status after SIGTERM at the end of the run: {p['exit']}.")
@@ -324,16 +342,20 @@ def write_doc(table, args):
 METHOD = """How it is measured: every scenario sends to the same producer process
 (`PW_*` defaults, topics `bench-telemetry`/`bench-alerts` with the production
 settings) and counts only answers that came after the broker acknowledgement
-(202 / OK). REST load comes from `wrk` with keep-alive (64 connections for
-single readings, 8 for batches; Lua scripts in `bench/producer/`); gRPC load
+(202 / OK). REST load comes from `wrk` with keep-alive (256 connections for
+single readings, 16 for batches, the same for the baseline; Lua scripts in
+`bench/producer/`); gRPC load
 from `bench/producer/grpc_load.py`, a Python `grpc.aio` client in two processes
 with pre-serialized requests (a C client would push harder; the Python client
-is likely the limit for unary calls). The p99 row paces 16 connections with
+is likely the limit for unary calls). The p99 row paces 32 connections with
 wrk's per-request delay so that the offered rate is about half of the measured
-single-reading maximum. The baseline is `bench/baseline/app.py` (Flask +
+single-reading maximum; ProducerPerformance paced to the rate that row achieved
+shows the broker's own latency at that load for comparison. The baseline is `bench/baseline/app.py` (Flask +
 confluent-kafka under gunicorn, one gthread worker per core, same validation,
 envelope and acks). The ceiling is Kafka's `ProducerPerformance` with the
-envelope's record size, lz4, acks=all and idempotence over SASL_SSL. CPU is
+envelope's record size, lz4, acks=all and idempotence over SASL_SSL, linger.ms=5
+and batch.size=1 MiB (librdkafka's default batch limit, so both clients may
+build equally large batches). CPU is
 utime+stime of the server process(es) during the scenario."""
 
 
@@ -358,6 +380,11 @@ def main():
     print(json.dumps(base, indent=1), flush=True)
     ceil = None if args.no_ceiling else ceiling(sec, size, args.ceiling_records)
     print(json.dumps(ceil), flush=True)
+    if ceil:  # Kafka's own latency at the paced scenario's rate, same settings
+        rate = int(p["rest_half"]["rate"])
+        ceil["paced"] = ceiling(sec, size, rate * args.duration, rate)
+        ceil["paced"]["target"] = rate
+        print(json.dumps(ceil["paced"]), flush=True)
     table = fmt_table(p, base, ceil, size, args)
     print(table)
     if not args.no_write:

@@ -26,6 +26,7 @@ typedef struct {
     pw_delivery_sync sync;
     unsigned readings, alerts; /* running indexes for the metadata key */
     size_t requests;
+    int streaming;
     int64_t start_us;
 } pw_grpc_ctx;
 
@@ -160,8 +161,11 @@ static grpc_status_code pw_grpc_publish_one(pw_grpc_ctx *g, const uint8_t *buf, 
     if (n < 0)
         return GRPC_STATUS_INVALID_ARGUMENT;
     g->requests++;
+    /* A stream waits for room as long as a record may wait for delivery: a
+     * full queue then slows the client through HTTP/2 flow control. */
+    long wait_ms = g->streaming ? g->p->cfg.delivery_timeout_ms : g->p->cfg.enqueue_timeout_ms;
     for (size_t i = start; i < g->batch.n; i++) {
-        pw_send_result sr = pw_kafka_out_send(&g->p->kafka, &g->sync.d, &g->batch.msgs[i]);
+        pw_send_result sr = pw_kafka_out_send(&g->p->kafka, &g->sync.d, &g->batch.msgs[i], wait_ms);
         if (sr != PW_SEND_OK) {
             snprintf(msg, msglen, "Kafka cannot take the records now (%s); retry",
                      sr == PW_SEND_QUEUE_FULL ? "local queue full" : "producer error");
@@ -213,6 +217,7 @@ static void pw_grpc_publish_stream(pw_grpc_call *call, void *ctx)
 {
     pw_grpc_ctx g;
     pw_grpc_ctx_init(&g, ctx, call, "PublishStream");
+    g.streaming = 1;
     if (pw_grpc_refuse_early(&g))
         return;
     char msg[PW_GRPC_MSG_LEN] = "";

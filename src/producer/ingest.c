@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 const char *pw_kind_name(pw_kind k)
 {
@@ -14,7 +15,9 @@ const char *pw_kind_name(pw_kind k)
 
 void pw_ingest_batch_init(pw_ingest_batch *b)
 {
-    memset(b, 0, sizeof(*b));
+    b->msgs = NULL;
+    b->n = b->cap = 0;
+    b->rnd_off = sizeof(b->rnd); /* empty pool */
 }
 
 void pw_ingest_batch_free(pw_ingest_batch *b)
@@ -24,7 +27,7 @@ void pw_ingest_batch_free(pw_ingest_batch *b)
         free(b->msgs[i].value);
     }
     free(b->msgs);
-    memset(b, 0, sizeof(*b));
+    pw_ingest_batch_init(b);
 }
 
 void pw_ingest_error_clear(pw_ingest_error *e)
@@ -48,12 +51,37 @@ static pw_ingest_msg *pw_ingest_next(pw_ingest_batch *b)
     return m;
 }
 
-static void pw_ingest_token(const pw_ingest_meta *m, pw_kind kind, unsigned index,
-                            char out[PW_UUID_LEN])
+/* A version 4 UUID from the batch's entropy pool (RFC 4122 layout). */
+static int pw_ingest_random_token(pw_ingest_batch *b, char out[PW_UUID_LEN])
+{
+    if (b->rnd_off + 16 > sizeof(b->rnd)) {
+        if (getrandom(b->rnd, sizeof(b->rnd), 0) != (ssize_t)sizeof(b->rnd))
+            return -1;
+        b->rnd_off = 0;
+    }
+    uint8_t u[16];
+    memcpy(u, b->rnd + b->rnd_off, 16);
+    b->rnd_off += 16;
+    u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
+    u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[u[i] >> 4];
+        out[o++] = hex[u[i] & 0x0f];
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static void pw_ingest_token(pw_ingest_batch *b, const pw_ingest_meta *m, pw_kind kind,
+                            unsigned index, char out[PW_UUID_LEN])
 {
     if (m->idem_key)
         pw_uuid_derive(m->consumer, m->idem_key, pw_kind_name(kind), index, out);
-    else
+    else if (pw_ingest_random_token(b, out) != 0)
         pw_uuid_random(out);
 }
 
@@ -65,7 +93,7 @@ static int pw_ingest_pack(pw_ingest_batch *b, pw_kind kind, const char *device_i
     if (!msg)
         return -1;
     msg->kind = kind;
-    pw_ingest_token(m, kind, index, msg->token);
+    pw_ingest_token(b, m, kind, index, msg->token);
     env->token = msg->token;
     env->received_ms = m->received_ms;
     env->consumer = (char *)m->consumer;

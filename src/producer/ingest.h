@@ -38,9 +38,15 @@ typedef struct {
     size_t value_len;
 } pw_ingest_msg;
 
+#define PW_INGEST_RANDOM_POOL 512 /* random bytes fetched at once: 32 tokens */
+
 typedef struct {
     pw_ingest_msg *msgs;
     size_t n, cap;
+    /* Entropy for random (v4) tokens, refilled with one getrandom() call per
+     * 32 tokens instead of a generator call per token. */
+    uint8_t rnd[PW_INGEST_RANDOM_POOL];
+    size_t rnd_off;
 } pw_ingest_batch;
 
 void pw_ingest_batch_init(pw_ingest_batch *b);

@@ -281,11 +281,12 @@ static rd_kafka_headers_t *pw_kafka_headers(const pw_ingest_msg *m)
     return h;
 }
 
-pw_send_result pw_kafka_out_send(pw_kafka_out *k, pw_delivery *d, pw_ingest_msg *m)
+pw_send_result pw_kafka_out_send(pw_kafka_out *k, pw_delivery *d, pw_ingest_msg *m,
+                                 long enqueue_timeout_ms)
 {
     if (atomic_load(&k->fatal))
         return PW_SEND_FATAL;
-    int64_t deadline = pw_monotonic_us() + k->cfg->enqueue_timeout_ms * 1000;
+    int64_t deadline = pw_monotonic_us() + enqueue_timeout_ms * 1000;
     atomic_fetch_add(&d->pending, 1);
     for (;;) {
         rd_kafka_headers_t *h = pw_kafka_headers(m);
@@ -343,7 +344,7 @@ void pw_kafka_out_close(pw_kafka_out *k, int timeout_ms)
     }
     /* Records still queued fail their requests via delivery reports here. */
     rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_poll(k->rk, 0);
+    rd_kafka_flush(k->rk, 2000); /* serves the purge reports */
     for (int i = 0; i < 2; i++)
         if (k->topics[i])
             rd_kafka_topic_destroy(k->topics[i]);

@@ -78,8 +78,10 @@ typedef enum {
     PW_SEND_ERROR       /* any other immediate error */
 } pw_send_result;
 
-/* Enqueues m (its value is handed to librdkafka on success) for d. */
-pw_send_result pw_kafka_out_send(pw_kafka_out *k, pw_delivery *d, pw_ingest_msg *m);
+/* Enqueues m (its value is handed to librdkafka on success) for d, waiting up
+ * to enqueue_timeout_ms for room while the local queue is full. */
+pw_send_result pw_kafka_out_send(pw_kafka_out *k, pw_delivery *d, pw_ingest_msg *m,
+                                 long enqueue_timeout_ms);
 
 /* Readiness for /readyz. */
 int pw_kafka_out_ready(void *k, char *why, size_t whylen);

@@ -20,6 +20,8 @@
 #define PW_REST_LOG_TOKENS 20
 /* Bodies announced beyond this are refused without reading them. */
 #define PW_REST_DRAIN_FACTOR 8
+/* Per-connection pool for headers and I/O buffers (bodies are kept apart). */
+#define PW_REST_CONN_MEMORY (16 * 1024)
 
 typedef enum {
     PW_ROUTE_TELEMETRY,
@@ -303,7 +305,8 @@ static enum MHD_Result pw_rest_ingest(pw_rest_req *r)
     atomic_fetch_add(&p->inflight, 1);
     pw_delivery_begin(&r->dlv, pw_rest_delivered, r);
     for (size_t i = 0; i < r->batch.n; i++)
-        if (pw_kafka_out_send(&p->kafka, &r->dlv, &r->batch.msgs[i]) != PW_SEND_OK)
+        if (pw_kafka_out_send(&p->kafka, &r->dlv, &r->batch.msgs[i], p->cfg.enqueue_timeout_ms) !=
+            PW_SEND_OK)
             break; /* all-or-nothing: enqueue no more */
     r->phase = PW_PHASE_WAITING;
     pw_delivery_end(&r->dlv);
@@ -397,8 +400,9 @@ int pw_rest_start(pw_producer *p, char *err, size_t errlen)
                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)p->cfg.http_threads,
                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)p->cfg.http_conn_limit,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p->cfg.http_idle_timeout_s,
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)PW_REST_CONN_MEMORY,
                                 MHD_OPTION_NOTIFY_COMPLETED, pw_rest_completed, p,
-                                MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+                                MHD_OPTION_END);
     if (!p->httpd) {
         snprintf(err, errlen, "cannot listen on %s:%ld", p->cfg.bind_addr, p->cfg.http_port);
         return -1;

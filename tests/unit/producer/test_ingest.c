@@ -110,7 +110,16 @@ static void test_batch_limits(void **state)
     char *full = make_array(PW_MAX_BATCH);
     pw_ingest_batch_init(&b);
     assert_int_equal(run_json(&b, PW_KIND_READING, full, NULL, &e), PW_MAX_BATCH);
-    assert_string_not_equal(b.msgs[0].token, b.msgs[1].token);
+    /* random tokens: distinct, RFC 4122 version 4 */
+    for (size_t i = 0; i < b.n; i++) {
+        const char *t = b.msgs[i].token;
+        assert_int_equal(strlen(t), 36);
+        assert_true(t[8] == '-' && t[13] == '-' && t[18] == '-' && t[23] == '-');
+        assert_int_equal(t[14], '4');
+        assert_non_null(strchr("89ab", t[19]));
+        if (i)
+            assert_string_not_equal(t, b.msgs[i - 1].token);
+    }
     pw_ingest_batch_free(&b);
     free(full);
 
