@@ -111,8 +111,8 @@ def measure(url, grpc_addr, pb2, pb2_grpc, n):
 
 def ferret_or_mongo(client):
     info = client.admin.command("buildInfo")
-    if "ferretdb" in info:
-        return f"FerretDB {info['ferretdb'].get('version', '?')} (MongoDB wire {info.get('version')})"
+    if "ferretdbVersion" in info:
+        return f"FerretDB {info['ferretdbVersion']} (SQLite backend, MongoDB wire {info.get('version')})"
     return f"MongoDB {info.get('version')}"
 
 
