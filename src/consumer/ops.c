@@ -11,6 +11,8 @@
 static const double batch_bounds[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500};
 static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                         0.25,  0.5,    1,     2.5,  5,     10};
+static const double e2e_bounds[] = {0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6,
+                                    0.8,   1,    1.5, 2,    3,   5,   10,  30,  60};
 
 int pwc_ops_init(pwc_ops *o, pwc_store *store)
 {
@@ -42,7 +44,7 @@ int pwc_ops_init(pwc_ops *o, pwc_store *store)
                                        "Failed offset commits (retried with the next batch)", NULL);
     o->e2e = pw_prom_histogram(o->prom, "pw_consumer_end_to_end_seconds",
                                "Producer receive time to store acknowledgement, per message", NULL,
-                               latency_bounds, sizeof(latency_bounds) / sizeof(*latency_bounds));
+                               e2e_bounds, sizeof(e2e_bounds) / sizeof(*e2e_bounds));
     return 0;
 }
 

@@ -265,7 +265,7 @@ void pwc_rollup_fast_op(pwc_rollup_kind k, const pwc_rollup_group *g, const pwc_
     agg_partitions(&a, g, entries, NULL);
     agg_count(&a, g, entries);
     bson_t and_arr, clause, or_arr, c0, c1, cond;
-    char path[PWC_ORIGIN_LEN + 4], idx[16];
+    char path[PWC_ORIGIN_LEN + 4], idx[24];
     bson_init(filter);
     BSON_APPEND_UTF8(filter, "_id", g->key);
     BSON_APPEND_ARRAY_BEGIN(filter, "$and", &and_arr);

@@ -326,6 +326,67 @@ static mongoc_bulk_operation_t *bulk_new(mongoc_collection_t *coll)
     return b;
 }
 
+/* Update statements per command. FerretDB 1.24 (SQLite) keeps one pooled
+ * connection per statement until the command ends; past its pool size a big
+ * update command waits for itself forever and wedges the database. */
+#define PWC_UPDATES_PER_COMMAND 50
+
+typedef struct {
+    mongoc_collection_t *coll;
+    mongoc_bulk_operation_t *bulk;
+    size_t nops;       /* in the current command */
+    bulk_result total; /* over all commands */
+    int failed;
+    char *err;
+    size_t errlen;
+} update_batch;
+
+static void ub_init(update_batch *u, mongoc_collection_t *coll, char *err, size_t errlen)
+{
+    memset(u, 0, sizeof(*u));
+    u->coll = coll;
+    u->err = err;
+    u->errlen = errlen;
+}
+
+static void ub_flush(update_batch *u)
+{
+    if (!u->bulk)
+        return;
+    if (u->failed) {
+        mongoc_bulk_operation_destroy(u->bulk);
+    } else {
+        bulk_result r = {0};
+        if (bulk_exec(u->bulk, &r, u->nops, u->err, u->errlen) != 0)
+            u->failed = 1;
+        u->total.n_matched += r.n_matched;
+        u->total.n_upserted += r.n_upserted;
+        u->total.n_inserted += r.n_inserted;
+        u->total.nerrors += r.nerrors;
+        u->total.other_error |= r.other_error;
+    }
+    u->bulk = NULL;
+    u->nops = 0;
+}
+
+/* The bulk the next statement goes into. */
+static mongoc_bulk_operation_t *ub_next(update_batch *u)
+{
+    if (u->nops == PWC_UPDATES_PER_COMMAND)
+        ub_flush(u);
+    if (!u->bulk)
+        u->bulk = bulk_new(u->coll);
+    u->nops++;
+    return u->bulk;
+}
+
+/* Runs what is left; -1 when a command failed (transport or server). */
+static int ub_finish(update_batch *u)
+{
+    ub_flush(u);
+    return u->failed ? -1 : 0;
+}
+
 /* ---- raw documents ----------------------------------------------------- */
 
 static void append_origin(const pwc_entry *e, bson_t *doc)
@@ -530,7 +591,8 @@ static int progress_read(mongoc_database_t *db, progress_set *p, char *err, size
 static int progress_write(mongoc_database_t *db, const progress_set *p, char *err, size_t errlen)
 {
     mongoc_collection_t *coll = mongoc_database_get_collection(db, "consumer_progress");
-    mongoc_bulk_operation_t *bulk = bulk_new(coll);
+    update_batch ub;
+    ub_init(&ub, coll, err, errlen);
     bson_t upsert = BSON_INITIALIZER;
     BSON_APPEND_BOOL(&upsert, "upsert", true);
     for (size_t i = 0; i < p->n; i++) {
@@ -539,13 +601,13 @@ static int progress_write(mongoc_database_t *db, const progress_set *p, char *er
         BSON_APPEND_DOCUMENT_BEGIN(&upd, "$max", &mx);
         BSON_APPEND_INT64(&mx, "settled", p->items[i].max_off);
         bson_append_document_end(&upd, &mx);
-        mongoc_bulk_operation_update_one_with_opts(bulk, &sel, &upd, &upsert, NULL);
+        mongoc_bulk_operation_update_one_with_opts(ub_next(&ub), &sel, &upd, &upsert, NULL);
         bson_destroy(&sel);
         bson_destroy(&upd);
     }
     bson_destroy(&upsert);
-    bulk_result r = {0};
-    int rc = bulk_exec(bulk, &r, p->n, err, errlen);
+    int rc = ub_finish(&ub);
+    bulk_result r = ub.total;
     mongoc_collection_destroy(coll);
     /* a concurrent first upsert of the same partition may collide: harmless,
      * the settled mark is a lower bound and the next batch raises it */
@@ -605,7 +667,7 @@ static int cmp_device(const void *a, const void *b)
     return strcmp(x->rec->device, y->rec->device);
 }
 
-static void device_ops(mongoc_bulk_operation_t *bulk, const pwc_record *newest, int64_t first)
+static void device_ops(update_batch *ub, const pwc_record *newest, int64_t first)
 {
     bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, d, opts = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&sel, "_id", newest->device);
@@ -620,7 +682,7 @@ static void device_ops(mongoc_bulk_operation_t *bulk, const pwc_record *newest, 
     BSON_APPEND_UTF8(&d, "firmware", newest->firmware);
     bson_append_document_end(&upd, &d);
     BSON_APPEND_BOOL(&opts, "upsert", true);
-    mongoc_bulk_operation_update_one_with_opts(bulk, &sel, &upd, &opts, NULL);
+    mongoc_bulk_operation_update_one_with_opts(ub_next(ub), &sel, &upd, &opts, NULL);
     bson_destroy(&upd);
     /* zone and firmware follow the newest reading seen for the device */
     bson_t upd2 = BSON_INITIALIZER, cond;
@@ -631,7 +693,7 @@ static void device_ops(mongoc_bulk_operation_t *bulk, const pwc_record *newest, 
     BSON_APPEND_UTF8(&d, "zone", newest->zone);
     BSON_APPEND_UTF8(&d, "firmware", newest->firmware);
     bson_append_document_end(&upd2, &d);
-    mongoc_bulk_operation_update_one_with_opts(bulk, &sel, &upd2, NULL, NULL);
+    mongoc_bulk_operation_update_one_with_opts(ub_next(ub), &sel, &upd2, NULL, NULL);
     bson_destroy(&sel);
     bson_destroy(&upd2);
     bson_destroy(&opts);
@@ -653,8 +715,8 @@ static int write_devices(mongoc_database_t *db, pwc_entry *entries, size_t n, ch
      * (E11000); every op is idempotent, so the bulk is simply run again */
     for (int attempt = 0; attempt < 3 && rc != 0; attempt++) {
         mongoc_collection_t *coll = mongoc_database_get_collection(db, "devices");
-        mongoc_bulk_operation_t *bulk = bulk_new(coll);
-        size_t nops = 0;
+        update_batch ub;
+        ub_init(&ub, coll, err, errlen);
         for (size_t i = 0; i < n;) {
             size_t j = i;
             const pwc_record *newest = sorted[i]->rec;
@@ -665,12 +727,11 @@ static int write_devices(mongoc_database_t *db, pwc_entry *entries, size_t n, ch
                 if (sorted[j]->rec->ts_ms < first)
                     first = sorted[j]->rec->ts_ms;
             }
-            device_ops(bulk, newest, first);
-            nops += 2;
+            device_ops(&ub, newest, first);
             i = j;
         }
-        bulk_result r = {0};
-        rc = bulk_exec(bulk, &r, nops, err, errlen);
+        rc = ub_finish(&ub);
+        bulk_result r = ub.total;
         mongoc_collection_destroy(coll);
         if (rc != 0)
             break;
@@ -717,7 +778,8 @@ static int rollup_exact(mongoc_database_t *db, pwc_rollup_kind k, const pwc_roll
             break;
         }
         mongoc_collection_t *coll = mongoc_database_get_collection(db, name);
-        mongoc_bulk_operation_t *bulk = bulk_new(coll);
+        update_batch ub;
+        ub_init(&ub, coll, err, errlen);
         size_t nops = 0;
         for (size_t i = 0; i < g->n; i++) {
             bson_t filter, out;
@@ -725,22 +787,18 @@ static int rollup_exact(mongoc_database_t *db, pwc_rollup_kind k, const pwc_roll
             if (pwc_rollup_exact_op(k, &g->items[i], entries, docs[i], &filter, &out, &insert) == 0)
                 continue;
             if (insert) {
-                mongoc_bulk_operation_insert_with_opts(bulk, &out, NULL, NULL);
+                mongoc_bulk_operation_insert_with_opts(ub_next(&ub), &out, NULL, NULL);
             } else {
-                mongoc_bulk_operation_update_one_with_opts(bulk, &filter, &out, NULL, NULL);
+                mongoc_bulk_operation_update_one_with_opts(ub_next(&ub), &filter, &out, NULL, NULL);
                 bson_destroy(&filter);
             }
             bson_destroy(&out);
             nops++;
         }
-        if (nops == 0) {
-            mongoc_bulk_operation_destroy(bulk);
+        if (ub_finish(&ub) != 0 || ub.total.other_error)
+            rc = -1;
+        else if (nops == 0)
             rc = 0;
-        } else {
-            bulk_result r = {0};
-            if (bulk_exec(bulk, &r, nops, err, errlen) != 0 || r.other_error)
-                rc = -1;
-        }
         mongoc_collection_destroy(coll);
         for (size_t i = 0; i < g->n; i++) {
             bson_destroy(docs[i]);
@@ -769,19 +827,20 @@ static int rollup_apply(mongoc_database_t *db, pwc_rollup_kind k, const pwc_entr
         return 0;
     }
     mongoc_collection_t *coll = mongoc_database_get_collection(db, pwc_rollup_collection(k));
-    mongoc_bulk_operation_t *bulk = bulk_new(coll);
+    update_batch ub;
+    ub_init(&ub, coll, err, errlen);
     bson_t opts = BSON_INITIALIZER;
     BSON_APPEND_BOOL(&opts, "upsert", true);
     for (size_t i = 0; i < g.n; i++) {
         bson_t filter, update;
         pwc_rollup_fast_op(k, &g.items[i], entries, &filter, &update);
-        mongoc_bulk_operation_update_one_with_opts(bulk, &filter, &update, &opts, NULL);
+        mongoc_bulk_operation_update_one_with_opts(ub_next(&ub), &filter, &update, &opts, NULL);
         bson_destroy(&filter);
         bson_destroy(&update);
     }
     bson_destroy(&opts);
-    bulk_result r = {0};
-    int rc = bulk_exec(bulk, &r, g.n, err, errlen);
+    int rc = ub_finish(&ub);
+    bulk_result r = ub.total;
     mongoc_collection_destroy(coll);
     if (rc == 0 && r.nerrors > 0) {
         /* a guard failed (redelivery overlap, concurrent first insert) — and
@@ -1129,16 +1188,25 @@ int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result
     mongoc_database_t *db = mongoc_client_get_database(c, s->db);
     int64_t t[7];
     t[0] = pw_monotonic_us();
-    int rc = raw_insert(s, db, entries, &w, err, errlen);
-    t[1] = pw_monotonic_us();
-    if (rc == 0)
-        rc = decide_contributions(s, db, entries, n, &w, &prog, err, errlen);
+    /* FerretDB: every write of the batch runs under the lock. Concurrent
+     * inserts and updates from several consumers into one SQLite database
+     * could stall FerretDB's connection pool; one writer at a time costs
+     * little because SQLite serializes writes anyway. */
     write_lock lock = {0};
-    int locked = 0;
-    if (rc == 0 && s->ferretdb) {
+    int locked = 0, rc = 0;
+    if (s->ferretdb) {
         rc = lock_acquire(db, s->owner, &lock, err, errlen);
         locked = rc == 0;
     }
+    if (rc == 0)
+        rc = raw_insert(s, db, entries, &w, err, errlen);
+    t[1] = pw_monotonic_us();
+    if (rc == 0 && locked)
+        rc = lock_valid(&lock, err, errlen);
+    if (rc == 0)
+        rc = decide_contributions(s, db, entries, n, &w, &prog, err, errlen);
+    if (rc == 0 && locked)
+        rc = lock_valid(&lock, err, errlen);
     t[2] = pw_monotonic_us();
     if (rc == 0)
         rc = write_devices(db, entries, n, err, errlen);
@@ -1160,11 +1228,10 @@ int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result
     if (rc == 0 && pw_log_enabled(PW_LOG_DEBUG))
         pw_log_fields(PW_LOG_DEBUG, "store_timing",
                       json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "n", (json_int_t)n, "raw_us",
-                                (json_int_t)(t[1] - t[0]), "dedupe_lock_us",
-                                (json_int_t)(t[2] - t[1]), "devices_us", (json_int_t)(t[3] - t[2]),
-                                "readings_us", (json_int_t)(t[4] - t[3]), "alerts_us",
-                                (json_int_t)(t[5] - t[4]), "device_day_us",
-                                (json_int_t)(t[6] - t[5])),
+                                (json_int_t)(t[1] - t[0]), "dedupe_us", (json_int_t)(t[2] - t[1]),
+                                "devices_us", (json_int_t)(t[3] - t[2]), "readings_us",
+                                (json_int_t)(t[4] - t[3]), "alerts_us", (json_int_t)(t[5] - t[4]),
+                                "device_day_us", (json_int_t)(t[6] - t[5])),
                       "batch written");
     if (rc == 0) {
         for (size_t i = 0; i < n; i++) {
