@@ -18,7 +18,22 @@
 #define PWC_EXACT_ROUNDS 50
 #define PWC_TOKEN_TTL_S (8L * 86400) /* outlives Kafka retention (7 d) */
 
+/* What this process last wrote for a device. Lets a batch skip the devices
+ * write when it would change nothing but move last_seen by less than
+ * PWC_DEVICE_REFRESH_MS (every update statement costs a collection scan on
+ * FerretDB). A miss or an evicted entry only means one more write. */
+#define PWC_DEVICE_CACHE 16384
+#define PWC_DEVICE_REFRESH_MS 10000
+
+typedef struct {
+    char device[PW_MAX_ID_LEN + 1];
+    char zone[PW_MAX_ZONE_LEN + 1];
+    char firmware[PW_MAX_FIRMWARE_LEN + 1];
+    int64_t first, last;
+} device_seen;
+
 struct pwc_store {
+    device_seen *devices; /* PWC_DEVICE_CACHE slots, touched by the write path only */
     mongoc_client_pool_t *pool;
     mongoc_uri_t *uri;
     char *db;
@@ -72,8 +87,9 @@ pwc_store *pwc_store_new(const char *uri, const char *db, const char *app_name, 
     mongoc_uri_set_option_as_bool(s->uri, MONGOC_URI_RETRYWRITES, false);
     s->pool = mongoc_client_pool_new(s->uri);
     s->db = strdup(db);
+    s->devices = calloc(PWC_DEVICE_CACHE, sizeof(device_seen));
     pw_uuid_random(s->owner);
-    if (!s->pool || !s->db) {
+    if (!s->pool || !s->db || !s->devices) {
         snprintf(err, errlen, "cannot create the MongoDB client pool");
         pwc_store_free(s);
         return NULL;
@@ -91,6 +107,7 @@ void pwc_store_free(pwc_store *s)
         mongoc_client_pool_destroy(s->pool);
     mongoc_uri_destroy(s->uri);
     free(s->db);
+    free(s->devices);
     free(s);
 }
 
@@ -699,8 +716,48 @@ static void device_ops(update_batch *ub, const pwc_record *newest, int64_t first
     bson_destroy(&opts);
 }
 
-static int write_devices(mongoc_database_t *db, pwc_entry *entries, size_t n, char *err,
-                         size_t errlen)
+static device_seen *device_slot(pwc_store *s, const char *device)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = device; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return &s->devices[h % PWC_DEVICE_CACHE];
+}
+
+static int device_unchanged(pwc_store *s, const pwc_record *newest, int64_t first)
+{
+    const device_seen *d = device_slot(s, newest->device);
+    return strcmp(d->device, newest->device) == 0 && first >= d->first &&
+           newest->ts_ms <= d->last + PWC_DEVICE_REFRESH_MS &&
+           (newest->ts_ms < d->last ||
+            (strcmp(d->zone, newest->zone) == 0 && strcmp(d->firmware, newest->firmware) == 0));
+}
+
+static void device_remember(pwc_store *s, const pwc_record *newest, int64_t first)
+{
+    device_seen *d = device_slot(s, newest->device);
+    if (strcmp(d->device, newest->device) != 0) {
+        memset(d, 0, sizeof(*d));
+        snprintf(d->device, sizeof(d->device), "%s", newest->device);
+        d->first = first;
+        d->last = INT64_MIN;
+    }
+    if (first < d->first)
+        d->first = first;
+    if (newest->ts_ms >= d->last) {
+        d->last = newest->ts_ms;
+        snprintf(d->zone, sizeof(d->zone), "%s", newest->zone);
+        snprintf(d->firmware, sizeof(d->firmware), "%s", newest->firmware);
+    }
+}
+
+typedef struct {
+    const pwc_record *newest;
+    int64_t first;
+} device_write;
+
+static int write_devices(pwc_store *s, mongoc_database_t *db, pwc_entry *entries, size_t n,
+                         char *err, size_t errlen)
 {
     if (n == 0)
         return 0;
@@ -710,26 +767,34 @@ static int write_devices(mongoc_database_t *db, pwc_entry *entries, size_t n, ch
     for (size_t i = 0; i < n; i++)
         sorted[i] = &entries[i];
     qsort(sorted, n, sizeof(*sorted), cmp_device);
-    int rc = -1;
+    device_write *todo = malloc(n * sizeof(*todo));
+    size_t ntodo = 0;
+    for (size_t i = 0; todo && i < n;) {
+        size_t j = i;
+        const pwc_record *newest = sorted[i]->rec;
+        int64_t first = newest->ts_ms;
+        for (; j < n && strcmp(sorted[j]->rec->device, sorted[i]->rec->device) == 0; j++) {
+            if (sorted[j]->rec->ts_ms >= newest->ts_ms)
+                newest = sorted[j]->rec;
+            if (sorted[j]->rec->ts_ms < first)
+                first = sorted[j]->rec->ts_ms;
+        }
+        if (!device_unchanged(s, newest, first))
+            todo[ntodo++] = (device_write){newest, first};
+        i = j;
+    }
+    free(sorted);
+    if (!todo)
+        return -1;
+    int rc = ntodo ? -1 : 0;
     /* concurrent first upserts of one device by two consumers can collide
      * (E11000); every op is idempotent, so the bulk is simply run again */
     for (int attempt = 0; attempt < 3 && rc != 0; attempt++) {
         mongoc_collection_t *coll = mongoc_database_get_collection(db, "devices");
         update_batch ub;
         ub_init(&ub, coll, err, errlen);
-        for (size_t i = 0; i < n;) {
-            size_t j = i;
-            const pwc_record *newest = sorted[i]->rec;
-            int64_t first = newest->ts_ms;
-            for (; j < n && strcmp(sorted[j]->rec->device, sorted[i]->rec->device) == 0; j++) {
-                if (sorted[j]->rec->ts_ms >= newest->ts_ms)
-                    newest = sorted[j]->rec;
-                if (sorted[j]->rec->ts_ms < first)
-                    first = sorted[j]->rec->ts_ms;
-            }
-            device_ops(&ub, newest, first);
-            i = j;
-        }
+        for (size_t i = 0; i < ntodo; i++)
+            device_ops(&ub, todo[i].newest, todo[i].first);
         rc = ub_finish(&ub);
         bulk_result r = ub.total;
         mongoc_collection_destroy(coll);
@@ -740,7 +805,9 @@ static int write_devices(mongoc_database_t *db, pwc_entry *entries, size_t n, ch
             rc = -1;
         }
     }
-    free(sorted);
+    for (size_t i = 0; rc == 0 && i < ntodo; i++)
+        device_remember(s, todo[i].newest, todo[i].first);
+    free(todo);
     return rc;
 }
 
@@ -1209,7 +1276,7 @@ int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result
         rc = lock_valid(&lock, err, errlen);
     t[2] = pw_monotonic_us();
     if (rc == 0)
-        rc = write_devices(db, entries, n, err, errlen);
+        rc = write_devices(s, db, entries, n, err, errlen);
     t[3] = pw_monotonic_us();
     for (int k = 0; rc == 0 && k < PWC_ROLLUP_KINDS; k++) {
         if (locked)
