@@ -150,6 +150,13 @@ def make_topics(run):
                               NewTopic(topics["alerts"], 2, 3), NewTopic(topics["dlq"], 1, 3)])
     for f in fs.values():
         f.result()
+    deadline = time.time() + 60  # wait until the brokers know the new topics
+    while time.time() < deadline:
+        meta = admin.list_topics(timeout=10).topics
+        if all(t in meta and meta[t].partitions and not meta[t].error for t in topics.values()):
+            break
+        time.sleep(0.5)
+    time.sleep(2)
     return admin, topics
 
 

@@ -176,7 +176,7 @@ static int create_index(mongoc_database_t *db, const char *coll, const char *key
         BSON_APPEND_INT64(&ix, "expireAfterSeconds", ttl_s);
     bson_append_document_end(&arr, &ix);
     bson_append_array_end(cmd, &arr);
-    char why[256] = "";
+    char why[768] = "";
     if (run_cmd(db, cmd, 0, why, sizeof(why), coll) != 0) {
         /* an index on the same keys under another name (created by another
          * service or an operator) serves as well: indexes are not fatal */
