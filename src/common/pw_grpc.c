@@ -252,12 +252,17 @@ pw_grpc_server *pw_grpc_server_new(const char *addr, size_t max_recv_bytes, char
         return NULL;
     }
     grpc_init();
-    grpc_arg arg;
-    memset(&arg, 0, sizeof arg);
-    arg.type = GRPC_ARG_INTEGER;
-    arg.key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    arg.value.integer = max_recv_bytes > INT_MAX ? INT_MAX : (int)max_recv_bytes;
-    grpc_channel_args args = {max_recv_bytes > 0 ? 1 : 0, &arg};
+    /* No SO_REUSEPORT: a second instance on the same port must fail to bind
+     * instead of silently sharing the listener. */
+    grpc_arg argv[2];
+    memset(argv, 0, sizeof argv);
+    argv[0].type = GRPC_ARG_INTEGER;
+    argv[0].key = GRPC_ARG_ALLOW_REUSEPORT;
+    argv[0].value.integer = 0;
+    argv[1].type = GRPC_ARG_INTEGER;
+    argv[1].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    argv[1].value.integer = max_recv_bytes > INT_MAX ? INT_MAX : (int)max_recv_bytes;
+    grpc_channel_args args = {max_recv_bytes > 0 ? 2 : 1, argv};
     s->server = grpc_server_create(&args, NULL);
     s->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(s->server, s->cq, NULL);
