@@ -149,9 +149,14 @@ pw_start_kafka() {
         pw_die "topic setup failed"
 }
 
+# All nodes get SIGTERM at once: stopped one by one, the last ones would wait
+# for a controller quorum that is already gone.
 pw_stop_kafka() {
-    local i
-    for i in 3 2 1; do pw_kill "kafka-$i" TERM 45; done
+    local i pid
+    for i in "${PW_KAFKA_NODES[@]}"; do
+        pid=$(pw_pid "kafka-$i") && [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
+    done
+    for i in "${PW_KAFKA_NODES[@]}"; do pw_kill "kafka-$i" TERM 45; done
 }
 
 pw_status_kafka() {
