@@ -185,11 +185,11 @@ def dataset(stack):
             health = rest(stack, "/v1/metrics/devices/health", zone=zone)
             if got != want or health["total_devices"] != len(ds.devices(zone)):
                 return False
+            total += got
         # the 8-day-old records come last in their device's partition
         month = rest(stack, "/v1/metrics/alerts/breakdown", zone=ds.zone_a, window_hours=720)
         if month["total"] != sum(1 for r in ds.alerts if r["zone"] == ds.zone_a):
             return False
-            total += got
         return total
 
     assert wait_until(stored, timeout_s=180, interval_s=1.0), "the dataset never reached the store"
