@@ -65,6 +65,10 @@ pw_start_service() {
     bin=$(pw_bin "$kind")
     [ -x "$bin" ] || pw_die "$bin is missing: run ./plantwatch build"
     port=$(pw_service_port "$name")
+    if pw_alive "$name" && [ "$bin" -nt "$PW_STATE/pids/$name.pid" ]; then
+        pw_info "$name runs an older build; restarting it"
+        pw_kill "$name" TERM 30
+    fi
     mapfile -t envs < <(pw_service_env "$name")
     pw_spawn "$name" "$PW_STATE/logs/$name.log" env "${envs[@]}" "$bin"
 }
