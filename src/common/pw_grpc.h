@@ -22,8 +22,7 @@ pw_grpc_server *pw_grpc_server_new(const char *addr, size_t max_recv_bytes, char
                                    size_t errlen);
 
 /* path "/iot.v1.IngestService/Publish". Register before start. 0 or -1. */
-int pw_grpc_server_add_method(pw_grpc_server *s, const char *path, pw_grpc_handler fn,
-                              void *ctx);
+int pw_grpc_server_add_method(pw_grpc_server *s, const char *path, pw_grpc_handler fn, void *ctx);
 
 /* Binds, starts the acceptor and `workers` worker threads. 0 or -1 with err. */
 int pw_grpc_server_start(pw_grpc_server *s, unsigned workers, char *err, size_t errlen);
@@ -45,7 +44,7 @@ int64_t pw_grpc_call_deadline_ms(pw_grpc_call *call);
 
 /* Sends the response (when code is GRPC_STATUS_OK and resp != NULL) and the
  * status, waits for the client to close, and releases the call. */
-void pw_grpc_call_finish(pw_grpc_call *call, const uint8_t *resp, size_t len,
-                         grpc_status_code code, const char *message);
+void pw_grpc_call_finish(pw_grpc_call *call, const uint8_t *resp, size_t len, grpc_status_code code,
+                         const char *message);
 
 #endif

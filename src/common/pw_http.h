@@ -45,8 +45,8 @@ typedef int (*pw_ready_fn)(void *ctx, char *why, size_t whylen);
 
 /* Serves GET /healthz, /readyz and /metrics. Returns 1 and sets *result when
  * url is one of them, else 0 (the caller routes it). */
-int pw_http_serve_ops(struct MHD_Connection *c, const char *url, const char *method,
-                      pw_prom *prom, pw_ready_fn ready, void *ready_ctx, enum MHD_Result *result);
+int pw_http_serve_ops(struct MHD_Connection *c, const char *url, const char *method, pw_prom *prom,
+                      pw_ready_fn ready, void *ready_ctx, enum MHD_Result *result);
 
 /* 1 if the request's Content-Type is application/json (parameters allowed). */
 int pw_http_is_json(struct MHD_Connection *c);

@@ -7,12 +7,12 @@
 #include <stddef.h>
 
 typedef struct {
-    char *bootstrap;  /* PW_KAFKA_BOOTSTRAP, default 127.0.0.1:9093 */
-    char *username;   /* PW_KAFKA_USERNAME, default given by the service */
-    char *password;   /* PW_KAFKA_PASSWORD_FILE or PW_KAFKA_PASSWORD (required) */
-    char *ca_file;    /* PW_KAFKA_CA_FILE (optional: system CAs otherwise) */
-    char *protocol;   /* PW_KAFKA_SECURITY_PROTOCOL, default SASL_SSL */
-    char *client_id;  /* PW_INSTANCE */
+    char *bootstrap; /* PW_KAFKA_BOOTSTRAP, default 127.0.0.1:9093 */
+    char *username;  /* PW_KAFKA_USERNAME, default given by the service */
+    char *password;  /* PW_KAFKA_PASSWORD_FILE or PW_KAFKA_PASSWORD (required) */
+    char *ca_file;   /* PW_KAFKA_CA_FILE (optional: system CAs otherwise) */
+    char *protocol;  /* PW_KAFKA_SECURITY_PROTOCOL, default SASL_SSL */
+    char *client_id; /* PW_INSTANCE */
 } pw_kafka_settings;
 
 /* Returns 0, or -1 with a message in err (e.g. no password configured). */

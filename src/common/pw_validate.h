@@ -19,7 +19,7 @@
 #define PW_MAX_FIRMWARE_LEN 32
 #define PW_MAX_MESSAGE_LEN 1024
 #define PW_MAX_PAST_MS (30LL * 86400000LL) /* older than retention: rejected */
-#define PW_MAX_FUTURE_MS (3600000LL)        /* clock skew tolerated */
+#define PW_MAX_FUTURE_MS (3600000LL)       /* clock skew tolerated */
 
 typedef struct {
     int index; /* item index in a batch; -1 for a single object */

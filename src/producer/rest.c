@@ -401,8 +401,7 @@ int pw_rest_start(pw_producer *p, char *err, size_t errlen)
                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)p->cfg.http_conn_limit,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p->cfg.http_idle_timeout_s,
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)PW_REST_CONN_MEMORY,
-                                MHD_OPTION_NOTIFY_COMPLETED, pw_rest_completed, p,
-                                MHD_OPTION_END);
+                                MHD_OPTION_NOTIFY_COMPLETED, pw_rest_completed, p, MHD_OPTION_END);
     if (!p->httpd) {
         snprintf(err, errlen, "cannot listen on %s:%ld", p->cfg.bind_addr, p->cfg.http_port);
         return -1;
