@@ -938,9 +938,9 @@ static int rollup_apply(mongoc_database_t *db, pwc_rollup_kind k, const pwc_entr
  * stops writing well before its lease ends. MongoDB updates a document
  * atomically and needs none of this. */
 
-#define PWC_LOCK_LEASE_MS 15000
-#define PWC_LOCK_MARGIN_MS 5000
-#define PWC_LOCK_WAIT_MS 60000
+#define PWC_LOCK_LEASE_MS 60000
+#define PWC_LOCK_MARGIN_MS 10000
+#define PWC_LOCK_WAIT_MS 90000
 
 typedef struct {
     int64_t gen;
