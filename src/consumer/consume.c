@@ -219,6 +219,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     pwc_consumer *c = opaque;
     int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     rd_kafka_error_t *e = NULL;
+    /* a partition that comes back may have been written by another owner */
+    pwc_store_forget_buckets(c->store);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (cooperative)
             e = rd_kafka_incremental_assign(rk, parts);
@@ -456,7 +458,7 @@ static int store_items(pwc_consumer *c, int64_t *write_us)
         pw_prom_add(c->ops->stored, tel, (double)res.stored_readings);
         pw_prom_add(c->ops->stored, alr, (double)res.stored_alerts);
         pw_prom_add(c->ops->duplicates, NULL, (double)res.duplicates);
-        pw_prom_add(c->ops->exact_paths, NULL, (double)res.rollup_exact_paths);
+        pw_prom_add(c->ops->bucket_reads, NULL, (double)res.bucket_reads);
         int64_t now = pw_now_ms();
         for (size_t i = 0; i < n; i++) {
             if (entries[i].rec->received_ms > 0)

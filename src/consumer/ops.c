@@ -36,8 +36,9 @@ int pwc_ops_init(pwc_ops *o, pwc_store *store)
         latency_bounds, sizeof(latency_bounds) / sizeof(*latency_bounds));
     o->store_errors = pw_prom_counter(o->prom, "pw_consumer_store_errors_total",
                                       "Failed store writes (retried)", NULL);
-    o->exact_paths = pw_prom_counter(o->prom, "pw_consumer_rollup_exact_path_total",
-                                     "Rollup buckets written through the exact (read) path", NULL);
+    o->bucket_reads =
+        pw_prom_counter(o->prom, "pw_consumer_bucket_reads_total",
+                        "Rollup buckets read from the store before being written", NULL);
     o->paused = pw_prom_gauge(o->prom, "pw_consumer_paused",
                               "1 while partitions are paused for a store outage", NULL);
     o->commit_errors = pw_prom_counter(o->prom, "pw_consumer_commit_errors_total",

@@ -19,7 +19,7 @@ typedef struct {
     pw_prom_family *batch_size;    /* pw_consumer_batch_size (histogram) */
     pw_prom_family *write_latency; /* pw_consumer_write_seconds (histogram) */
     pw_prom_family *store_errors;  /* pw_consumer_store_errors_total */
-    pw_prom_family *exact_paths;   /* pw_consumer_rollup_exact_path_total */
+    pw_prom_family *bucket_reads;  /* pw_consumer_bucket_reads_total */
     pw_prom_family *paused;        /* pw_consumer_paused (0/1) */
     pw_prom_family *commit_errors; /* pw_consumer_commit_errors_total */
     pw_prom_family *e2e;           /* pw_consumer_end_to_end_seconds (received → stored) */

@@ -1,13 +1,19 @@
-/* rollup: the pre-aggregated buckets the metrics views read
- * (rollup_readings, rollup_alerts, rollup_device_day) and the guarded update
- * documents that apply a batch's deltas exactly once.
+/* rollup: the pre-aggregated buckets the metrics views read and how a batch
+ * is folded into them exactly once.
  *
- * Every rollup document carries `hw`: for each Kafka partition
- * ("topic:partition") the highest offset whose contribution it contains. A
- * delivery at offset o of partition p is counted in a bucket only when
- * o > hw[p]; the update that counts it raises hw[p] in the same single-document
- * write, so a redelivered message can never be counted twice. Pure functions
- * building BSON; the store executes them (see store.c). */
+ * rollup_readings (hour, zone, type) and rollup_alerts (hour, zone, severity,
+ * code) hold one document per bucket *and Kafka partition*: its _id ends in
+ * "|<topic>:<partition>". Only the consumer that owns a partition writes that
+ * partition's documents, so there is exactly one writer per document and no
+ * lock is needed. Each document carries `hw`, the highest offset of its
+ * partition already counted in it; a delivery at offset o is counted only when
+ * o > hw, and the write stores the new absolute state (counts, sums, min, max,
+ * hw) in one single-document update, so a redelivery can never be counted
+ * twice and a stale writer is overwritten by the owner's next write.
+ *
+ * rollup_device_day holds presence only ("<day>|<device>", inserted once),
+ * which is idempotent by itself. Pure functions building BSON; the store
+ * executes them (see store.c). */
 #ifndef PWC_ROLLUP_H
 #define PWC_ROLLUP_H
 
@@ -19,16 +25,19 @@
 typedef enum {
     PWC_ROLLUP_READINGS = 0,
     PWC_ROLLUP_ALERTS = 1,
-    PWC_ROLLUP_DEVICE_DAY = 2,
 } pwc_rollup_kind;
-#define PWC_ROLLUP_KINDS 3
-#define PWC_ROLLUP_KEY_LEN 300
+#define PWC_ROLLUP_KINDS 2
+#define PWC_ROLLUP_KEY_LEN 600
 
 const char *pwc_rollup_collection(pwc_rollup_kind k);
 
-/* Bucket _id of r in k ("<hour-ms>|<zone>|<type>", "<hour-ms>|<zone>|<severity>|<code>",
- * "<day>|<device>"). Returns 0, or -1 when r does not feed k. */
-int pwc_rollup_key(pwc_rollup_kind k, const pwc_record *r, char *out, size_t outlen);
+/* Bucket _id of e in k ("<hour-ms>|<zone>|<type>|<topic>:<partition>",
+ * "<hour-ms>|<zone>|<severity>|<code>|<topic>:<partition>"). Returns 0, or -1
+ * when e does not feed k. */
+int pwc_rollup_key(pwc_rollup_kind k, const pwc_entry *e, char *out, size_t outlen);
+
+/* Presence _id in rollup_device_day: "<day>|<device>". 0 or -1 (too long). */
+int pwc_device_day_key(const pwc_record *r, char *out, size_t outlen);
 
 typedef struct {
     char key[PWC_ROLLUP_KEY_LEN];
@@ -46,19 +55,24 @@ int pwc_rollup_group_entries(pwc_rollup_kind k, const pwc_entry *entries, size_t
                              pwc_rollup_groups *out);
 void pwc_rollup_groups_free(pwc_rollup_groups *g);
 
-/* Fast path: one upsert counting every entry of the group, guarded by
- * hw[p] < (smallest offset of p in the group) for each partition p. When the
- * guard fails the upsert collides with the existing _id (E11000) and the
- * caller falls back to the exact path. filter/update are initialised here. */
-void pwc_rollup_fast_op(pwc_rollup_kind k, const pwc_rollup_group *g, const pwc_entry *entries,
-                        bson_t *filter, bson_t *update);
+/* The state of one bucket document. */
+typedef struct {
+    int64_t hw; /* highest offset counted, -1 when none */
+    int64_t count;
+    double sum, min, max; /* readings only; min/max valid when count > 0 */
+} pwc_rollup_state;
 
-/* Exact path against the bucket's current state (`current` NULL = absent):
- * counts only entries above the document's hw, guarded by equality on the hw
- * values read. Returns the number of entries counted (0: nothing to do, and
- * filter/out are left uninitialised). *insert = 1 means `out` is a whole
- * document to insert, else `filter`/`out` form an update. */
-size_t pwc_rollup_exact_op(pwc_rollup_kind k, const pwc_rollup_group *g, const pwc_entry *entries,
-                           const bson_t *current, bson_t *filter, bson_t *out, int *insert);
+void pwc_rollup_state_init(pwc_rollup_state *s);
+/* The state stored in doc (NULL: an absent bucket). */
+void pwc_rollup_state_from_doc(const bson_t *doc, pwc_rollup_state *s);
+
+/* Folds the group's entries above s->hw into s, raising hw. Returns the
+ * number of entries counted (0: the bucket already holds all of them). */
+size_t pwc_rollup_fold(pwc_rollup_state *s, const pwc_rollup_group *g, const pwc_entry *entries);
+
+/* {$set: {labels of the group's last entry, counts, hw, tp}}: the bucket's
+ * whole state, written with filter {_id} and upsert. */
+void pwc_rollup_set_op(pwc_rollup_kind k, const pwc_rollup_group *g, const pwc_entry *entries,
+                       const pwc_rollup_state *s, bson_t *update);
 
 #endif

@@ -10,20 +10,23 @@
 
 #include "pw_log.h"
 #include "pw_time.h"
-#include "pw_uuid.h"
+#include "cache.h"
 #include "rollup.h"
 
 #define PWC_E_DUPLICATE 11000
 #define PWC_E_NS_EXISTS 48
-#define PWC_EXACT_ROUNDS 50
 #define PWC_TOKEN_TTL_S (8L * 86400) /* outlives Kafka retention (7 d) */
 
-/* What this process last wrote for a device. Lets a batch skip the devices
- * write when it would change nothing but move last_seen by less than
- * PWC_DEVICE_REFRESH_MS (every update statement costs a collection scan on
- * FerretDB). A miss or an evicted entry only means one more write. */
+/* What this process knows the devices collection holds for a device (read on
+ * a miss, updated after each write). Lets a batch skip the devices write when
+ * it would change nothing but move last_seen by less than
+ * PWC_DEVICE_REFRESH_MS, and decides whether zone/firmware follow the batch
+ * (only when its newest record is at least as new as the stored last_seen). */
 #define PWC_DEVICE_CACHE 16384
 #define PWC_DEVICE_REFRESH_MS 10000
+/* Bucket states and device-day presence this process knows are stored. */
+#define PWC_BUCKET_CACHE 65536
+#define PWC_PRESENCE_CACHE 65536
 
 typedef struct {
     char device[PW_MAX_ID_LEN + 1];
@@ -33,12 +36,14 @@ typedef struct {
 } device_seen;
 
 struct pwc_store {
-    device_seen *devices; /* PWC_DEVICE_CACHE slots, touched by the write path only */
+    /* touched by the write path (consume thread) only */
+    device_seen *devices; /* PWC_DEVICE_CACHE slots */
+    pwc_cache *buckets;   /* rollup _id -> pwc_rollup_state of an owned partition */
+    pwc_cache *presence;  /* rollup_device_day _id -> (nothing) */
     mongoc_client_pool_t *pool;
     mongoc_uri_t *uri;
     char *db;
     int ferretdb;
-    char owner[PW_UUID_LEN]; /* this process, in the write lock */
 };
 
 enum { RAW_NEW = 1, RAW_DUP = 2 };
@@ -88,8 +93,9 @@ pwc_store *pwc_store_new(const char *uri, const char *db, const char *app_name, 
     s->pool = mongoc_client_pool_new(s->uri);
     s->db = strdup(db);
     s->devices = calloc(PWC_DEVICE_CACHE, sizeof(device_seen));
-    pw_uuid_random(s->owner);
-    if (!s->pool || !s->db || !s->devices) {
+    s->buckets = pwc_cache_new(PWC_BUCKET_CACHE, sizeof(pwc_rollup_state));
+    s->presence = pwc_cache_new(PWC_PRESENCE_CACHE, 1);
+    if (!s->pool || !s->db || !s->devices || !s->buckets || !s->presence) {
         snprintf(err, errlen, "cannot create the MongoDB client pool");
         pwc_store_free(s);
         return NULL;
@@ -108,7 +114,14 @@ void pwc_store_free(pwc_store *s)
     mongoc_uri_destroy(s->uri);
     free(s->db);
     free(s->devices);
+    pwc_cache_free(s->buckets);
+    pwc_cache_free(s->presence);
     free(s);
+}
+
+void pwc_store_forget_buckets(pwc_store *s)
+{
+    pwc_cache_clear(s->buckets);
 }
 
 int pwc_store_is_ferretdb(const pwc_store *s)
@@ -248,8 +261,8 @@ static int layout_common(mongoc_database_t *db, char *err, size_t errlen)
         {"devices", "firmware"},   {"rollup_readings", "hour"}, {"rollup_readings", "day"},
         {"rollup_alerts", "hour"}, {"rollup_alerts", "day"},    {"rollup_device_day", "day"},
     };
-    static const char *const colls[] = {"devices",           "rollup_readings",   "rollup_alerts",
-                                        "rollup_device_day", "consumer_progress", "consumer_locks"};
+    static const char *const colls[] = {"devices", "rollup_readings", "rollup_alerts",
+                                        "rollup_device_day", "consumer_progress"};
     for (size_t i = 0; i < sizeof(colls) / sizeof(*colls); i++) {
         if (create_collection(db, colls[i], NULL, err, errlen))
             return -1;
@@ -352,9 +365,10 @@ static mongoc_bulk_operation_t *bulk_new(mongoc_collection_t *coll)
 }
 
 /* Update statements per command. FerretDB 1.24 (SQLite) keeps one pooled
- * connection per statement until the command ends; past its pool size a big
- * update command waits for itself forever and wedges the database. */
-#define PWC_UPDATES_PER_COMMAND 50
+ * connection per statement until the command ends; past its pool size (100,
+ * shared by every client) update commands wait for each other forever and
+ * wedge the database. Three consumers at 20 stay well below it. */
+#define PWC_UPDATES_PER_COMMAND 20
 
 typedef struct {
     mongoc_collection_t *coll;
@@ -510,33 +524,21 @@ static int insert_docs(mongoc_database_t *db, const char *coll_name, doc_builder
     return rc;
 }
 
-/* token → origin for the given tokens, read from coll (one query). Calls
- * fn(ctx, token, origin) per document found. */
+/* Documents of coll with the given _ids: calls fn(ctx, id, value) per
+ * document found, value being the projected field (or "" when missing) or,
+ * with field NULL, the document itself (a const bson_t *). */
 typedef void (*origin_fn)(void *ctx, const char *token, const char *origin);
 
-static int find_by_ids(mongoc_database_t *db, const char *coll_name, const char *const *ids,
-                       size_t n, const char *field, origin_fn fn, void *ctx, char *err,
-                       size_t errlen)
+typedef struct {
+    const char *field;
+    origin_fn fn;
+    void *ctx;
+} found_cb;
+
+static int each_found(mongoc_collection_t *coll, const bson_t *filter, const bson_t *opts,
+                      const found_cb *cb, char *err, size_t errlen)
 {
-    if (n == 0)
-        return 0;
-    mongoc_collection_t *coll = mongoc_database_get_collection(db, coll_name);
-    bson_t filter = BSON_INITIALIZER, idf, in, opts = BSON_INITIALIZER, proj;
-    char key[24];
-    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &idf);
-    BSON_APPEND_ARRAY_BEGIN(&idf, "$in", &in);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(key, sizeof(key), "%zu", i);
-        BSON_APPEND_UTF8(&in, key, ids[i]);
-    }
-    bson_append_array_end(&idf, &in);
-    bson_append_document_end(&filter, &idf);
-    if (field) {
-        BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
-        BSON_APPEND_INT32(&proj, field, 1);
-        bson_append_document_end(&opts, &proj);
-    }
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
     const bson_t *doc;
     while (mongoc_cursor_next(cur, &doc)) {
         bson_iter_t it;
@@ -544,19 +546,59 @@ static int find_by_ids(mongoc_database_t *db, const char *coll_name, const char 
                              ? bson_iter_utf8(&it, NULL)
                              : NULL;
         const char *val = NULL;
-        if (field && bson_iter_init_find(&it, doc, field) && BSON_ITER_HOLDS_UTF8(&it))
+        if (cb->field && bson_iter_init_find(&it, doc, cb->field) && BSON_ITER_HOLDS_UTF8(&it))
             val = bson_iter_utf8(&it, NULL);
         if (id)
-            fn(ctx, id, field ? (val ? val : "") : (const char *)doc);
+            cb->fn(cb->ctx, id, cb->field ? (val ? val : "") : (const char *)doc);
     }
     bson_error_t e;
     int rc = 0;
     if (mongoc_cursor_error(cur, &e)) {
-        set_err(err, errlen, coll_name, &e);
+        set_err(err, errlen, "find", &e);
         rc = -1;
     }
     mongoc_cursor_destroy(cur);
-    bson_destroy(&filter);
+    return rc;
+}
+
+/* FerretDB 1.24 serves only a filter of exactly {_id: <string>} without
+ * decoding every document of the collection, so there (point = 1) each id is
+ * its own query; MongoDB answers one $in query from its _id index. */
+static int find_by_ids(mongoc_database_t *db, int point, const char *coll_name,
+                       const char *const *ids, size_t n, const char *field, origin_fn fn, void *ctx,
+                       char *err, size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    mongoc_collection_t *coll = mongoc_database_get_collection(db, coll_name);
+    bson_t opts = BSON_INITIALIZER, proj;
+    if (field) {
+        BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+        BSON_APPEND_INT32(&proj, field, 1);
+        bson_append_document_end(&opts, &proj);
+    }
+    found_cb cb = {field, fn, ctx};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && point && i < n; i++) {
+        bson_t filter = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&filter, "_id", ids[i]);
+        rc = each_found(coll, &filter, &opts, &cb, err, errlen);
+        bson_destroy(&filter);
+    }
+    if (!point) {
+        bson_t filter = BSON_INITIALIZER, idf, in;
+        char key[24];
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &idf);
+        BSON_APPEND_ARRAY_BEGIN(&idf, "$in", &in);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(key, sizeof(key), "%zu", i);
+            BSON_APPEND_UTF8(&in, key, ids[i]);
+        }
+        bson_append_array_end(&idf, &in);
+        bson_append_document_end(&filter, &idf);
+        rc = each_found(coll, &filter, &opts, &cb, err, errlen);
+        bson_destroy(&filter);
+    }
     bson_destroy(&opts);
     mongoc_collection_destroy(coll);
     return rc;
@@ -608,7 +650,8 @@ static int progress_read(mongoc_database_t *db, progress_set *p, char *err, size
         return -1;
     for (size_t i = 0; i < p->n; i++)
         ids[i] = p->items[i].tp;
-    int rc = find_by_ids(db, "consumer_progress", ids, p->n, NULL, progress_seen, p, err, errlen);
+    int rc =
+        find_by_ids(db, 0, "consumer_progress", ids, p->n, NULL, progress_seen, p, err, errlen);
     free(ids);
     return rc;
 }
@@ -669,7 +712,7 @@ static void origin_seen(void *vctx, const char *token, const char *origin)
 /* Duplicates above their partition's settled mark may be the redelivery of a
  * message whose first delivery inserted the document but crashed before its
  * rollups settled: they contribute iff the stored origin is their own. */
-static int resolve_uncertain(mongoc_database_t *db, const char *gate, pwc_entry *entries,
+static int resolve_uncertain(mongoc_database_t *db, int point, const char *gate, pwc_entry *entries,
                              const size_t *idx, size_t n, int *same_origin, char *err,
                              size_t errlen)
 {
@@ -679,7 +722,7 @@ static int resolve_uncertain(mongoc_database_t *db, const char *gate, pwc_entry 
     for (size_t i = 0; i < n; i++)
         ids[i] = entries[idx[i]].rec->token;
     origin_ctx c = {entries, idx, n, same_origin};
-    int rc = find_by_ids(db, gate, ids, n, "origin", origin_seen, &c, err, errlen);
+    int rc = find_by_ids(db, point, gate, ids, n, "origin", origin_seen, &c, err, errlen);
     free(ids);
     return rc;
 }
@@ -692,44 +735,48 @@ static int cmp_device(const void *a, const void *b)
     return strcmp(x->rec->device, y->rec->device);
 }
 
-static void device_ops(update_batch *ub, const pwc_record *newest, int64_t first)
-{
-    bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, d, opts = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&sel, "_id", newest->device);
-    BSON_APPEND_DOCUMENT_BEGIN(&upd, "$min", &d);
-    BSON_APPEND_DATE_TIME(&d, "first_seen", first);
-    bson_append_document_end(&upd, &d);
-    BSON_APPEND_DOCUMENT_BEGIN(&upd, "$max", &d);
-    BSON_APPEND_DATE_TIME(&d, "last_seen", newest->ts_ms);
-    bson_append_document_end(&upd, &d);
-    BSON_APPEND_DOCUMENT_BEGIN(&upd, "$setOnInsert", &d);
-    BSON_APPEND_UTF8(&d, "zone", newest->zone);
-    BSON_APPEND_UTF8(&d, "firmware", newest->firmware);
-    bson_append_document_end(&upd, &d);
-    BSON_APPEND_BOOL(&opts, "upsert", true);
-    mongoc_bulk_operation_update_one_with_opts(ub_next(ub), &sel, &upd, &opts, NULL);
-    bson_destroy(&upd);
-    /* zone and firmware follow the newest reading seen for the device */
-    bson_t upd2 = BSON_INITIALIZER, cond;
-    BSON_APPEND_DOCUMENT_BEGIN(&sel, "last_seen", &cond);
-    BSON_APPEND_DATE_TIME(&cond, "$lte", newest->ts_ms);
-    bson_append_document_end(&sel, &cond);
-    BSON_APPEND_DOCUMENT_BEGIN(&upd2, "$set", &d);
-    BSON_APPEND_UTF8(&d, "zone", newest->zone);
-    BSON_APPEND_UTF8(&d, "firmware", newest->firmware);
-    bson_append_document_end(&upd2, &d);
-    mongoc_bulk_operation_update_one_with_opts(ub_next(ub), &sel, &upd2, NULL, NULL);
-    bson_destroy(&sel);
-    bson_destroy(&upd2);
-    bson_destroy(&opts);
-}
-
 static device_seen *device_slot(pwc_store *s, const char *device)
 {
     uint32_t h = 2166136261u;
     for (const char *p = device; *p; p++)
         h = (h ^ (uint8_t)*p) * 16777619u;
     return &s->devices[h % PWC_DEVICE_CACHE];
+}
+
+static int device_known(pwc_store *s, const char *device)
+{
+    return strcmp(device_slot(s, device)->device, device) == 0;
+}
+
+/* Forgets what the slot held and records "absent from the store". */
+static device_seen *device_claim(pwc_store *s, const char *device)
+{
+    device_seen *d = device_slot(s, device);
+    memset(d, 0, sizeof(*d));
+    snprintf(d->device, sizeof(d->device), "%s", device);
+    d->first = INT64_MAX;
+    d->last = INT64_MIN;
+    return d;
+}
+
+static void copy_utf8(const bson_t *doc, const char *field, char *out, size_t outlen)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, field) && BSON_ITER_HOLDS_UTF8(&it))
+        snprintf(out, outlen, "%s", bson_iter_utf8(&it, NULL));
+}
+
+static void device_loaded(void *ctx, const char *id, const char *docp)
+{
+    const bson_t *doc = (const bson_t *)docp;
+    device_seen *d = device_claim(ctx, id);
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, "first_seen") && BSON_ITER_HOLDS_DATE_TIME(&it))
+        d->first = bson_iter_date_time(&it);
+    if (bson_iter_init_find(&it, doc, "last_seen") && BSON_ITER_HOLDS_DATE_TIME(&it))
+        d->last = bson_iter_date_time(&it);
+    copy_utf8(doc, "zone", d->zone, sizeof(d->zone));
+    copy_utf8(doc, "firmware", d->firmware, sizeof(d->firmware));
 }
 
 static int device_unchanged(pwc_store *s, const pwc_record *newest, int64_t first)
@@ -741,15 +788,33 @@ static int device_unchanged(pwc_store *s, const pwc_record *newest, int64_t firs
             (strcmp(d->zone, newest->zone) == 0 && strcmp(d->firmware, newest->firmware) == 0));
 }
 
+/* One statement, filter {_id} only: first_seen/last_seen widen, zone and
+ * firmware follow the batch when it is at least as new as what is stored. */
+static void device_op(pwc_store *s, update_batch *ub, const pwc_record *newest, int64_t first)
+{
+    const device_seen *d = device_slot(s, newest->device);
+    bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, f, opts = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&sel, "_id", newest->device);
+    BSON_APPEND_DOCUMENT_BEGIN(&upd, "$min", &f);
+    BSON_APPEND_DATE_TIME(&f, "first_seen", first);
+    bson_append_document_end(&upd, &f);
+    BSON_APPEND_DOCUMENT_BEGIN(&upd, "$max", &f);
+    BSON_APPEND_DATE_TIME(&f, "last_seen", newest->ts_ms);
+    bson_append_document_end(&upd, &f);
+    BSON_APPEND_DOCUMENT_BEGIN(&upd, newest->ts_ms >= d->last ? "$set" : "$setOnInsert", &f);
+    BSON_APPEND_UTF8(&f, "zone", newest->zone);
+    BSON_APPEND_UTF8(&f, "firmware", newest->firmware);
+    bson_append_document_end(&upd, &f);
+    BSON_APPEND_BOOL(&opts, "upsert", true);
+    mongoc_bulk_operation_update_one_with_opts(ub_next(ub), &sel, &upd, &opts, NULL);
+    bson_destroy(&sel);
+    bson_destroy(&upd);
+    bson_destroy(&opts);
+}
+
 static void device_remember(pwc_store *s, const pwc_record *newest, int64_t first)
 {
     device_seen *d = device_slot(s, newest->device);
-    if (strcmp(d->device, newest->device) != 0) {
-        memset(d, 0, sizeof(*d));
-        snprintf(d->device, sizeof(d->device), "%s", newest->device);
-        d->first = first;
-        d->last = INT64_MIN;
-    }
     if (first < d->first)
         d->first = first;
     if (newest->ts_ms >= d->last) {
@@ -764,20 +829,21 @@ typedef struct {
     int64_t first;
 } device_write;
 
-static int write_devices(pwc_store *s, mongoc_database_t *db, pwc_entry *entries, size_t n,
-                         char *err, size_t errlen)
+/* Per device of the batch: its newest record and earliest ts. */
+static device_write *devices_of_batch(const pwc_entry *entries, size_t n, size_t *nout)
 {
-    if (n == 0)
-        return 0;
     const pwc_entry **sorted = malloc(n * sizeof(*sorted));
-    if (!sorted)
-        return -1;
+    device_write *out = malloc(n * sizeof(*out));
+    *nout = 0;
+    if (!sorted || !out) {
+        free(sorted);
+        free(out);
+        return NULL;
+    }
     for (size_t i = 0; i < n; i++)
         sorted[i] = &entries[i];
     qsort(sorted, n, sizeof(*sorted), cmp_device);
-    device_write *todo = malloc(n * sizeof(*todo));
-    size_t ntodo = 0;
-    for (size_t i = 0; todo && i < n;) {
+    for (size_t i = 0; i < n;) {
         size_t j = i;
         const pwc_record *newest = sorted[i]->rec;
         int64_t first = newest->ts_ms;
@@ -787,294 +853,223 @@ static int write_devices(pwc_store *s, mongoc_database_t *db, pwc_entry *entries
             if (sorted[j]->rec->ts_ms < first)
                 first = sorted[j]->rec->ts_ms;
         }
-        if (!device_unchanged(s, newest, first))
-            todo[ntodo++] = (device_write){newest, first};
+        out[(*nout)++] = (device_write){newest, first};
         i = j;
     }
     free(sorted);
+    return out;
+}
+
+/* Reads the devices this process knows nothing about. */
+static int devices_load(pwc_store *s, mongoc_database_t *db, const device_write *w, size_t n,
+                        char *err, size_t errlen)
+{
+    const char **ids = malloc((n ? n : 1) * sizeof(char *));
+    if (!ids)
+        return -1;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!device_known(s, w[i].newest->device)) {
+            device_claim(s, w[i].newest->device);
+            ids[m++] = w[i].newest->device;
+        }
+    }
+    int rc = find_by_ids(db, s->ferretdb, "devices", ids, m, NULL, device_loaded, s, err, errlen);
+    for (size_t i = 0; rc != 0 && i < m; i++)
+        device_slot(s, ids[i])->device[0] = '\0'; /* unknown again */
+    free(ids);
+    return rc;
+}
+
+static int write_devices(pwc_store *s, mongoc_database_t *db, pwc_entry *entries, size_t n,
+                         char *err, size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    size_t nw = 0, ntodo = 0;
+    device_write *todo = devices_of_batch(entries, n, &nw);
     if (!todo)
         return -1;
-    int rc = ntodo ? -1 : 0;
+    int rc = devices_load(s, db, todo, nw, err, errlen);
+    for (size_t i = 0; rc == 0 && i < nw; i++) {
+        if (!device_unchanged(s, todo[i].newest, todo[i].first))
+            todo[ntodo++] = todo[i];
+    }
     /* concurrent first upserts of one device by two consumers can collide
      * (E11000); every op is idempotent, so the bulk is simply run again */
-    for (int attempt = 0; attempt < 3 && rc != 0; attempt++) {
+    int left = rc == 0 && ntodo > 0;
+    for (int attempt = 0; attempt < 3 && left; attempt++) {
         mongoc_collection_t *coll = mongoc_database_get_collection(db, "devices");
         update_batch ub;
         ub_init(&ub, coll, err, errlen);
         for (size_t i = 0; i < ntodo; i++)
-            device_ops(&ub, todo[i].newest, todo[i].first);
+            device_op(s, &ub, todo[i].newest, todo[i].first);
         rc = ub_finish(&ub);
-        bulk_result r = ub.total;
         mongoc_collection_destroy(coll);
-        if (rc != 0)
-            break;
-        if (r.nerrors) {
-            snprintf(err, errlen, "devices: %zu write errors", r.nerrors);
+        left = rc == 0 && ub.total.nerrors > 0;
+        if (left)
+            snprintf(err, errlen, "devices: %zu write errors", ub.total.nerrors);
+    }
+    if (left)
+        rc = -1;
+    for (size_t i = 0; i < ntodo; i++) {
+        if (rc == 0)
+            device_remember(s, todo[i].newest, todo[i].first);
+        else
+            device_slot(s, todo[i].newest->device)->device[0] = '\0';
+    }
+    free(todo);
+    return rc;
+}
+
+/* ---- device-day presence ---------------------------------------------- */
+
+/* rollup_device_day: one document per device and UTC day it was active,
+ * inserted once (a duplicate key means it is already there). */
+static int write_presence(pwc_store *s, mongoc_database_t *db, const pwc_entry *entries, size_t n,
+                          char *err, size_t errlen)
+{
+    char(*keys)[PWC_ROLLUP_KEY_LEN] = malloc((n ? n : 1) * sizeof(*keys));
+    if (!keys)
+        return -1;
+    mongoc_collection_t *coll = mongoc_database_get_collection(db, "rollup_device_day");
+    mongoc_bulk_operation_t *bulk = bulk_new(coll);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const pwc_record *r = entries[i].rec;
+        if (pwc_device_day_key(r, keys[m], sizeof(keys[m])) != 0 ||
+            pwc_cache_get(s->presence, keys[m]))
+            continue;
+        int seen = 0;
+        for (size_t q = 0; q < m && !seen; q++)
+            seen = strcmp(keys[q], keys[m]) == 0;
+        if (seen)
+            continue;
+        bson_t doc = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&doc, "_id", keys[m]);
+        BSON_APPEND_UTF8(&doc, "day", r->day);
+        BSON_APPEND_UTF8(&doc, "device", r->device);
+        BSON_APPEND_UTF8(&doc, "zone", r->zone);
+        mongoc_bulk_operation_insert_with_opts(bulk, &doc, NULL, NULL);
+        bson_destroy(&doc);
+        m++;
+    }
+    int rc = 0;
+    if (m > 0) {
+        bulk_result r = {0};
+        rc = bulk_exec(bulk, &r, m, err, errlen);
+        if (rc == 0 && r.other_error) {
+            snprintf(err, errlen, "rollup_device_day: write error other than duplicate key");
             rc = -1;
         }
+    } else {
+        mongoc_bulk_operation_destroy(bulk);
     }
-    for (size_t i = 0; rc == 0 && i < ntodo; i++)
-        device_remember(s, todo[i].newest, todo[i].first);
-    free(todo);
+    const char none = 0;
+    for (size_t i = 0; rc == 0 && i < m; i++)
+        pwc_cache_put(s->presence, keys[i], &none);
+    mongoc_collection_destroy(coll);
+    free(keys);
     return rc;
 }
 
 /* ---- rollups ---------------------------------------------------------- */
 
-typedef struct {
-    const pwc_rollup_groups *groups;
-    bson_t **docs; /* per group, the current document or NULL */
-} current_ctx;
-
-static void current_seen(void *vctx, const char *id, const char *docp)
+static void bucket_loaded(void *ctx, const char *id, const char *docp)
 {
-    current_ctx *c = vctx;
-    for (size_t i = 0; i < c->groups->n; i++) {
-        if (strcmp(c->groups->items[i].key, id) == 0 && !c->docs[i])
-            c->docs[i] = bson_copy((const bson_t *)docp);
-    }
+    pwc_rollup_state st;
+    pwc_rollup_state_from_doc((const bson_t *)docp, &st);
+    pwc_cache_put(ctx, id, &st);
 }
 
-/* Reads every bucket, counts what it does not contain yet, writes with guards
- * on the hw values read; repeats until nothing is left to count. */
-static int rollup_exact(mongoc_database_t *db, pwc_rollup_kind k, const pwc_rollup_groups *g,
-                        const pwc_entry *entries, char *err, size_t errlen)
+/* Makes sure every group's bucket state is in the cache: reads the unknown
+ * ones; a bucket the store does not have starts empty. */
+static int buckets_load(pwc_store *s, mongoc_database_t *db, pwc_rollup_kind k,
+                        const pwc_rollup_groups *g, size_t *reads, char *err, size_t errlen)
 {
-    const char *name = pwc_rollup_collection(k);
-    const char **ids = calloc(g->n, sizeof(char *));
-    bson_t **docs = calloc(g->n, sizeof(bson_t *));
-    int rc = (ids && docs) ? 1 : -1;
-    for (size_t i = 0; ids && i < g->n; i++)
-        ids[i] = g->items[i].key;
-    for (int round = 0; rc == 1 && round < PWC_EXACT_ROUNDS; round++) {
-        current_ctx c = {g, docs};
-        if (find_by_ids(db, name, ids, g->n, NULL, current_seen, &c, err, errlen) != 0) {
-            rc = -1;
-            break;
-        }
-        mongoc_collection_t *coll = mongoc_database_get_collection(db, name);
-        update_batch ub;
-        ub_init(&ub, coll, err, errlen);
-        size_t nops = 0;
-        for (size_t i = 0; i < g->n; i++) {
-            bson_t filter, out;
-            int insert = 0;
-            if (pwc_rollup_exact_op(k, &g->items[i], entries, docs[i], &filter, &out, &insert) == 0)
-                continue;
-            if (insert) {
-                mongoc_bulk_operation_insert_with_opts(ub_next(&ub), &out, NULL, NULL);
-            } else {
-                mongoc_bulk_operation_update_one_with_opts(ub_next(&ub), &filter, &out, NULL, NULL);
-                bson_destroy(&filter);
-            }
-            bson_destroy(&out);
-            nops++;
-        }
-        if (ub_finish(&ub) != 0 || ub.total.other_error)
-            rc = -1;
-        else if (nops == 0)
-            rc = 0;
-        mongoc_collection_destroy(coll);
-        for (size_t i = 0; i < g->n; i++) {
-            bson_destroy(docs[i]);
-            docs[i] = NULL;
-        }
+    const char **ids = malloc(g->n * sizeof(char *));
+    if (!ids)
+        return -1;
+    size_t m = 0;
+    pwc_cache_reserve(s->buckets, g->n);
+    for (size_t i = 0; i < g->n; i++) {
+        if (!pwc_cache_get(s->buckets, g->items[i].key))
+            ids[m++] = g->items[i].key;
     }
-    if (rc == 1) {
-        snprintf(err, errlen, "%s: buckets kept changing under the exact path", name);
-        rc = -1;
+    *reads += m;
+    int rc = find_by_ids(db, s->ferretdb, pwc_rollup_collection(k), ids, m, NULL, bucket_loaded,
+                         s->buckets, err, errlen);
+    pwc_rollup_state empty;
+    pwc_rollup_state_init(&empty);
+    for (size_t i = 0; i < m; i++) {
+        if (rc != 0)
+            pwc_cache_remove(s->buckets, ids[i]);
+        else if (!pwc_cache_get(s->buckets, ids[i]) &&
+                 pwc_cache_put(s->buckets, ids[i], &empty) != 0)
+            rc = -1;
     }
     free(ids);
-    free(docs);
     return rc;
 }
 
-static int rollup_apply(mongoc_database_t *db, pwc_rollup_kind k, const pwc_entry *entries,
-                        size_t n, size_t *exact, char *err, size_t errlen)
+/* Writes the new absolute state of every bucket the batch adds to. The
+ * cache learns a state only once the store acknowledged it; a failed
+ * command leaves its buckets unknown, to be read again on the retry. */
+static int rollup_apply(pwc_store *s, mongoc_database_t *db, pwc_rollup_kind k,
+                        const pwc_entry *entries, size_t n, size_t *reads, char *err, size_t errlen)
 {
     pwc_rollup_groups g;
     if (pwc_rollup_group_entries(k, entries, n, &g) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (g.n == 0) {
-        pwc_rollup_groups_free(&g);
-        return 0;
-    }
+    pwc_rollup_state *next = calloc(g.n ? g.n : 1, sizeof(*next));
+    int rc = next ? 0 : -1;
+    if (rc == 0 && g.n)
+        rc = buckets_load(s, db, k, &g, reads, err, errlen);
     mongoc_collection_t *coll = mongoc_database_get_collection(db, pwc_rollup_collection(k));
     update_batch ub;
     ub_init(&ub, coll, err, errlen);
     bson_t opts = BSON_INITIALIZER;
     BSON_APPEND_BOOL(&opts, "upsert", true);
-    for (size_t i = 0; i < g.n; i++) {
-        bson_t filter, update;
-        pwc_rollup_fast_op(k, &g.items[i], entries, &filter, &update);
-        mongoc_bulk_operation_update_one_with_opts(ub_next(&ub), &filter, &update, &opts, NULL);
-        bson_destroy(&filter);
+    for (size_t i = 0; rc == 0 && i < g.n; i++) {
+        const pwc_rollup_state *known = pwc_cache_get(s->buckets, g.items[i].key);
+        if (!known) { /* evicted meanwhile: read again on the retry */
+            snprintf(err, errlen, "%s: bucket state evicted", pwc_rollup_collection(k));
+            rc = -1;
+            break;
+        }
+        next[i] = *known;
+        if (pwc_rollup_fold(&next[i], &g.items[i], entries) == 0) {
+            next[i].hw = INT64_MIN; /* nothing to write */
+            continue;
+        }
+        bson_t sel = BSON_INITIALIZER, update;
+        BSON_APPEND_UTF8(&sel, "_id", g.items[i].key);
+        pwc_rollup_set_op(k, &g.items[i], entries, &next[i], &update);
+        mongoc_bulk_operation_update_one_with_opts(ub_next(&ub), &sel, &update, &opts, NULL);
+        bson_destroy(&sel);
         bson_destroy(&update);
     }
     bson_destroy(&opts);
-    int rc = ub_finish(&ub);
-    bulk_result r = ub.total;
-    mongoc_collection_destroy(coll);
-    if (rc == 0 && r.nerrors > 0) {
-        /* a guard failed (redelivery overlap, concurrent first insert) — and
-         * FerretDB stops an update batch at its first error, so every bucket
-         * of this batch goes through the exact path */
-        *exact += g.n;
-        rc = rollup_exact(db, k, &g, entries, err, errlen);
+    if (rc == 0)
+        rc = ub_finish(&ub);
+    else
+        ub_finish(&ub);
+    if (rc == 0 && ub.total.nerrors) {
+        snprintf(err, errlen, "%s: %zu write errors", pwc_rollup_collection(k), ub.total.nerrors);
+        rc = -1;
     }
+    for (size_t i = 0; next && i < g.n; i++) {
+        if (rc != 0)
+            pwc_cache_remove(s->buckets, g.items[i].key);
+        else if (next[i].hw != INT64_MIN)
+            pwc_cache_put(s->buckets, g.items[i].key, &next[i]);
+    }
+    mongoc_collection_destroy(coll);
+    free(next);
     pwc_rollup_groups_free(&g);
     return rc;
-}
-
-/* ---- FerretDB write lock ------------------------------------------------
- * FerretDB 1.x applies an update as read → modify → write without isolation,
- * so two writers updating one document concurrently lose increments. The
- * stage that updates shared documents (devices, rollups, progress) therefore
- * runs under a lease lock whose only atomic primitive is the unique _id:
- * generation N+1 ("rollups#<N+1>") can be inserted by exactly one consumer,
- * and only after generation N was released or its lease ran out. The holder
- * stops writing well before its lease ends. MongoDB updates a document
- * atomically and needs none of this. */
-
-#define PWC_LOCK_LEASE_MS 60000
-#define PWC_LOCK_MARGIN_MS 10000
-#define PWC_LOCK_WAIT_MS 90000
-
-typedef struct {
-    int64_t gen;
-    int64_t acquired_ms;
-} write_lock;
-
-static void lock_id(int64_t gen, char *out, size_t outlen)
-{
-    snprintf(out, outlen, "rollups#%012lld", (long long)gen);
-}
-
-/* Latest generation: *gen (0 when none), *free_ when it may be taken. */
-static int lock_read(mongoc_collection_t *coll, const char *owner, int64_t now, int64_t *gen,
-                     int *free_, char *err, size_t errlen)
-{
-    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
-    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
-    BSON_APPEND_INT32(&sort, "_id", -1);
-    bson_append_document_end(&opts, &sort);
-    BSON_APPEND_INT64(&opts, "limit", 1);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
-    const bson_t *doc;
-    *gen = 0;
-    *free_ = 1;
-    if (mongoc_cursor_next(cur, &doc)) {
-        bson_iter_t it;
-        if (bson_iter_init_find(&it, doc, "gen"))
-            *gen = bson_iter_as_int64(&it);
-        int released = bson_iter_init_find(&it, doc, "released") && bson_iter_as_bool(&it);
-        int64_t at = bson_iter_init_find(&it, doc, "acquired") ? bson_iter_as_int64(&it) : 0;
-        /* a generation of our own that we do not hold is an insert whose
-         * acknowledgement was lost (store outage): ours to replace */
-        int mine = bson_iter_init_find(&it, doc, "owner") && BSON_ITER_HOLDS_UTF8(&it) &&
-                   strcmp(bson_iter_utf8(&it, NULL), owner) == 0;
-        *free_ = released || mine || now - at > PWC_LOCK_LEASE_MS;
-    }
-    bson_error_t e;
-    int rc = 0;
-    if (mongoc_cursor_error(cur, &e)) {
-        set_err(err, errlen, "consumer_locks", &e);
-        rc = -1;
-    }
-    mongoc_cursor_destroy(cur);
-    bson_destroy(&filter);
-    bson_destroy(&opts);
-    return rc;
-}
-
-static int lock_try_insert(mongoc_collection_t *coll, const char *owner, int64_t gen, int64_t now,
-                           int *taken, char *err, size_t errlen)
-{
-    char id[40];
-    bson_t doc = BSON_INITIALIZER;
-    bson_error_t e;
-    lock_id(gen, id, sizeof(id));
-    BSON_APPEND_UTF8(&doc, "_id", id);
-    BSON_APPEND_INT64(&doc, "gen", gen);
-    BSON_APPEND_INT64(&doc, "acquired", now);
-    BSON_APPEND_BOOL(&doc, "released", false);
-    BSON_APPEND_UTF8(&doc, "owner", owner);
-    bool ok = mongoc_collection_insert_one(coll, &doc, NULL, NULL, &e);
-    bson_destroy(&doc);
-    *taken = ok;
-    if (ok || e.code == PWC_E_DUPLICATE)
-        return 0;
-    set_err(err, errlen, "consumer_locks", &e);
-    return -1;
-}
-
-static int lock_acquire(mongoc_database_t *db, const char *owner, write_lock *l, char *err,
-                        size_t errlen)
-{
-    mongoc_collection_t *coll = mongoc_database_get_collection(db, "consumer_locks");
-    int64_t start = pw_now_ms();
-    long sleep_us = 1000;
-    int rc = 1;
-    while (rc == 1 && pw_now_ms() - start < PWC_LOCK_WAIT_MS) {
-        int64_t now = pw_now_ms(), gen;
-        int free_, taken = 0;
-        if (lock_read(coll, owner, now, &gen, &free_, err, errlen) != 0) {
-            rc = -1;
-        } else if (free_) {
-            if (lock_try_insert(coll, owner, gen + 1, now, &taken, err, errlen) != 0)
-                rc = -1;
-            else if (taken) {
-                l->gen = gen + 1;
-                l->acquired_ms = now;
-                rc = 0;
-            }
-            /* not taken: another consumer got gen+1 first; look again */
-        } else {
-            usleep((useconds_t)sleep_us);
-            sleep_us = sleep_us * 2 > 20000 ? 20000 : sleep_us * 2;
-        }
-    }
-    if (rc == 1) {
-        snprintf(err, errlen, "write lock busy for %d ms", PWC_LOCK_WAIT_MS);
-        rc = -1;
-    }
-    mongoc_collection_destroy(coll);
-    return rc;
-}
-
-static int lock_valid(const write_lock *l, char *err, size_t errlen)
-{
-    if (pw_now_ms() - l->acquired_ms < PWC_LOCK_LEASE_MS - PWC_LOCK_MARGIN_MS)
-        return 0;
-    snprintf(err, errlen, "write lock lease ran out; the batch will be retried");
-    return -1;
-}
-
-static void lock_release(mongoc_database_t *db, const write_lock *l)
-{
-    mongoc_collection_t *coll = mongoc_database_get_collection(db, "consumer_locks");
-    char id[40];
-    lock_id(l->gen, id, sizeof(id));
-    bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, set;
-    BSON_APPEND_UTF8(&sel, "_id", id);
-    BSON_APPEND_DOCUMENT_BEGIN(&upd, "$set", &set);
-    BSON_APPEND_BOOL(&set, "released", true);
-    bson_append_document_end(&upd, &set);
-    mongoc_collection_update_one(coll, &sel, &upd, NULL, NULL, NULL);
-    bson_destroy(&sel);
-    bson_destroy(&upd);
-    if (l->gen % 200 == 0) { /* forget old generations */
-        bson_t old = BSON_INITIALIZER, cond;
-        lock_id(l->gen - 100, id, sizeof(id));
-        BSON_APPEND_DOCUMENT_BEGIN(&old, "_id", &cond);
-        BSON_APPEND_UTF8(&cond, "$lt", id);
-        bson_append_document_end(&old, &cond);
-        mongoc_collection_delete_many(coll, &old, NULL, NULL, NULL);
-        bson_destroy(&old);
-    }
-    mongoc_collection_destroy(coll);
 }
 
 /* ---- the write path --------------------------------------------------- */
@@ -1159,7 +1154,7 @@ static int restore_missing_readings(mongoc_database_t *db, pwc_entry *entries, c
     for (size_t i = 0; rc == 0 && i < n; i++)
         ids[i] = p[i].token = entries[idx[i]].rec->token;
     if (rc == 0)
-        rc = find_by_ids(db, "telemetry", ids, n, NULL, presence_seen, p, err, errlen);
+        rc = find_by_ids(db, 0, "telemetry", ids, n, NULL, presence_seen, p, err, errlen);
     mongoc_collection_t *coll = mongoc_database_get_collection(db, "telemetry");
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (p[i].found)
@@ -1213,7 +1208,7 @@ static int decide_contributions(pwc_store *s, mongoc_database_t *db, pwc_entry *
                 sel[m++] = w->uncertain[i];
         }
         memset(w->same, 0, n * sizeof(int));
-        int rc = resolve_uncertain(db, gate, entries, sel, m, w->same, err, errlen);
+        int rc = resolve_uncertain(db, s->ferretdb, gate, entries, sel, m, w->same, err, errlen);
         size_t nmine = 0;
         for (size_t i = 0; rc == 0 && i < m; i++) {
             if (w->same[i]) {
@@ -1261,52 +1256,35 @@ int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result
     }
     mongoc_client_t *c = mongoc_client_pool_pop(s->pool);
     mongoc_database_t *db = mongoc_client_get_database(c, s->db);
-    int64_t t[7];
+    /* No lock: raw documents, presence and devices are idempotent by
+     * themselves and every rollup document has one writer, the owner of its
+     * partition (see rollup.h). */
+    int64_t t[6];
     t[0] = pw_monotonic_us();
-    /* FerretDB: every write of the batch runs under the lock. Concurrent
-     * inserts and updates from several consumers into one SQLite database
-     * could stall FerretDB's connection pool; one writer at a time costs
-     * little because SQLite serializes writes anyway. */
-    write_lock lock = {0};
-    int locked = 0, rc = 0;
-    if (s->ferretdb) {
-        rc = lock_acquire(db, s->owner, &lock, err, errlen);
-        locked = rc == 0;
-    }
-    if (rc == 0)
-        rc = raw_insert(s, db, entries, &w, err, errlen);
+    int rc = raw_insert(s, db, entries, &w, err, errlen);
     t[1] = pw_monotonic_us();
-    if (rc == 0 && locked)
-        rc = lock_valid(&lock, err, errlen);
     if (rc == 0)
         rc = decide_contributions(s, db, entries, n, &w, &prog, err, errlen);
-    if (rc == 0 && locked)
-        rc = lock_valid(&lock, err, errlen);
     t[2] = pw_monotonic_us();
     if (rc == 0)
         rc = write_devices(s, db, entries, n, err, errlen);
+    if (rc == 0)
+        rc = write_presence(s, db, entries, n, err, errlen);
     t[3] = pw_monotonic_us();
-    for (int k = 0; rc == 0 && k < PWC_ROLLUP_KINDS; k++) {
-        if (locked)
-            rc = lock_valid(&lock, err, errlen);
+    for (int k = 0; k < PWC_ROLLUP_KINDS; k++) {
         if (rc == 0)
-            rc = rollup_apply(db, (pwc_rollup_kind)k, entries, n, &res->rollup_exact_paths, err,
+            rc = rollup_apply(s, db, (pwc_rollup_kind)k, entries, n, &res->bucket_reads, err,
                               errlen);
         t[4 + k] = pw_monotonic_us();
     }
-    if (rc == 0 && locked)
-        rc = lock_valid(&lock, err, errlen);
     if (rc == 0)
         rc = progress_write(db, &prog, err, errlen);
-    if (locked)
-        lock_release(db, &lock);
     if (rc == 0 && pw_log_enabled(PW_LOG_DEBUG))
         pw_log_fields(PW_LOG_DEBUG, "store_timing",
-                      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "n", (json_int_t)n, "raw_us",
+                      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "n", (json_int_t)n, "raw_us",
                                 (json_int_t)(t[1] - t[0]), "dedupe_us", (json_int_t)(t[2] - t[1]),
                                 "devices_us", (json_int_t)(t[3] - t[2]), "readings_us",
-                                (json_int_t)(t[4] - t[3]), "alerts_us", (json_int_t)(t[5] - t[4]),
-                                "device_day_us", (json_int_t)(t[6] - t[5])),
+                                (json_int_t)(t[4] - t[3]), "alerts_us", (json_int_t)(t[5] - t[4])),
                       "batch written");
     if (rc == 0) {
         for (size_t i = 0; i < n; i++) {

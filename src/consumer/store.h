@@ -1,7 +1,8 @@
 /* store: everything the consumer writes to MongoDB/FerretDB — the storage
  * layout (created idempotently at startup, by server kind), raw documents with
- * the token as dedupe gate, the devices collection, the guarded rollup
- * updates, per-partition progress, and the FerretDB retention sweep.
+ * the token as dedupe gate, the devices collection, device-day presence, the
+ * per-partition rollup buckets, per-partition progress, and the FerretDB
+ * retention sweep.
  * One pwc_store per process; the write path runs on the consume thread, ping
  * may be called from any thread (client pool). */
 #ifndef PWC_STORE_H
@@ -18,7 +19,7 @@ typedef struct {
     size_t stored_readings;
     size_t stored_alerts;
     size_t duplicates;
-    size_t rollup_exact_paths; /* buckets that needed the exact (read) path */
+    size_t bucket_reads; /* rollup buckets read from the store (not known to this process) */
 } pwc_write_result;
 
 pwc_store *pwc_store_new(const char *uri, const char *db, const char *app_name, char *err,
@@ -39,6 +40,11 @@ int pwc_store_ping(pwc_store *s);
  * with err when the store failed (retry the whole call). */
 int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result *res, char *err,
                     size_t errlen);
+
+/* Forgets the rollup bucket states this process knows. Call on every
+ * rebalance: a partition that comes back may have been written by another
+ * consumer meanwhile. Write-path thread only. */
+void pwc_store_forget_buckets(pwc_store *s);
 
 /* Deletes raw telemetry/alerts older than their TTL (FerretDB has no TTL
  * indexes). Returns the number deleted, or -1 with err. */

@@ -1,0 +1,27 @@
+/* cache: a bounded string-keyed map of fixed-size values, owned by one
+ * thread. The consumer keeps in it what it knows the store holds (bucket
+ * states, device-day presence), so the write path reads the store only on a
+ * miss. When full it forgets everything: a miss costs one read, never
+ * correctness. */
+#ifndef PWC_CACHE_H
+#define PWC_CACHE_H
+
+#include <stddef.h>
+
+typedef struct pwc_cache pwc_cache;
+
+/* NULL on ENOMEM. max_entries > 0. */
+pwc_cache *pwc_cache_new(size_t max_entries, size_t value_size);
+void pwc_cache_free(pwc_cache *c);
+
+/* The value stored under key, or NULL. */
+void *pwc_cache_get(pwc_cache *c, const char *key);
+/* Stores a copy of value under key (replacing). 0 or -1 (ENOMEM). */
+int pwc_cache_put(pwc_cache *c, const char *key, const void *value);
+void pwc_cache_remove(pwc_cache *c, const char *key);
+void pwc_cache_clear(pwc_cache *c);
+/* Forgets everything unless n more entries fit. */
+void pwc_cache_reserve(pwc_cache *c, size_t n);
+size_t pwc_cache_count(const pwc_cache *c);
+
+#endif
