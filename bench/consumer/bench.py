@@ -176,7 +176,7 @@ def start_consumers(binary, k, topics, db, run, mongo_uri):
                    PW_KAFKA_PASSWORD_FILE=str(pw_file), PW_KAFKA_CA_FILE=str(SECRETS / "ca.pem"),
                    PW_TOPIC_TELEMETRY=topics["telemetry"], PW_TOPIC_ALERTS=topics["alerts"],
                    PW_TOPIC_DLQ=topics["dlq"], PW_MONGO_URI=mongo_uri, PW_MONGO_DB=db,
-                   PW_LOG_LEVEL="warn")
+                   PW_LOG_LEVEL=os.environ.get("PW_BENCH_LOG_LEVEL", "warn"))
         log = open(f"/tmp/pw-bench-consumer-{i + 1}.log", "w")
         procs.append(subprocess.Popen([binary], env=env, stdout=log, stderr=log))
     return procs

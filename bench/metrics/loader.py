@@ -1,7 +1,9 @@
 """Bulk loader for the metrics benchmark: writes what the consumer would have
-stored for a synthetic fleet — rollup_readings, rollup_alerts,
-rollup_device_day and devices, with the consumer's document shapes (ids,
-fields and BSON types) — straight into a separate database.
+stored for a synthetic fleet — rollup_readings and rollup_alerts (one
+document per hour and Kafka partition, a cell per zone and type or zone,
+severity and code), rollup_device_day (presence per device and day) and
+devices, with the consumer's document shapes (ids, fields and BSON types) —
+straight into a separate database.
 
 The raw `telemetry` / `alerts` collections are not filled: no metrics view
 reads them (every view reads rollups or devices), so they cannot change the
@@ -17,6 +19,8 @@ DAY = 86_400_000
 TYPES = {"temperature": (21.0, 6.0), "pressure": (1013.0, 8.0), "humidity": (45.0, 12.0)}
 SEVERITIES = ["critical", "warning", "info"]
 CODES = ["OVERHEAT", "VIBRATION", "LOW_BATTERY", "DOOR_OPEN"]
+TELEMETRY_PARTITIONS = 3
+ALERT_PARTITIONS = 2
 FIRMWARE = [("2.1.0", 0.45), ("2.0.3", 0.25), ("1.10.2", 0.15), ("1.9.0", 0.1), ("2.2.0-rc.1", 0.05)]
 
 
@@ -26,6 +30,11 @@ def date(ms):
 
 def utc_day(ms):
     return date(ms).strftime("%Y-%m-%d")
+
+
+def split(n, parts):
+    """n as parts near-equal shares (what keyed partitioning spreads)."""
+    return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
 
 
 def load(db, readings, devices=10_000, zones=20, days=7, alert_share=0.05, now_ms=None, seed=7,
@@ -40,37 +49,53 @@ def load(db, readings, devices=10_000, zones=20, days=7, alert_share=0.05, now_m
     for c in ("rollup_readings", "rollup_alerts", "rollup_device_day", "devices"):
         db[c].drop()
 
-    # readings: spread evenly over (hour, zone, type) buckets, ±10 %
-    nbuckets = len(hours) * zones * len(TYPES)
-    per_bucket = readings / nbuckets
+    # readings: spread evenly over (hour, zone, type) cells, ±10 %, and over the
+    # telemetry partitions: one document per (hour, partition) as the consumer writes
+    ncells = len(hours) * zones * len(TYPES)
+    per_cell = readings / ncells
     docs, total = [], 0
     for h in hours:
+        parts = [[] for _ in range(TELEMETRY_PARTITIONS)]
         for z in zone_names:
             for typ, (mean, sd) in TYPES.items():
-                n = max(1, round(per_bucket * rnd.uniform(0.9, 1.1)))
+                n = max(1, round(per_cell * rnd.uniform(0.9, 1.1)))
                 total += n
-                lo = mean - sd * rnd.uniform(1.5, 3.0)
-                hi = mean + sd * rnd.uniform(1.5, 3.0)
-                docs.append({"_id": f"{h}|{z}|{typ}", "hour": date(h), "day": utc_day(h), "zone": z,
-                             "type": typ, "count": Int64(n), "sum": n * rnd.uniform(mean - 1, mean + 1),
-                             "min": lo, "max": hi, "hw": {"sensor-telemetry/0": Int64(total)}})
+                for p, share in enumerate(split(n, TELEMETRY_PARTITIONS)):
+                    if share == 0:
+                        continue
+                    lo = mean - sd * rnd.uniform(1.5, 3.0)
+                    hi = mean + sd * rnd.uniform(1.5, 3.0)
+                    parts[p].append({"zone": z, "type": typ, "count": Int64(share),
+                                     "sum": share * rnd.uniform(mean - 1, mean + 1),
+                                     "min": lo, "max": hi})
+        for p, cells in enumerate(parts):
+            tp = f"sensor-telemetry:{p}"
+            docs.append({"_id": f"{h}|{tp}", "hour": date(h), "day": utc_day(h), "tp": tp,
+                         "hw": Int64(total), "count": Int64(sum(c["count"] for c in cells)),
+                         "cells": cells})
     db.rollup_readings.insert_many(docs, ordered=False)
-    log(f"rollup_readings: {len(docs)} buckets for {total} readings")
+    log(f"rollup_readings: {len(docs)} documents for {total} readings")
 
-    # alerts: each alert lands in a random (hour, zone, severity, code) bucket
+    # alerts: each alert lands in a random (hour, zone, severity, code) cell of a
+    # random alerts partition
     alerts = int(readings * alert_share)
     counts = {}
-    keys = [(h, z, s, c) for h in hours for z in zone_names for s in SEVERITIES for c in CODES]
+    keys = [(h, p, z, s, c) for h in hours for p in range(ALERT_PARTITIONS) for z in zone_names
+            for s in SEVERITIES for c in CODES]
     for k in rnd.choices(keys, k=alerts):
         counts[k] = counts.get(k, 0) + 1
-    docs = [{"_id": f"{h}|{z}|{s}|{c}", "hour": date(h), "day": utc_day(h), "zone": z, "severity": s,
-             "code": c, "count": Int64(n), "hw": {"sensor-alerts/0": Int64(n)}}
-            for (h, z, s, c), n in counts.items()]
+    by_doc = {}
+    for (h, p, z, s, c), n in counts.items():
+        by_doc.setdefault((h, p), []).append({"zone": z, "severity": s, "code": c,
+                                              "count": Int64(n)})
+    docs = [{"_id": f"{h}|sensor-alerts:{p}", "hour": date(h), "day": utc_day(h),
+             "tp": f"sensor-alerts:{p}", "hw": Int64(sum(c["count"] for c in cells)),
+             "count": Int64(sum(c["count"] for c in cells)), "cells": cells}
+            for (h, p), cells in by_doc.items()]
     db.rollup_alerts.insert_many(docs, ordered=False)
-    log(f"rollup_alerts: {len(docs)} buckets for {alerts} alerts")
+    log(f"rollup_alerts: {len(docs)} documents for {alerts} alerts")
 
     # devices and their per-day activity (every device reports every day at these rates)
-    per_device_day = max(1, readings // (devices * days))
     dev_docs, day_docs = [], []
     versions, weights = zip(*FIRMWARE)
     for i in range(devices):
@@ -83,8 +108,7 @@ def load(db, readings, devices=10_000, zones=20, days=7, alert_share=0.05, now_m
                          "first_seen": date(now_ms - days * DAY), "last_seen": date(last)})
         for d in range(days):
             day = utc_day(now_ms - d * DAY)
-            day_docs.append({"_id": f"{day}|{dev}", "day": day, "device": dev, "zone": zone,
-                             "readings": Int64(per_device_day), "alerts": Int64(0)})
+            day_docs.append({"_id": f"{day}|{dev}", "day": day, "device": dev, "zone": zone})
     db.devices.insert_many(dev_docs, ordered=False)
     for i in range(0, len(day_docs), 10_000):
         db.rollup_device_day.insert_many(day_docs[i:i + 10_000], ordered=False)

@@ -14,7 +14,16 @@ typedef struct entry {
 struct pwc_cache {
     entry **buckets;
     size_t nbuckets, count, max_entries, value_size;
+    pwc_cache_drop_fn drop;
 };
+
+static void entry_free(pwc_cache *c, entry *e)
+{
+    if (c->drop)
+        c->drop(e->value);
+    free(e->key);
+    free(e);
+}
 
 static size_t hash_key(const char *s)
 {
@@ -24,7 +33,7 @@ static size_t hash_key(const char *s)
     return (size_t)h;
 }
 
-pwc_cache *pwc_cache_new(size_t max_entries, size_t value_size)
+pwc_cache *pwc_cache_new(size_t max_entries, size_t value_size, pwc_cache_drop_fn drop)
 {
     pwc_cache *c = calloc(1, sizeof(*c));
     if (!c)
@@ -39,6 +48,7 @@ pwc_cache *pwc_cache_new(size_t max_entries, size_t value_size)
     }
     c->max_entries = max_entries;
     c->value_size = value_size;
+    c->drop = drop;
     return c;
 }
 
@@ -47,8 +57,7 @@ void pwc_cache_clear(pwc_cache *c)
     for (size_t i = 0; i < c->nbuckets; i++) {
         for (entry *e = c->buckets[i], *next; e; e = next) {
             next = e->next;
-            free(e->key);
-            free(e);
+            entry_free(c, e);
         }
         c->buckets[i] = NULL;
     }
@@ -88,6 +97,8 @@ int pwc_cache_put(pwc_cache *c, const char *key, const void *value)
 {
     entry **p = slot_of(c, key);
     if (*p) {
+        if (c->drop)
+            c->drop((*p)->value);
         memcpy((*p)->value, value, c->value_size);
         return 0;
     }
@@ -117,8 +128,7 @@ void pwc_cache_remove(pwc_cache *c, const char *key)
     if (!e)
         return;
     *p = e->next;
-    free(e->key);
-    free(e);
+    entry_free(c, e);
     c->count--;
 }
 

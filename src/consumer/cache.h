@@ -10,13 +10,17 @@
 
 typedef struct pwc_cache pwc_cache;
 
-/* NULL on ENOMEM. max_entries > 0. */
-pwc_cache *pwc_cache_new(size_t max_entries, size_t value_size);
+/* Called on a value the cache lets go of (removed, replaced, forgotten). */
+typedef void (*pwc_cache_drop_fn)(void *value);
+
+/* NULL on ENOMEM. max_entries > 0; drop may be NULL. */
+pwc_cache *pwc_cache_new(size_t max_entries, size_t value_size, pwc_cache_drop_fn drop);
 void pwc_cache_free(pwc_cache *c);
 
 /* The value stored under key, or NULL. */
 void *pwc_cache_get(pwc_cache *c, const char *key);
-/* Stores a copy of value under key (replacing). 0 or -1 (ENOMEM). */
+/* Stores a copy of value under key (replacing, after dropping the old one).
+ * 0, or -1 (ENOMEM: the value is not stored and not dropped). */
 int pwc_cache_put(pwc_cache *c, const char *key, const void *value);
 void pwc_cache_remove(pwc_cache *c, const char *key);
 void pwc_cache_clear(pwc_cache *c);

@@ -145,6 +145,28 @@ static void commit_pending(pwc_consumer *c)
     }
 }
 
+/* After each stored batch: the commit runs in the background and to_commit
+ * keeps the newest stored offsets, so a failed commit is superseded by the
+ * next one, and revoke and shutdown still commit them synchronously. */
+static void commit_async(pwc_consumer *c)
+{
+    if (c->to_commit->cnt > 0)
+        rd_kafka_commit(c->rk, c->to_commit, 1);
+}
+
+static void on_offset_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    (void)rk;
+    (void)offsets;
+    pwc_consumer *c = opaque;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return;
+    pw_prom_add(c->ops->commit_errors, NULL, 1);
+    pw_log(PW_LOG_WARN, "commit_failed", "offset commit failed: %s (the next one supersedes it)",
+           rd_kafka_err2str(err));
+}
+
 /* ---- pause / resume -------------------------------------------------------- */
 
 static void set_paused(pwc_consumer *c, int paused)
@@ -306,6 +328,7 @@ pwc_consumer *pwc_consumer_new(const pwc_config *cfg, pwc_store *store, pwc_dlq 
         return NULL;
     }
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_offset_commit_cb(conf, on_offset_commit);
     rd_kafka_conf_set_log_cb(conf, on_kafka_log);
     rd_kafka_conf_set_error_cb(conf, on_kafka_error);
     rd_kafka_conf_set_opaque(conf, c);
@@ -497,7 +520,7 @@ static int process_batch(pwc_consumer *c)
     pw_prom_observe(c->ops->write_latency, NULL, (double)write_us / 1e6);
     remember_offsets(c);
     batch_clear(&c->batch);
-    commit_pending(c);
+    commit_async(c);
     return 0;
 }
 

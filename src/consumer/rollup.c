@@ -15,20 +15,11 @@ const char *pwc_rollup_collection(pwc_rollup_kind k)
 
 int pwc_rollup_key(pwc_rollup_kind k, const pwc_entry *e, char *out, size_t outlen)
 {
-    const pwc_record *r = e->rec;
+    if (e->rec->kind != (k == PWC_ROLLUP_READINGS ? PWC_READING : PWC_ALERT))
+        return -1;
     char tp[PWC_ORIGIN_LEN];
-    int n;
     pwc_tp_key(e->topic, e->partition, tp, sizeof(tp));
-    if (k == PWC_ROLLUP_READINGS) {
-        if (r->kind != PWC_READING)
-            return -1;
-        n = snprintf(out, outlen, "%lld|%s|%s|%s", (long long)r->hour_ms, r->zone, r->type, tp);
-    } else {
-        if (r->kind != PWC_ALERT)
-            return -1;
-        n = snprintf(out, outlen, "%lld|%s|%s|%s|%s", (long long)r->hour_ms, r->zone, r->severity,
-                     r->code, tp);
-    }
+    int n = snprintf(out, outlen, "%lld|%s", (long long)e->rec->hour_ms, tp);
     return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
 }
 
@@ -111,79 +102,165 @@ void pwc_rollup_state_init(pwc_rollup_state *s)
     s->hw = -1;
 }
 
-static double doc_double(const bson_t *doc, const char *field)
+void pwc_rollup_state_free(pwc_rollup_state *s)
 {
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, field) ? bson_iter_as_double(&it) : 0.0;
+    free(s->cells);
+    pwc_rollup_state_init(s);
 }
 
-void pwc_rollup_state_from_doc(const bson_t *doc, pwc_rollup_state *s)
+static pwc_rollup_cell *cell_add(pwc_rollup_state *s)
 {
-    bson_iter_t it;
+    if (s->ncells == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        pwc_rollup_cell *c = realloc(s->cells, cap * sizeof(*c));
+        if (!c)
+            return NULL;
+        s->cells = c;
+        s->cap = cap;
+    }
+    pwc_rollup_cell *c = &s->cells[s->ncells++];
+    memset(c, 0, sizeof(*c));
+    return c;
+}
+
+static void copy_str(bson_iter_t *it, char *out, size_t outlen)
+{
+    if (BSON_ITER_HOLDS_UTF8(it))
+        snprintf(out, outlen, "%s", bson_iter_utf8(it, NULL));
+}
+
+static void cell_from_doc(pwc_rollup_kind k, bson_iter_t *f, pwc_rollup_cell *c)
+{
+    while (bson_iter_next(f)) {
+        const char *key = bson_iter_key(f);
+        if (strcmp(key, "zone") == 0)
+            copy_str(f, c->zone, sizeof(c->zone));
+        else if (strcmp(key, k == PWC_ROLLUP_READINGS ? "type" : "severity") == 0)
+            copy_str(f, c->label, sizeof(c->label));
+        else if (strcmp(key, "code") == 0)
+            copy_str(f, c->code, sizeof(c->code));
+        else if (strcmp(key, "count") == 0)
+            c->count = bson_iter_as_int64(f);
+        else if (strcmp(key, "sum") == 0)
+            c->sum = bson_iter_as_double(f);
+        else if (strcmp(key, "min") == 0)
+            c->min = bson_iter_as_double(f);
+        else if (strcmp(key, "max") == 0)
+            c->max = bson_iter_as_double(f);
+    }
+}
+
+int pwc_rollup_state_from_doc(pwc_rollup_kind k, const bson_t *doc, pwc_rollup_state *s)
+{
+    bson_iter_t it, arr, f;
     pwc_rollup_state_init(s);
     if (!doc)
-        return;
+        return 0;
     if (bson_iter_init_find(&it, doc, "hw"))
         s->hw = bson_iter_as_int64(&it);
     if (bson_iter_init_find(&it, doc, "count"))
         s->count = bson_iter_as_int64(&it);
-    s->sum = doc_double(doc, "sum");
-    s->min = doc_double(doc, "min");
-    s->max = doc_double(doc, "max");
+    if (!bson_iter_init_find(&it, doc, "cells") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        !bson_iter_recurse(&it, &arr))
+        return 0;
+    while (bson_iter_next(&arr)) {
+        if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &f))
+            continue;
+        pwc_rollup_cell *c = cell_add(s);
+        if (!c) {
+            pwc_rollup_state_free(s);
+            return -1;
+        }
+        cell_from_doc(k, &f, c);
+    }
+    return 0;
 }
 
-size_t pwc_rollup_fold(pwc_rollup_state *s, const pwc_rollup_group *g, const pwc_entry *entries)
+static pwc_rollup_cell *cell_of(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_record *r)
 {
-    size_t counted = 0;
+    const char *label = k == PWC_ROLLUP_READINGS ? r->type : r->severity;
+    const char *code = k == PWC_ROLLUP_READINGS ? "" : r->code;
+    for (size_t i = 0; i < s->ncells; i++) {
+        pwc_rollup_cell *c = &s->cells[i];
+        if (strcmp(c->zone, r->zone) == 0 && strcmp(c->label, label) == 0 &&
+            strcmp(c->code, code) == 0)
+            return c;
+    }
+    pwc_rollup_cell *c = cell_add(s);
+    if (c) {
+        snprintf(c->zone, sizeof(c->zone), "%s", r->zone);
+        snprintf(c->label, sizeof(c->label), "%s", label);
+        snprintf(c->code, sizeof(c->code), "%s", code);
+    }
+    return c;
+}
+
+long pwc_rollup_fold(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_rollup_group *g,
+                     const pwc_entry *entries)
+{
+    long counted = 0;
     for (size_t i = 0; i < g->n; i++) {
         const pwc_entry *e = &entries[g->idx[i]];
         if (e->offset <= s->hw)
             continue;
+        pwc_rollup_cell *c = cell_of(k, s, e->rec);
+        if (!c)
+            return -1;
         s->hw = e->offset;
-        if (e->rec->kind == PWC_READING) {
+        if (k == PWC_ROLLUP_READINGS) {
             double v = e->rec->value;
-            if (s->count == 0 || v < s->min)
-                s->min = v;
-            if (s->count == 0 || v > s->max)
-                s->max = v;
-            s->sum += v;
+            if (c->count == 0 || v < c->min)
+                c->min = v;
+            if (c->count == 0 || v > c->max)
+                c->max = v;
+            c->sum += v;
         }
+        c->count++;
         s->count++;
         counted++;
     }
     return counted;
 }
 
-static void append_labels(pwc_rollup_kind k, const pwc_record *r, bson_t *b)
+static void append_cell(pwc_rollup_kind k, const pwc_rollup_cell *c, const char *idx, bson_t *arr)
 {
-    BSON_APPEND_DATE_TIME(b, "hour", r->hour_ms);
-    BSON_APPEND_UTF8(b, "day", r->day);
-    BSON_APPEND_UTF8(b, "zone", r->zone);
+    bson_t d;
+    BSON_APPEND_DOCUMENT_BEGIN(arr, idx, &d);
+    BSON_APPEND_UTF8(&d, "zone", c->zone);
     if (k == PWC_ROLLUP_READINGS) {
-        BSON_APPEND_UTF8(b, "type", r->type);
+        BSON_APPEND_UTF8(&d, "type", c->label);
     } else {
-        BSON_APPEND_UTF8(b, "severity", r->severity);
-        BSON_APPEND_UTF8(b, "code", r->code);
+        BSON_APPEND_UTF8(&d, "severity", c->label);
+        BSON_APPEND_UTF8(&d, "code", c->code);
     }
+    BSON_APPEND_INT64(&d, "count", c->count);
+    if (k == PWC_ROLLUP_READINGS) {
+        BSON_APPEND_DOUBLE(&d, "sum", c->sum);
+        BSON_APPEND_DOUBLE(&d, "min", c->min);
+        BSON_APPEND_DOUBLE(&d, "max", c->max);
+    }
+    bson_append_document_end(arr, &d);
 }
 
 void pwc_rollup_set_op(pwc_rollup_kind k, const pwc_rollup_group *g, const pwc_entry *entries,
                        const pwc_rollup_state *s, bson_t *update)
 {
     const pwc_entry *last = &entries[g->idx[g->n - 1]];
-    char tp[PWC_ORIGIN_LEN];
-    bson_t set;
+    char tp[PWC_ORIGIN_LEN], idx[24];
+    bson_t set, arr;
     pwc_tp_key(last->topic, last->partition, tp, sizeof(tp));
     bson_init(update);
     BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
-    append_labels(k, last->rec, &set);
-    BSON_APPEND_INT64(&set, "count", s->count);
-    if (k == PWC_ROLLUP_READINGS) {
-        BSON_APPEND_DOUBLE(&set, "sum", s->sum);
-        BSON_APPEND_DOUBLE(&set, "min", s->min);
-        BSON_APPEND_DOUBLE(&set, "max", s->max);
-    }
+    BSON_APPEND_DATE_TIME(&set, "hour", last->rec->hour_ms);
+    BSON_APPEND_UTF8(&set, "day", last->rec->day);
     BSON_APPEND_UTF8(&set, "tp", tp);
     BSON_APPEND_INT64(&set, "hw", s->hw);
+    BSON_APPEND_INT64(&set, "count", s->count);
+    BSON_APPEND_ARRAY_BEGIN(&set, "cells", &arr);
+    for (size_t i = 0; i < s->ncells; i++) {
+        snprintf(idx, sizeof(idx), "%zu", i);
+        append_cell(k, &s->cells[i], idx, &arr);
+    }
+    bson_append_array_end(&set, &arr);
     bson_append_document_end(update, &set);
 }

@@ -25,7 +25,7 @@
 #define PWC_DEVICE_CACHE 16384
 #define PWC_DEVICE_REFRESH_MS 10000
 /* Bucket states and device-day presence this process knows are stored. */
-#define PWC_BUCKET_CACHE 65536
+#define PWC_BUCKET_CACHE 4096
 #define PWC_PRESENCE_CACHE 65536
 
 typedef struct {
@@ -47,6 +47,8 @@ struct pwc_store {
 };
 
 enum { RAW_NEW = 1, RAW_DUP = 2 };
+
+static void drop_state(void *v);
 
 static void set_err(char *err, size_t errlen, const char *what, const bson_error_t *e)
 {
@@ -93,8 +95,8 @@ pwc_store *pwc_store_new(const char *uri, const char *db, const char *app_name, 
     s->pool = mongoc_client_pool_new(s->uri);
     s->db = strdup(db);
     s->devices = calloc(PWC_DEVICE_CACHE, sizeof(device_seen));
-    s->buckets = pwc_cache_new(PWC_BUCKET_CACHE, sizeof(pwc_rollup_state));
-    s->presence = pwc_cache_new(PWC_PRESENCE_CACHE, 1);
+    s->buckets = pwc_cache_new(PWC_BUCKET_CACHE, sizeof(pwc_rollup_state), drop_state);
+    s->presence = pwc_cache_new(PWC_PRESENCE_CACHE, 1, NULL);
     if (!s->pool || !s->db || !s->devices || !s->buckets || !s->presence) {
         snprintf(err, errlen, "cannot create the MongoDB client pool");
         pwc_store_free(s);
@@ -237,29 +239,30 @@ static int layout_mongodb(mongoc_database_t *db, long tel_ttl, long alert_ttl, c
         create_index(db, "alerts", "ts", alert_ttl, err, errlen) ||
         create_collection(db, "ingest_tokens", NULL, err, errlen) ||
         create_index(db, "ingest_tokens", "at", PWC_TOKEN_TTL_S, err, errlen) ||
-        create_index(db, "telemetry", "day", 0, err, errlen))
+        create_index(db, "telemetry", "day", 0, err, errlen) ||
+        create_index(db, "telemetry", "hour", 0, err, errlen) ||
+        create_index(db, "alerts", "hour", 0, err, errlen))
         return -1;
     return 0;
 }
 
+/* No secondary indexes on the raw collections: FerretDB 1.24 hands SQLite
+ * only {_id} filters, so an index on ts, day or hour would never serve a
+ * query (not even the retention sweep) and would only slow every insert. */
 static int layout_ferretdb(mongoc_database_t *db, char *err, size_t errlen)
 {
-    static const char *const colls[] = {"telemetry", "alerts"};
-    for (size_t i = 0; i < 2; i++) {
-        if (create_collection(db, colls[i], NULL, err, errlen) ||
-            create_index(db, colls[i], "ts", 0, err, errlen) ||
-            create_index(db, colls[i], "day", 0, err, errlen))
-            return -1;
-    }
+    if (create_collection(db, "telemetry", NULL, err, errlen) ||
+        create_collection(db, "alerts", NULL, err, errlen))
+        return -1;
     return 0;
 }
 
 static int layout_common(mongoc_database_t *db, char *err, size_t errlen)
 {
     static const char *const ix[][2] = {
-        {"telemetry", "hour"},     {"alerts", "hour"},          {"devices", "last_seen"},
-        {"devices", "firmware"},   {"rollup_readings", "hour"}, {"rollup_readings", "day"},
-        {"rollup_alerts", "hour"}, {"rollup_alerts", "day"},    {"rollup_device_day", "day"},
+        {"devices", "last_seen"},     {"devices", "firmware"},   {"rollup_readings", "hour"},
+        {"rollup_readings", "day"},   {"rollup_alerts", "hour"}, {"rollup_alerts", "day"},
+        {"rollup_device_day", "day"},
     };
     static const char *const colls[] = {"devices", "rollup_readings", "rollup_alerts",
                                         "rollup_device_day", "consumer_progress"};
@@ -975,11 +978,34 @@ static int write_presence(pwc_store *s, mongoc_database_t *db, const pwc_entry *
 
 /* ---- rollups ---------------------------------------------------------- */
 
-static void bucket_loaded(void *ctx, const char *id, const char *docp)
+/* Cache key of a bucket: "<collection>/<_id>". */
+static void bucket_cache_key(pwc_rollup_kind k, const char *id, char *out, size_t outlen)
 {
+    snprintf(out, outlen, "%s/%s", pwc_rollup_collection(k), id);
+}
+
+static void drop_state(void *v)
+{
+    pwc_rollup_state_free(v);
+}
+
+typedef struct {
+    pwc_cache *cache;
+    pwc_rollup_kind kind;
+    int failed;
+} bucket_ctx;
+
+static void bucket_loaded(void *vctx, const char *id, const char *docp)
+{
+    bucket_ctx *c = vctx;
+    char key[PWC_ROLLUP_KEY_LEN + 32];
     pwc_rollup_state st;
-    pwc_rollup_state_from_doc((const bson_t *)docp, &st);
-    pwc_cache_put(ctx, id, &st);
+    bucket_cache_key(c->kind, id, key, sizeof(key));
+    if (pwc_rollup_state_from_doc(c->kind, (const bson_t *)docp, &st) != 0 ||
+        pwc_cache_put(c->cache, key, &st) != 0) {
+        pwc_rollup_state_free(&st);
+        c->failed = 1;
+    }
 }
 
 /* Makes sure every group's bucket state is in the cache: reads the unknown
@@ -990,31 +1016,38 @@ static int buckets_load(pwc_store *s, mongoc_database_t *db, pwc_rollup_kind k,
     const char **ids = malloc(g->n * sizeof(char *));
     if (!ids)
         return -1;
+    char key[PWC_ROLLUP_KEY_LEN + 32];
     size_t m = 0;
     pwc_cache_reserve(s->buckets, g->n);
     for (size_t i = 0; i < g->n; i++) {
-        if (!pwc_cache_get(s->buckets, g->items[i].key))
+        bucket_cache_key(k, g->items[i].key, key, sizeof(key));
+        if (!pwc_cache_get(s->buckets, key))
             ids[m++] = g->items[i].key;
     }
     *reads += m;
+    bucket_ctx ctx = {s->buckets, k, 0};
     int rc = find_by_ids(db, s->ferretdb, pwc_rollup_collection(k), ids, m, NULL, bucket_loaded,
-                         s->buckets, err, errlen);
-    pwc_rollup_state empty;
-    pwc_rollup_state_init(&empty);
+                         &ctx, err, errlen);
+    if (rc == 0 && ctx.failed) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
     for (size_t i = 0; i < m; i++) {
+        bucket_cache_key(k, ids[i], key, sizeof(key));
+        pwc_rollup_state empty;
+        pwc_rollup_state_init(&empty);
         if (rc != 0)
-            pwc_cache_remove(s->buckets, ids[i]);
-        else if (!pwc_cache_get(s->buckets, ids[i]) &&
-                 pwc_cache_put(s->buckets, ids[i], &empty) != 0)
+            pwc_cache_remove(s->buckets, key);
+        else if (!pwc_cache_get(s->buckets, key) && pwc_cache_put(s->buckets, key, &empty) != 0)
             rc = -1;
     }
     free(ids);
     return rc;
 }
 
-/* Writes the new absolute state of every bucket the batch adds to. The
- * cache learns a state only once the store acknowledged it; a failed
- * command leaves its buckets unknown, to be read again on the retry. */
+/* Folds the batch into the known bucket states and writes each changed
+ * bucket's whole state. A bucket whose write the store did not acknowledge is
+ * forgotten (its state there is unknown) and read again on the retry. */
 static int rollup_apply(pwc_store *s, mongoc_database_t *db, pwc_rollup_kind k,
                         const pwc_entry *entries, size_t n, size_t *reads, char *err, size_t errlen)
 {
@@ -1023,51 +1056,42 @@ static int rollup_apply(pwc_store *s, mongoc_database_t *db, pwc_rollup_kind k,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    pwc_rollup_state *next = calloc(g.n ? g.n : 1, sizeof(*next));
-    int rc = next ? 0 : -1;
-    if (rc == 0 && g.n)
-        rc = buckets_load(s, db, k, &g, reads, err, errlen);
+    int rc = g.n ? buckets_load(s, db, k, &g, reads, err, errlen) : 0;
     mongoc_collection_t *coll = mongoc_database_get_collection(db, pwc_rollup_collection(k));
     update_batch ub;
     ub_init(&ub, coll, err, errlen);
     bson_t opts = BSON_INITIALIZER;
     BSON_APPEND_BOOL(&opts, "upsert", true);
+    char key[PWC_ROLLUP_KEY_LEN + 32];
     for (size_t i = 0; rc == 0 && i < g.n; i++) {
-        const pwc_rollup_state *known = pwc_cache_get(s->buckets, g.items[i].key);
-        if (!known) { /* evicted meanwhile: read again on the retry */
-            snprintf(err, errlen, "%s: bucket state evicted", pwc_rollup_collection(k));
+        bucket_cache_key(k, g.items[i].key, key, sizeof(key));
+        pwc_rollup_state *st = pwc_cache_get(s->buckets, key);
+        long counted = st ? pwc_rollup_fold(k, st, &g.items[i], entries) : -1;
+        if (counted < 0) {
+            snprintf(err, errlen, "%s: bucket state lost (out of memory)",
+                     pwc_rollup_collection(k));
             rc = -1;
-            break;
+        } else if (counted > 0) {
+            bson_t sel = BSON_INITIALIZER, update;
+            BSON_APPEND_UTF8(&sel, "_id", g.items[i].key);
+            pwc_rollup_set_op(k, &g.items[i], entries, st, &update);
+            mongoc_bulk_operation_update_one_with_opts(ub_next(&ub), &sel, &update, &opts, NULL);
+            bson_destroy(&sel);
+            bson_destroy(&update);
         }
-        next[i] = *known;
-        if (pwc_rollup_fold(&next[i], &g.items[i], entries) == 0) {
-            next[i].hw = INT64_MIN; /* nothing to write */
-            continue;
-        }
-        bson_t sel = BSON_INITIALIZER, update;
-        BSON_APPEND_UTF8(&sel, "_id", g.items[i].key);
-        pwc_rollup_set_op(k, &g.items[i], entries, &next[i], &update);
-        mongoc_bulk_operation_update_one_with_opts(ub_next(&ub), &sel, &update, &opts, NULL);
-        bson_destroy(&sel);
-        bson_destroy(&update);
     }
     bson_destroy(&opts);
-    if (rc == 0)
-        rc = ub_finish(&ub);
-    else
-        ub_finish(&ub);
+    if (ub_finish(&ub) != 0)
+        rc = -1;
     if (rc == 0 && ub.total.nerrors) {
         snprintf(err, errlen, "%s: %zu write errors", pwc_rollup_collection(k), ub.total.nerrors);
         rc = -1;
     }
-    for (size_t i = 0; next && i < g.n; i++) {
-        if (rc != 0)
-            pwc_cache_remove(s->buckets, g.items[i].key);
-        else if (next[i].hw != INT64_MIN)
-            pwc_cache_put(s->buckets, g.items[i].key, &next[i]);
+    for (size_t i = 0; rc != 0 && i < g.n; i++) {
+        bucket_cache_key(k, g.items[i].key, key, sizeof(key));
+        pwc_cache_remove(s->buckets, key);
     }
     mongoc_collection_destroy(coll);
-    free(next);
     pwc_rollup_groups_free(&g);
     return rc;
 }

@@ -21,9 +21,18 @@ struct mx_cache {
     int64_t ttl_us;
     size_t cap;
     mx_slot *slots;
+    int refreshing; /* background refreshes running */
     pthread_mutex_t mu;
     pthread_cond_t done;
 };
+
+/* One background refresh: owns ctx (a copy) and nothing else. */
+typedef struct {
+    mx_cache *c;
+    mx_slot *slot; /* stays put: a computing slot is never evicted */
+    mx_cache_compute_fn fn;
+    void *ctx;
+} mx_refresh;
 
 mx_cache *mx_cache_new(int64_t ttl_ms, size_t capacity)
 {
@@ -48,6 +57,11 @@ void mx_cache_free(mx_cache *c)
     if (c == NULL) {
         return;
     }
+    pthread_mutex_lock(&c->mu);
+    while (c->refreshing > 0) {
+        pthread_cond_wait(&c->done, &c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
     for (size_t i = 0; i < c->cap; i++) {
         free(c->slots[i].key);
         free(c->slots[i].buf);
@@ -102,8 +116,69 @@ static int copy_out(const mx_slot *s, uint8_t **out, size_t *outlen, char *err, 
     return 0;
 }
 
-int mx_cache_get(mx_cache *c, const char *key, mx_cache_compute_fn fn, void *ctx, uint8_t **out,
-                 size_t *outlen, int *hit, char *err, size_t errlen)
+/* Under c->mu: the slot's computation ended with rc (buf on success). */
+static void finish_compute(mx_cache *c, mx_slot *s, int rc, uint8_t *buf, size_t len)
+{
+    s->computing = 0;
+    if (rc == 0) {
+        free(s->buf);
+        s->buf = buf;
+        s->len = len;
+        /* fresh for ttl after it is ready, even when computing took longer */
+        s->stored_us = pw_monotonic_us();
+    }
+    pthread_cond_broadcast(&c->done);
+}
+
+static void *refresh_main(void *arg)
+{
+    mx_refresh *r = arg;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char err[256];
+    int rc = r->fn(r->ctx, &buf, &len, err, sizeof(err));
+    pthread_mutex_lock(&r->c->mu);
+    finish_compute(r->c, r->slot, rc, buf, len);
+    r->c->refreshing--;
+    pthread_mutex_unlock(&r->c->mu);
+    free(r->ctx);
+    free(r);
+    return NULL;
+}
+
+/* Under c->mu, s->buf set: starts a background refresh of s. 0, or -1 when
+ * no thread could be started (the caller computes). */
+static int start_refresh(mx_cache *c, mx_slot *s, mx_cache_compute_fn fn, const void *ctx,
+                         size_t ctx_size)
+{
+    mx_refresh *r = calloc(1, sizeof(*r));
+    void *copy = malloc(ctx_size);
+    pthread_attr_t attr;
+    pthread_t t;
+    if (r == NULL || copy == NULL || pthread_attr_init(&attr) != 0) {
+        free(r);
+        free(copy);
+        return -1;
+    }
+    memcpy(copy, ctx, ctx_size);
+    *r = (mx_refresh){c, s, fn, copy};
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    s->computing = 1;
+    c->refreshing++;
+    int rc = pthread_create(&t, &attr, refresh_main, r);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        s->computing = 0;
+        c->refreshing--;
+        free(copy);
+        free(r);
+        return -1;
+    }
+    return 0;
+}
+
+int mx_cache_get(mx_cache *c, const char *key, mx_cache_compute_fn fn, void *ctx, size_t ctx_size,
+                 uint8_t **out, size_t *outlen, int *hit, char *err, size_t errlen)
 {
     *hit = 0;
     if (c == NULL || c->ttl_us <= 0) {
@@ -115,19 +190,15 @@ int mx_cache_get(mx_cache *c, const char *key, mx_cache_compute_fn fn, void *ctx
         pthread_mutex_unlock(&c->mu);
         return fn(ctx, out, outlen, err, errlen);
     }
-    while (s->computing) {
-        if (s->buf != NULL) {
-            /* another thread is refreshing: answer with the previous result */
-            int rc = copy_out(s, out, outlen, err, errlen);
-            *hit = rc == 0;
-            pthread_mutex_unlock(&c->mu);
-            return rc;
-        }
+    while (s->computing && s->buf == NULL) {
         s->waiters++;
         pthread_cond_wait(&c->done, &c->mu);
         s->waiters--;
     }
-    if (s->buf != NULL && pw_monotonic_us() - s->stored_us < c->ttl_us) {
+    int fresh = s->buf != NULL && pw_monotonic_us() - s->stored_us < c->ttl_us;
+    if (s->buf != NULL &&
+        (fresh || s->computing || (ctx_size > 0 && start_refresh(c, s, fn, ctx, ctx_size) == 0))) {
+        /* fresh, or the previous answer while a refresh runs */
         int rc = copy_out(s, out, outlen, err, errlen);
         *hit = rc == 0;
         pthread_mutex_unlock(&c->mu);
@@ -141,16 +212,10 @@ int mx_cache_get(mx_cache *c, const char *key, mx_cache_compute_fn fn, void *ctx
     int rc = fn(ctx, &buf, &len, err, errlen);
 
     pthread_mutex_lock(&c->mu);
-    s->computing = 0;
+    finish_compute(c, s, rc, buf, len);
     if (rc == 0) {
-        free(s->buf);
-        s->buf = buf;
-        s->len = len;
-        /* reused for ttl after it is ready, even when computing took longer */
-        s->stored_us = pw_monotonic_us();
         rc = copy_out(s, out, outlen, err, errlen);
     }
-    pthread_cond_broadcast(&c->done);
     pthread_mutex_unlock(&c->mu);
     return rc;
 }

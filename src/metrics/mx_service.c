@@ -54,10 +54,11 @@ void mx_service_free(mx_service *s)
     s->answers = NULL;
 }
 
+/* Self-contained (the cache may copy it for a background refresh). */
 typedef struct {
     mx_service *svc;
     const mx_view *view;
-    const mx_params *params;
+    mx_params params;
 } mx_compute;
 
 /* Runs the view on the store and packs its answer. */
@@ -65,7 +66,7 @@ static int compute_packed(void *ctx, uint8_t **buf, size_t *len, char *err, size
 {
     mx_compute *c = ctx;
     ProtobufCMessage *msg = NULL;
-    if (c->view->run(c->svc->store, c->params, &msg, err, errlen) != 0) {
+    if (c->view->run(c->svc->store, &c->params, &msg, err, errlen) != 0) {
         return -1;
     }
     *len = protobuf_c_message_get_packed_size(msg);
@@ -93,9 +94,10 @@ int mx_service_run(mx_service *s, const mx_view *v, const char *protocol, const 
     int64_t t0 = pw_monotonic_us();
     char key[MX_ZONE_MAX + 96];
     cache_key(v, p, key, sizeof(key));
-    mx_compute ctx = {s, v, p};
+    mx_compute ctx = {s, v, *p};
     int hit = 0;
-    int rc = mx_cache_get(s->answers, key, compute_packed, &ctx, buf, len, &hit, err, errlen);
+    int rc = mx_cache_get(s->answers, key, compute_packed, &ctx, sizeof(ctx), buf, len, &hit, err,
+                          errlen);
     double secs = (double)(pw_monotonic_us() - t0) / 1e6;
     const char *labels[] = {v->name, protocol};
     pw_prom_observe(s->latency, labels, secs);

@@ -93,32 +93,14 @@ int mx_store_ping(void *store, char *why, size_t whylen)
     return ok ? 1 : 0;
 }
 
-static void ensure_index(mongoc_client_t *c, mx_store *s, const char *coll, const char *name,
-                         bson_t *keys)
-{
-    bson_t *cmd = BCON_NEW("createIndexes", BCON_UTF8(coll), "indexes", "[", "{", "key",
-                           BCON_DOCUMENT(keys), "name", BCON_UTF8(name), "}", "]");
-    bson_error_t error;
-    if (!mongoc_client_command_simple(c, s->db, cmd, NULL, NULL, &error)) {
-        pw_log(PW_LOG_WARN, "store_index", "index %s on %s not created: %s", name, coll,
-               error.message);
-    }
-    bson_destroy(cmd);
-    bson_destroy(keys);
-}
-
 int mx_store_ensure_indexes(mx_store *s)
 {
     char why[256];
     if (!mx_store_ping(s, why, sizeof(why))) {
         return -1;
     }
-    /* the consumer creates the single-field indexes (hour, day, last_seen);
-     * the temperature view also wants type and hour together */
-    mongoc_client_t *c = mx_store_pop(s);
-    ensure_index(c, s, "rollup_readings", "mx_type_hour",
-                 BCON_NEW("type", BCON_INT32(1), "hour", BCON_INT32(1)));
-    mx_store_push(s, c);
+    /* the consumer creates every index the views use (hour, day,
+     * last_seen); nothing is left for this service to add */
     return 0;
 }
 

@@ -1,8 +1,9 @@
 /* mx_views: the views' store queries. Every query reads bucket documents
- * (rollup_readings, rollup_alerts, rollup_device_day: one per hour or day and
- * key) or the devices collection, never raw readings, and uses only find and
- * the aggregation stages MongoDB and FerretDB share ($match, $group with
- * $sum). Minimum and maximum across buckets are merged here in C. */
+ * (rollup_readings and rollup_alerts: one per hour and Kafka partition, with
+ * a cell per zone and type or zone, severity and code; rollup_device_day: one
+ * per device and day) or the devices collection, never raw readings, and uses
+ * only find and the aggregation stages MongoDB and FerretDB share ($match,
+ * $group with $sum). Cells are summed and min/max merged here in C. */
 #include "mx_views.h"
 
 #include <stdio.h>
@@ -109,31 +110,46 @@ static void append_hour_range(bson_t *filter, int64_t from_ms, int64_t to_ms)
     bson_append_document_end(filter, &range);
 }
 
-int mx_view_temperature(mx_store *store, const mx_params *p, ProtobufCMessage **out, char *err,
-                        size_t errlen)
+/* Rollup documents hold one cell per (zone, type) or (zone, severity, code)
+ * for an hour and Kafka partition; a view walks the cells of the documents
+ * its filter selects. fn returns 0, or -1 to stop (out of memory). */
+typedef int (*mx_cell_fn)(void *ctx, const char *day, const bson_t *cell);
+
+static int cells_of(const bson_t *doc, mx_cell_fn fn, void *ctx)
 {
-    int64_t from, to;
-    mx_window(p->now_ms, p->window_hours, &from, &to);
-    bson_t filter = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&filter, "type", "temperature");
-    append_hour_range(&filter, from, to);
-    append_zone(&filter, p);
-    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "zone", BCON_INT32(1), "count",
-                            BCON_INT32(1), "sum", BCON_INT32(1), "min", BCON_INT32(1), "max",
+    bson_iter_t it, arr;
+    if (!bson_iter_init_find(&it, doc, "cells") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        !bson_iter_recurse(&it, &arr)) {
+        return 0;
+    }
+    const char *day = mx_bson_str(doc, "day", "");
+    while (bson_iter_next(&arr)) {
+        uint32_t len;
+        const uint8_t *data;
+        bson_t cell;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&arr)) {
+            continue;
+        }
+        bson_iter_document(&arr, &len, &data);
+        if (bson_init_static(&cell, data, len) && fn(ctx, day, &cell) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int each_cell(mx_store *store, const char *coll, const bson_t *filter, mx_cell_fn fn,
+                     void *ctx, char *err, size_t errlen)
+{
+    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "day", BCON_INT32(1), "cells",
                             BCON_INT32(1), "}");
     mx_conn c;
-    conn_open(&c, store, "rollup_readings");
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.coll, &filter, opts, NULL);
-    mx_table zones;
-    mx_table_init(&zones);
+    conn_open(&c, store, coll);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.coll, filter, opts, NULL);
     const bson_t *doc;
     int rc = 0;
     while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
-        int has_range = mx_bson_has_number(doc, "min") && mx_bson_has_number(doc, "max");
-        int64_t n = mx_bson_int(doc, "count", 0);
-        rc = mx_table_add_bucket(&zones, mx_bson_str(doc, "zone", ""), n > 0 ? (uint64_t)n : 0,
-                                 mx_bson_double(doc, "sum", 0), mx_bson_double(doc, "min", 0),
-                                 mx_bson_double(doc, "max", 0), has_range);
+        rc = cells_of(doc, fn, ctx);
     }
     if (cursor_finish(cur, err, errlen) != 0) {
         rc = -1;
@@ -142,16 +158,74 @@ int mx_view_temperature(mx_store *store, const mx_params *p, ProtobufCMessage **
     }
     conn_close(&c);
     bson_destroy(opts);
+    return rc;
+}
+
+static int zone_matches(const mx_params *p, const bson_t *cell)
+{
+    return p->zone[0] == '\0' || strcmp(mx_bson_str(cell, "zone", ""), p->zone) == 0;
+}
+
+typedef struct {
+    const mx_params *p;
+    mx_table zones;
+} temperature_ctx;
+
+static int temperature_cell(void *vctx, const char *day, const bson_t *cell)
+{
+    (void)day;
+    temperature_ctx *t = vctx;
+    if (!zone_matches(t->p, cell) || strcmp(mx_bson_str(cell, "type", ""), "temperature") != 0) {
+        return 0;
+    }
+    int has_range = mx_bson_has_number(cell, "min") && mx_bson_has_number(cell, "max");
+    int64_t n = mx_bson_int(cell, "count", 0);
+    return mx_table_add_bucket(&t->zones, mx_bson_str(cell, "zone", ""), n > 0 ? (uint64_t)n : 0,
+                               mx_bson_double(cell, "sum", 0), mx_bson_double(cell, "min", 0),
+                               mx_bson_double(cell, "max", 0), has_range);
+}
+
+int mx_view_temperature(mx_store *store, const mx_params *p, ProtobufCMessage **out, char *err,
+                        size_t errlen)
+{
+    int64_t from, to;
+    mx_window(p->now_ms, p->window_hours, &from, &to);
+    bson_t filter = BSON_INITIALIZER;
+    append_hour_range(&filter, from, to);
+    temperature_ctx t = {p, {0}};
+    mx_table_init(&t.zones);
+    int rc = each_cell(store, "rollup_readings", &filter, temperature_cell, &t, err, errlen);
     bson_destroy(&filter);
     if (rc == 0) {
-        *out = (ProtobufCMessage *)mx_build_temperature(&zones, from, to, p->window_hours);
+        *out = (ProtobufCMessage *)mx_build_temperature(&t.zones, from, to, p->window_hours);
         if (*out == NULL) {
             snprintf(err, errlen, "out of memory");
             rc = -1;
         }
     }
-    mx_table_free(&zones);
+    mx_table_free(&t.zones);
     return rc;
+}
+
+typedef struct {
+    const mx_params *p;
+    mx_table severities, codes;
+} alerts_ctx;
+
+static int alerts_cell(void *vctx, const char *day, const bson_t *cell)
+{
+    (void)day;
+    alerts_ctx *a = vctx;
+    int64_t n = mx_bson_int(cell, "count", 0);
+    if (!zone_matches(a->p, cell) || n <= 0) {
+        return 0;
+    }
+    if (mx_table_add_count(&a->severities, mx_bson_str(cell, "severity", ""), (uint64_t)n, 0) !=
+            0 ||
+        mx_table_add_count(&a->codes, mx_bson_str(cell, "code", ""), (uint64_t)n, 0) != 0) {
+        return -1;
+    }
+    return 0;
 }
 
 int mx_view_alerts(mx_store *store, const mx_params *p, ProtobufCMessage **out, char *err,
@@ -159,72 +233,30 @@ int mx_view_alerts(mx_store *store, const mx_params *p, ProtobufCMessage **out, 
 {
     int64_t from, to;
     mx_window(p->now_ms, p->window_hours, &from, &to);
-    bson_t match = BSON_INITIALIZER;
-    append_hour_range(&match, from, to);
-    append_zone(&match, p);
-    /* one group per (severity, code): small, and both answers derive from it */
-    bson_t *pipeline =
-        BCON_NEW("pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{", "$group", "{",
-                 "_id", "{", "s", BCON_UTF8("$severity"), "c", BCON_UTF8("$code"), "}", "n", "{",
-                 "$sum", BCON_UTF8("$count"), "}", "}", "}", "]");
-    mx_conn c;
-    conn_open(&c, store, "rollup_alerts");
-    mongoc_cursor_t *cur =
-        mongoc_collection_aggregate(c.coll, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
-    mx_table severities, codes;
-    mx_table_init(&severities);
-    mx_table_init(&codes);
-    const bson_t *doc;
-    int rc = 0;
-    while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
-        bson_iter_t it, id;
-        const char *sev = "", *code = "";
-        if (bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
-            bson_iter_recurse(&it, &id)) {
-            while (bson_iter_next(&id)) {
-                if (BSON_ITER_HOLDS_UTF8(&id) && strcmp(bson_iter_key(&id), "s") == 0) {
-                    sev = bson_iter_utf8(&id, NULL);
-                } else if (BSON_ITER_HOLDS_UTF8(&id) && strcmp(bson_iter_key(&id), "c") == 0) {
-                    code = bson_iter_utf8(&id, NULL);
-                }
-            }
-        }
-        int64_t n = mx_bson_int(doc, "n", 0);
-        if (n <= 0) {
-            continue;
-        }
-        if (mx_table_add_count(&severities, sev, (uint64_t)n, 0) != 0 ||
-            mx_table_add_count(&codes, code, (uint64_t)n, 0) != 0) {
-            rc = -1;
-            snprintf(err, errlen, "out of memory");
-        }
-    }
-    if (cursor_finish(cur, err, errlen) != 0) {
-        rc = -1;
-    }
-    conn_close(&c);
-    bson_destroy(pipeline);
-    bson_destroy(&match);
+    bson_t filter = BSON_INITIALIZER;
+    append_hour_range(&filter, from, to);
+    alerts_ctx a = {p, {0}, {0}};
+    mx_table_init(&a.severities);
+    mx_table_init(&a.codes);
+    int rc = each_cell(store, "rollup_alerts", &filter, alerts_cell, &a, err, errlen);
+    bson_destroy(&filter);
     if (rc == 0) {
-        *out = (ProtobufCMessage *)mx_build_alerts(&severities, &codes, p->top, from, to,
+        *out = (ProtobufCMessage *)mx_build_alerts(&a.severities, &a.codes, p->top, from, to,
                                                    p->window_hours);
         if (*out == NULL) {
             snprintf(err, errlen, "out of memory");
             rc = -1;
         }
     }
-    mx_table_free(&severities);
-    mx_table_free(&codes);
+    mx_table_free(&a.severities);
+    mx_table_free(&a.codes);
     return rc;
 }
 
-/* Per-day totals of one collection: $sum of sum_field ("$count") or of 1. */
-static int day_totals(mx_store *store, const char *coll, const mx_params *p,
-                      char days[MX_TREND_DAYS][PW_DAY_LEN], const char *sum_field,
-                      uint64_t totals[MX_TREND_DAYS], char *err, size_t errlen)
+static void append_days(bson_t *filter, char days[MX_TREND_DAYS][PW_DAY_LEN])
 {
-    bson_t match = BSON_INITIALIZER, in, list;
-    BSON_APPEND_DOCUMENT_BEGIN(&match, "day", &in);
+    bson_t in, list;
+    BSON_APPEND_DOCUMENT_BEGIN(filter, "day", &in);
     BSON_APPEND_ARRAY_BEGIN(&in, "$in", &list);
     for (int i = 0; i < MX_TREND_DAYS; i++) {
         char idx[4];
@@ -232,20 +264,51 @@ static int day_totals(mx_store *store, const char *coll, const mx_params *p,
         BSON_APPEND_UTF8(&list, idx, days[i]);
     }
     bson_append_array_end(&in, &list);
-    bson_append_document_end(&match, &in);
-    append_zone(&match, p);
-    bson_t *pipeline;
-    if (sum_field != NULL) {
-        pipeline = BCON_NEW("pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{",
-                            "$group", "{", "_id", BCON_UTF8("$day"), "n", "{", "$sum",
-                            BCON_UTF8(sum_field), "}", "}", "}", "]");
-    } else {
-        pipeline =
-            BCON_NEW("pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{", "$group", "{",
-                     "_id", BCON_UTF8("$day"), "n", "{", "$sum", BCON_INT32(1), "}", "}", "}", "]");
+    bson_append_document_end(filter, &in);
+}
+
+typedef struct {
+    const mx_params *p;
+    char (*days)[PW_DAY_LEN];
+    uint64_t *totals;
+} day_ctx;
+
+static int day_cell(void *vctx, const char *day, const bson_t *cell)
+{
+    day_ctx *d = vctx;
+    int i = mx_trend_day_index(d->days, day);
+    int64_t n = mx_bson_int(cell, "count", 0);
+    if (i >= 0 && n > 0 && zone_matches(d->p, cell)) {
+        d->totals[i] += (uint64_t)n;
     }
+    return 0;
+}
+
+/* Per-day totals of readings or alerts: the cells' counts of the last 7 days. */
+static int day_totals(mx_store *store, const char *coll, const mx_params *p,
+                      char days[MX_TREND_DAYS][PW_DAY_LEN], uint64_t totals[MX_TREND_DAYS],
+                      char *err, size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER;
+    append_days(&filter, days);
+    day_ctx d = {p, days, totals};
+    int rc = each_cell(store, coll, &filter, day_cell, &d, err, errlen);
+    bson_destroy(&filter);
+    return rc;
+}
+
+/* Devices active per day: rollup_device_day has one document per device and day. */
+static int day_devices(mx_store *store, const mx_params *p, char days[MX_TREND_DAYS][PW_DAY_LEN],
+                       uint64_t totals[MX_TREND_DAYS], char *err, size_t errlen)
+{
+    bson_t match = BSON_INITIALIZER;
+    append_days(&match, days);
+    append_zone(&match, p);
+    bson_t *pipeline =
+        BCON_NEW("pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{", "$group", "{",
+                 "_id", BCON_UTF8("$day"), "n", "{", "$sum", BCON_INT32(1), "}", "}", "}", "]");
     mx_conn c;
-    conn_open(&c, store, coll);
+    conn_open(&c, store, "rollup_device_day");
     mongoc_cursor_t *cur =
         mongoc_collection_aggregate(c.coll, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
     const bson_t *doc;
@@ -270,9 +333,9 @@ int mx_view_activity(mx_store *store, const mx_params *p, ProtobufCMessage **out
     uint64_t readings[MX_TREND_DAYS] = {0}, alerts[MX_TREND_DAYS] = {0},
              devices[MX_TREND_DAYS] = {0};
     mx_trend_days(p->now_ms, days);
-    if (day_totals(store, "rollup_readings", p, days, "$count", readings, err, errlen) != 0 ||
-        day_totals(store, "rollup_alerts", p, days, "$count", alerts, err, errlen) != 0 ||
-        day_totals(store, "rollup_device_day", p, days, NULL, devices, err, errlen) != 0) {
+    if (day_totals(store, "rollup_readings", p, days, readings, err, errlen) != 0 ||
+        day_totals(store, "rollup_alerts", p, days, alerts, err, errlen) != 0 ||
+        day_devices(store, p, days, devices, err, errlen) != 0) {
         return -1;
     }
     *out = (ProtobufCMessage *)mx_build_trend(days, readings, alerts, devices);

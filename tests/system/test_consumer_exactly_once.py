@@ -119,13 +119,19 @@ def assert_exactly_once(mongo_db, stream):
     assert_rollups_match(mongo_db, stream.zone)
 
 
+def zone_cells(coll, zone):
+    """The cells of one zone across a rollup collection's hour/partition documents."""
+    return [c for d in coll.find({}, {"cells": 1}) for c in d.get("cells", [])
+            if c["zone"] == zone]
+
+
 def assert_rollups_match(mongo_db, zone):
     """The rollups of a zone equal what its raw documents say."""
     raw = list(mongo_db.telemetry.find({"zone": zone}, {"value": 1, "device": 1, "day": 1}))
     raw_alerts = list(mongo_db.alerts.find({"zone": zone}, {"device": 1, "day": 1}))
 
     def settled():
-        buckets = list(mongo_db.rollup_readings.find({"zone": zone}))
+        buckets = zone_cells(mongo_db.rollup_readings, zone)
         return sum(b["count"] for b in buckets) == len(raw) and buckets
 
     buckets = wait_until(settled, 120, 1.0)
@@ -140,7 +146,7 @@ def assert_rollups_match(mongo_db, zone):
     active = {(d["day"], d["device"]) for d in raw + raw_alerts}
     assert sorted((d["day"], d["device"]) for d in days) == sorted(active)
     assert all(d["_id"] == f'{d["day"]}|{d["device"]}' for d in days)
-    alert_buckets = list(mongo_db.rollup_alerts.find({"zone": zone}))
+    alert_buckets = zone_cells(mongo_db.rollup_alerts, zone)
     assert sum(b["count"] for b in alert_buckets) == len(raw_alerts)
 
 
@@ -249,9 +255,14 @@ def test_replay_from_earliest_adds_no_documents_and_leaves_rollups_unchanged(
             "telemetry": mongo_db.telemetry.estimated_document_count(),
             "alerts": mongo_db.alerts.estimated_document_count(),
             "devices": mongo_db.devices.estimated_document_count(),
-            "rollup_readings": sorted((b["_id"], b["count"], round(b["sum"], 6))
-                                      for b in mongo_db.rollup_readings.find()),
-            "rollup_alerts": sorted((b["_id"], b["count"]) for b in mongo_db.rollup_alerts.find()),
+            "rollup_readings": sorted(
+                (b["_id"], b["hw"], b["count"],
+                 sorted((c["zone"], c["type"], c["count"], round(c["sum"], 6)) for c in b["cells"]))
+                for b in mongo_db.rollup_readings.find()),
+            "rollup_alerts": sorted(
+                (b["_id"], b["hw"], b["count"],
+                 sorted((c["zone"], c["severity"], c["code"], c["count"]) for c in b["cells"]))
+                for b in mongo_db.rollup_alerts.find()),
             "rollup_device_day": sorted(b["_id"] for b in mongo_db.rollup_device_day.find()),
         }
 

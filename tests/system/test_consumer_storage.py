@@ -191,8 +191,11 @@ def test_devices_track_zone_firmware_first_and_last_seen(stack, mongo_db):
     assert day is not None and day["device"] == dev and day["zone"] == zone
     alert = mongo_db.alerts.find_one({"_id": alert_ids[0]})
     assert alert["severity"] == "warning" and alert["code"] == "DOOR_OPEN"
-    bucket = mongo_db.rollup_alerts.find_one({"zone": zone})
-    assert bucket["count"] == 1 and bucket["severity"] == "warning"
+    cells = [c for d in mongo_db.rollup_alerts.find({}, {"cells": 1}) for c in d["cells"]
+             if c["zone"] == zone]
+    assert len(cells) == 1
+    assert cells[0]["count"] == 1 and cells[0]["severity"] == "warning"
+    assert cells[0]["code"] == "DOOR_OPEN"
 
 
 def test_ops_endpoints(stack):

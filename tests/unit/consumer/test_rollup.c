@@ -49,10 +49,10 @@ static void test_keys(void **state)
     pwc_entry er = {&r, "sensor-telemetry", 2, 10, 1}, ea = {&a, "sensor-alerts", 1, 4, 1};
     char k[PWC_ROLLUP_KEY_LEN];
     assert_int_equal(pwc_rollup_key(PWC_ROLLUP_READINGS, &er, k, sizeof(k)), 0);
-    assert_string_equal(k, "1795600800000|zone-a|temperature|sensor-telemetry:2");
+    assert_string_equal(k, "1795600800000|sensor-telemetry:2");
     assert_int_equal(pwc_rollup_key(PWC_ROLLUP_ALERTS, &er, k, sizeof(k)), -1);
     assert_int_equal(pwc_rollup_key(PWC_ROLLUP_ALERTS, &ea, k, sizeof(k)), 0);
-    assert_string_equal(k, "1795600800000|zone-b|warning|OVERHEAT|sensor-alerts:1");
+    assert_string_equal(k, "1795600800000|sensor-alerts:1");
     assert_int_equal(pwc_rollup_key(PWC_ROLLUP_READINGS, &ea, k, sizeof(k)), -1);
     assert_int_equal(pwc_device_day_key(&a, k, sizeof(k)), 0);
     assert_string_equal(k, "2026-11-25|dev-2");
@@ -71,14 +71,14 @@ static void test_grouping_skips_non_contributors(void **state)
     e[4] = (pwc_entry){&r[4], "sensor-telemetry", 1, 7, 1}; /* other partition: own bucket */
     pwc_rollup_groups g;
     assert_int_equal(pwc_rollup_group_entries(PWC_ROLLUP_READINGS, e, 5, &g), 0);
-    assert_int_equal(g.n, 3);
-    assert_string_equal(g.items[0].key, "1795600800000|z1|temperature|sensor-telemetry:0");
-    assert_int_equal(g.items[0].n, 2);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.items[0].key, "1795600800000|sensor-telemetry:0");
+    assert_int_equal(g.items[0].n, 3);
     assert_int_equal(g.items[0].idx[0], 0);
-    assert_int_equal(g.items[0].idx[1], 2);
-    assert_string_equal(g.items[1].key, "1795600800000|z1|temperature|sensor-telemetry:1");
+    assert_int_equal(g.items[0].idx[1], 1);
+    assert_int_equal(g.items[0].idx[2], 2);
+    assert_string_equal(g.items[1].key, "1795600800000|sensor-telemetry:1");
     assert_int_equal(g.items[1].n, 1);
-    assert_string_equal(g.items[2].key, "1795600800000|z2|temperature|sensor-telemetry:0");
     pwc_rollup_groups_free(&g);
 }
 
@@ -127,40 +127,65 @@ static int has(const bson_t *b, const char *path)
     return find_path(b, path, &it);
 }
 
+static const pwc_rollup_cell *cell(const pwc_rollup_state *s, const char *zone)
+{
+    for (size_t i = 0; i < s->ncells; i++) {
+        if (strcmp(s->cells[i].zone, zone) == 0)
+            return &s->cells[i];
+    }
+    fail_msg("no cell for zone %s", zone);
+    return NULL;
+}
+
 static void test_fold_counts_only_above_hw(void **state)
 {
     (void)state;
-    pwc_record r[3] = {reading("d1", "z1", 10), reading("d2", "z1", 30), reading("d3", "z1", 20)};
-    pwc_entry e[3] = {{&r[0], "sensor-telemetry", 0, 7, 1},
+    pwc_record r[4] = {reading("d1", "z1", 10), reading("d2", "z1", 30), reading("d3", "z2", 20),
+                       reading("d3", "z1", 20)};
+    pwc_entry e[4] = {{&r[0], "sensor-telemetry", 0, 7, 1},
                       {&r[1], "sensor-telemetry", 0, 8, 1},
-                      {&r[2], "sensor-telemetry", 0, 9, 1}};
+                      {&r[2], "sensor-telemetry", 0, 9, 1},
+                      {&r[3], "sensor-telemetry", 0, 10, 1}};
     pwc_rollup_groups g;
-    assert_int_equal(pwc_rollup_group_entries(PWC_ROLLUP_READINGS, e, 3, &g), 0);
+    assert_int_equal(pwc_rollup_group_entries(PWC_ROLLUP_READINGS, e, 4, &g), 0);
     assert_int_equal(g.n, 1);
 
     pwc_rollup_state st;
-    pwc_rollup_state_from_doc(NULL, &st); /* absent bucket */
+    assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, NULL, &st), 0);
     assert_int_equal(st.hw, -1);
-    assert_int_equal(pwc_rollup_fold(&st, &g.items[0], e), 3);
-    assert_int_equal(st.count, 3);
-    assert_true(st.sum == 60.0 && st.min == 10.0 && st.max == 30.0);
-    assert_int_equal(st.hw, 9);
+    assert_int_equal(pwc_rollup_fold(PWC_ROLLUP_READINGS, &st, &g.items[0], e), 4);
+    assert_int_equal(st.count, 4);
+    assert_int_equal(st.ncells, 2);
+    const pwc_rollup_cell *z1 = cell(&st, "z1");
+    assert_int_equal(z1->count, 3);
+    assert_true(z1->sum == 60.0 && z1->min == 10.0 && z1->max == 30.0);
+    assert_string_equal(z1->label, "temperature");
+    assert_int_equal(cell(&st, "z2")->count, 1);
+    assert_int_equal(st.hw, 10);
     /* the same deliveries again (redelivery, replay): nothing changes */
-    pwc_rollup_state again = st;
-    assert_int_equal(pwc_rollup_fold(&again, &g.items[0], e), 0);
-    assert_memory_equal(&again, &st, sizeof(st));
+    assert_int_equal(pwc_rollup_fold(PWC_ROLLUP_READINGS, &st, &g.items[0], e), 0);
+    assert_int_equal(st.count, 4);
+    assert_int_equal(cell(&st, "z1")->count, 3);
+    pwc_rollup_state_free(&st);
 
-    /* a stored bucket that already holds offsets <= 7 */
-    bson_t *doc = BCON_NEW("_id", "x", "count", BCON_INT64(5), "sum", BCON_DOUBLE(50.0), "min",
-                           BCON_DOUBLE(25.0), "max", BCON_DOUBLE(25.0), "hw", BCON_INT64(7));
-    pwc_rollup_state_from_doc(doc, &st);
-    assert_int_equal(st.hw, 7);
+    /* a stored bucket that already holds offsets <= 8 */
+    bson_t *doc =
+        BCON_NEW("_id", "x", "count", BCON_INT64(5), "hw", BCON_INT64(8), "cells", "[", "{", "zone",
+                 "z1", "type", "temperature", "count", BCON_INT64(5), "sum", BCON_DOUBLE(125.0),
+                 "min", BCON_DOUBLE(25.0), "max", BCON_DOUBLE(25.0), "}", "]");
+    assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, doc, &st), 0);
+    assert_int_equal(st.hw, 8);
     assert_int_equal(st.count, 5);
-    assert_int_equal(pwc_rollup_fold(&st, &g.items[0], e), 2);
+    assert_int_equal(st.ncells, 1);
+    assert_int_equal(pwc_rollup_fold(PWC_ROLLUP_READINGS, &st, &g.items[0], e), 2);
     assert_int_equal(st.count, 7);
-    assert_true(st.sum == 100.0 && st.min == 20.0 && st.max == 30.0);
-    assert_int_equal(st.hw, 9);
+    z1 = cell(&st, "z1");
+    assert_int_equal(z1->count, 6);
+    assert_true(z1->sum == 145.0 && z1->min == 20.0 && z1->max == 25.0);
+    assert_int_equal(cell(&st, "z2")->count, 1);
+    assert_int_equal(st.hw, 10);
     bson_destroy(doc);
+    pwc_rollup_state_free(&st);
     pwc_rollup_groups_free(&g);
 }
 
@@ -173,35 +198,56 @@ static void test_set_op_writes_the_whole_state(void **state)
     assert_int_equal(pwc_rollup_group_entries(PWC_ROLLUP_READINGS, e, 2, &g), 0);
     pwc_rollup_state st;
     pwc_rollup_state_init(&st);
-    pwc_rollup_fold(&st, &g.items[0], e);
+    assert_int_equal(pwc_rollup_fold(PWC_ROLLUP_READINGS, &st, &g.items[0], e), 2);
     bson_t update;
     pwc_rollup_set_op(PWC_ROLLUP_READINGS, &g.items[0], e, &st, &update);
     assert_int_equal(get_i64(&update, "$set/count"), 2);
-    assert_true(get_dbl(&update, "$set/sum") == 10.0);
-    assert_true(get_dbl(&update, "$set/min") == 4.0);
-    assert_true(get_dbl(&update, "$set/max") == 6.0);
     assert_int_equal(get_i64(&update, "$set/hw"), 41);
+    assert_int_equal(get_i64(&update, "$set/cells/0/count"), 2);
+    assert_true(get_dbl(&update, "$set/cells/0/sum") == 10.0);
+    assert_true(get_dbl(&update, "$set/cells/0/min") == 4.0);
+    assert_true(get_dbl(&update, "$set/cells/0/max") == 6.0);
+    assert_false(has(&update, "$set/cells/1"));
     bson_iter_t it;
     assert_true(find_path(&update, "$set/tp", &it));
     assert_string_equal(bson_iter_utf8(&it, NULL), "sensor-telemetry:2");
-    assert_true(find_path(&update, "$set/type", &it));
+    assert_true(find_path(&update, "$set/cells/0/type", &it));
     assert_string_equal(bson_iter_utf8(&it, NULL), "temperature");
-    assert_true(has(&update, "$set/hour") && has(&update, "$set/day") && has(&update, "$set/zone"));
+    assert_true(has(&update, "$set/hour") && has(&update, "$set/day"));
+    /* what is written reads back as the same state */
+    bson_iter_t set;
+    assert_true(find_path(&update, "$set", &set));
+    uint32_t len;
+    const uint8_t *data;
+    bson_iter_document(&set, &len, &data);
+    bson_t written;
+    assert_true(bson_init_static(&written, data, len));
+    pwc_rollup_state back;
+    assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, &written, &back), 0);
+    assert_int_equal(back.hw, st.hw);
+    assert_int_equal(back.count, st.count);
+    assert_int_equal(back.ncells, 1);
+    assert_memory_equal(&back.cells[0], &st.cells[0], sizeof(pwc_rollup_cell));
+    pwc_rollup_state_free(&back);
     bson_destroy(&update);
+    pwc_rollup_state_free(&st);
     pwc_rollup_groups_free(&g);
 
-    /* alerts carry counts only */
+    /* alerts carry counts per (zone, severity, code) */
     pwc_record a = alert("d1", "z1");
     pwc_entry ea = {&a, "sensor-alerts", 0, 3, 1};
     assert_int_equal(pwc_rollup_group_entries(PWC_ROLLUP_ALERTS, &ea, 1, &g), 0);
     pwc_rollup_state_init(&st);
-    assert_int_equal(pwc_rollup_fold(&st, &g.items[0], &ea), 1);
+    assert_int_equal(pwc_rollup_fold(PWC_ROLLUP_ALERTS, &st, &g.items[0], &ea), 1);
     pwc_rollup_set_op(PWC_ROLLUP_ALERTS, &g.items[0], &ea, &st, &update);
-    assert_int_equal(get_i64(&update, "$set/count"), 1);
-    assert_false(has(&update, "$set/sum"));
-    assert_true(find_path(&update, "$set/code", &it));
+    assert_int_equal(get_i64(&update, "$set/cells/0/count"), 1);
+    assert_false(has(&update, "$set/cells/0/sum"));
+    assert_true(find_path(&update, "$set/cells/0/code", &it));
     assert_string_equal(bson_iter_utf8(&it, NULL), "OVERHEAT");
+    assert_true(find_path(&update, "$set/cells/0/severity", &it));
+    assert_string_equal(bson_iter_utf8(&it, NULL), "warning");
     bson_destroy(&update);
+    pwc_rollup_state_free(&st);
     pwc_rollup_groups_free(&g);
 }
 

@@ -1,5 +1,6 @@
 /* Unit tests for mx_cache: reuse within the TTL, no caching at TTL 0,
- * failures not cached, distinct keys, and eviction when full. */
+ * failures not cached, distinct keys, eviction when full, and stale answers
+ * served while a background refresh runs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,7 +42,7 @@ static void get(mx_cache *c, const char *key, counter *k, const char *want, int 
     size_t len = 0;
     int hit = -1;
     char err[64];
-    assert_int_equal(mx_cache_get(c, key, compute, k, &buf, &len, &hit, err, sizeof(err)), 0);
+    assert_int_equal(mx_cache_get(c, key, compute, k, 0, &buf, &len, &hit, err, sizeof(err)), 0);
     assert_int_equal(len, strlen(want));
     assert_memory_equal(buf, want, len);
     assert_int_equal(hit, want_hit);
@@ -92,7 +93,7 @@ static void failures_are_not_cached(void **state)
     size_t len = 0;
     int hit = 0;
     char err[64];
-    assert_int_equal(mx_cache_get(c, "a", compute, &k, &buf, &len, &hit, err, sizeof(err)), -1);
+    assert_int_equal(mx_cache_get(c, "a", compute, &k, 0, &buf, &len, &hit, err, sizeof(err)), -1);
     assert_string_equal(err, "store down");
     k.fail = 0;
     get(c, "a", &k, "v2", 0);
@@ -113,11 +114,75 @@ static void evicts_oldest_when_full(void **state)
     mx_cache_free(c);
 }
 
+/* A background refresh works on a copy of its context: it reaches shared
+ * state only through pointers. */
+typedef struct {
+    counter *shared;
+} shared_ctx;
+
+static int compute_shared(void *ctx, uint8_t **buf, size_t *len, char *err, size_t errlen)
+{
+    shared_ctx *s = ctx;
+    return compute(s->shared, buf, len, err, errlen);
+}
+
+static void get_async(mx_cache *c, counter *k, const char *want, int want_hit)
+{
+    shared_ctx ctx = {k};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int hit = -1;
+    char err[64];
+    assert_int_equal(
+        mx_cache_get(c, "a", compute_shared, &ctx, sizeof(ctx), &buf, &len, &hit, err, sizeof(err)),
+        0);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(buf, want, len);
+    assert_int_equal(hit, want_hit);
+    free(buf);
+}
+
+static void stale_answer_while_refreshing_in_background(void **state)
+{
+    (void)state;
+    mx_cache *c = mx_cache_new(20, 8);
+    counter k = {0, 0};
+    get_async(c, &k, "v1", 0); /* nothing cached yet: the request computes */
+    usleep(40000);
+    get_async(c, &k, "v1", 1); /* stale: served at once, refresh started */
+    /* the refreshed answer replaces the stale one once the thread is done */
+    shared_ctx ctx = {&k};
+    int seen_v2 = 0;
+    for (int i = 0; i < 1000 && !seen_v2; i++) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int hit = 0;
+        char err[64];
+        assert_int_equal(mx_cache_get(c, "a", compute_shared, &ctx, sizeof(ctx), &buf, &len, &hit,
+                                      err, sizeof(err)),
+                         0);
+        assert_int_equal(hit, 1);
+        seen_v2 = len == 2 && memcmp(buf, "v2", 2) == 0;
+        if (!seen_v2) {
+            assert_memory_equal(buf, "v1", 2);
+            usleep(5000);
+        }
+        free(buf);
+    }
+    assert_true(seen_v2);
+    get_async(c, &k, "v2", 1); /* fresh now: no further computation */
+    mx_cache_free(c);
+    assert_int_equal(k.calls, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(reuses_answer_within_ttl), cmocka_unit_test(expires_after_ttl),
-        cmocka_unit_test(ttl_zero_always_computes), cmocka_unit_test(failures_are_not_cached),
+        cmocka_unit_test(reuses_answer_within_ttl),
+        cmocka_unit_test(expires_after_ttl),
+        cmocka_unit_test(ttl_zero_always_computes),
+        cmocka_unit_test(failures_are_not_cached),
+        cmocka_unit_test(stale_answer_while_refreshing_in_background),
         cmocka_unit_test(evicts_oldest_when_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
