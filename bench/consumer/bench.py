@@ -372,13 +372,17 @@ def main():
     notes = [
         f"Measured by `bench/consumer/bench.py` on {datetime.date.today()} against {server_name}"
         f" (the local stack's store) and the stack's 3-node Kafka; {args.consumers} consumer"
-        f" processes, PW_BATCH_MAX 500, PW_BATCH_MS 200.",
+        f" processes, PW_BATCH_MAX {os.environ.get('PW_BATCH_MAX', 500)},"
+        f" PW_BATCH_MS {os.environ.get('PW_BATCH_MS', 200)}.",
         f"Throughput: {args.messages:,} records (90 % readings in 4 unit flavours, 10 % alerts,"
         " 200 devices, 5 zones) written to the topics first, then drained: messages/s from the"
-        " first stored batch to the last. Each record costs the consumer its raw insert plus"
-        " devices and three rollup updates (exactly-once guards, FerretDB write lock).",
+        " first stored batch to the last. Besides its raw inserts, each batch costs the consumer"
+        " one rollup update per hour and partition it touches, a device upsert per device at"
+        " most every 10 s, a presence insert per device and day and a progress update per"
+        " partition; consumers write in parallel (one writer per rollup document, no lock).",
         "Ceiling: the same raw documents bulk inserted straight into the same store with pymongo"
-        f" (insert_many, unordered, 500 per call, {args.consumers} threads), no rollups.",
+        f" (insert_many, unordered, 500 per call, {args.consumers} threads) into collections"
+        " laid out as the consumer's (on FerretDB: the _id index only), no rollups.",
         f"Lag: {sent:,} records produced at a fixed rate while the consumers ran; latency from"
         " the record's receive stamp (set when produced) to the store's acknowledgement of its"
         " batch, from the consumers' pw_consumer_end_to_end_seconds histograms (interpolated"

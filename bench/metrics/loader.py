@@ -95,6 +95,25 @@ def load(db, readings, devices=10_000, zones=20, days=7, alert_share=0.05, now_m
     db.rollup_alerts.insert_many(docs, ordered=False)
     log(f"rollup_alerts: {len(docs)} documents for {alerts} alerts")
 
+    # every device becomes active once per day: one count in the "devices" array of
+    # one hourly telemetry document of that day (its first reading of the day)
+    by_id = {d["_id"]: d for d in db.rollup_readings.find({}, {"_id": 1})}
+    active = {}
+    for i in range(devices):
+        zone = zone_names[i % zones]
+        part = i % TELEMETRY_PARTITIONS
+        for d in range(days):
+            h = end_hour - (d * 24 + rnd.randrange(24)) * HOUR
+            key = f"{h}|sensor-telemetry:{part}"
+            if key in by_id:
+                active.setdefault(key, {}).setdefault(zone, 0)
+                active[key][zone] += 1
+    for key, zones_n in active.items():
+        db.rollup_readings.update_one({"_id": key}, {"$set": {"devices": [
+            {"zone": z, "count": Int64(n)} for z, n in sorted(zones_n.items())]}})
+    log(f"devices array: {sum(sum(v.values()) for v in active.values())} device-days "
+        f"in {len(active)} hourly documents")
+
     # devices and their per-day activity (every device reports every day at these rates)
     dev_docs, day_docs = [], []
     versions, weights = zip(*FIRMWARE)

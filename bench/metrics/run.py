@@ -138,7 +138,8 @@ def render(scales, stats, counts, store, n, n_uncached, cache_ms):
               f"{TARGET_GROWTH:.0f}× when the stored readings grow 10×.", ""]
     worst = []
     for mode, title, count in (("cached", f"Service as configured by default (answers reused for "
-                                          f"`PW_METRICS_CACHE_MS`={cache_ms} ms, single flight)", n),
+                                          f"`PW_METRICS_CACHE_MS`={cache_ms} ms, single flight, stale answers served "
+                                          f"while a background refresh runs)", n),
                                ("uncached", "Every request reads the store (`PW_METRICS_CACHE_MS=0`)",
                                 n_uncached)):
         lines += [f"{title}, {count} requests per view and protocol:", "",
@@ -156,12 +157,12 @@ def render(scales, stats, counts, store, n, n_uncached, cache_ms):
                              f"{ratio:.2f}× | {'met' if ok else 'NOT met'} |")
         lines.append("")
     lines += ["All targets met." if not worst else f"Targets not met: {', '.join(worst)}.", "",
-              "FerretDB 1.24 with the SQLite backend pushes only `_id` equality filters down to SQLite; "
-              "every other `find` / `aggregate` reads the whole collection and filters in FerretDB, so "
-              "an uncached view costs time proportional to the size of the rollup collections it "
-              "reads (bounded by retention × zones × keys, independent of the number of readings). "
-              "On MongoDB the same queries use the indexes on `hour`, `day`, `type`+`hour` and "
-              "`last_seen`.", ""]
+              "FerretDB 1.24 with the SQLite backend hands SQLite only filters of exactly "
+              "`{_id: <string>}`; every other `find` reads and decodes the whole collection in "
+              "FerretDB, so an uncached view costs time proportional to the size of the collection "
+              "it reads: hourly rollup documents (retention × partitions, independent of the number "
+              "of readings) or the devices (the fleet). On MongoDB the same queries use the indexes "
+              "on `hour`, `day` and `last_seen`.", ""]
     return "\n".join(lines)
 
 

@@ -38,13 +38,16 @@ typedef struct {
 } pwc_record;
 
 /* A record in a batch with its Kafka position. The store sets `contributes`
- * when this delivery is the one whose rollup deltas must be applied. */
+ * when this delivery is the one whose rollup deltas must be applied, and
+ * `new_device` when this delivery is the one that made its device active for
+ * its UTC day (it adds one active device to its hour's rollup). */
 typedef struct {
     const pwc_record *rec;
     const char *topic;
     int32_t partition;
     int64_t offset;
     int contributes;
+    int new_device;
 } pwc_entry;
 
 /* "topic:partition:offset" (dots in the topic replaced by '_'). */

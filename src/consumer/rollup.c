@@ -74,7 +74,7 @@ int pwc_rollup_group_entries(pwc_rollup_kind k, const pwc_entry *entries, size_t
         return -1;
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!entries[i].contributes)
+        if (!entries[i].contributes && !entries[i].new_device)
             continue;
         if (pwc_rollup_key(k, &entries[i], ke[m].key, sizeof(ke[m].key)) != 0)
             continue;
@@ -104,21 +104,22 @@ void pwc_rollup_state_init(pwc_rollup_state *s)
 
 void pwc_rollup_state_free(pwc_rollup_state *s)
 {
-    free(s->cells);
+    free(s->cells.items);
+    free(s->devices.items);
     pwc_rollup_state_init(s);
 }
 
-static pwc_rollup_cell *cell_add(pwc_rollup_state *s)
+static pwc_rollup_cell *cell_add(pwc_rollup_cells *a)
 {
-    if (s->ncells == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        pwc_rollup_cell *c = realloc(s->cells, cap * sizeof(*c));
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 16;
+        pwc_rollup_cell *c = realloc(a->items, cap * sizeof(*c));
         if (!c)
             return NULL;
-        s->cells = c;
-        s->cap = cap;
+        a->items = c;
+        a->cap = cap;
     }
-    pwc_rollup_cell *c = &s->cells[s->ncells++];
+    pwc_rollup_cell *c = &a->items[a->n++];
     memset(c, 0, sizeof(*c));
     return c;
 }
@@ -150,9 +151,28 @@ static void cell_from_doc(pwc_rollup_kind k, bson_iter_t *f, pwc_rollup_cell *c)
     }
 }
 
-int pwc_rollup_state_from_doc(pwc_rollup_kind k, const bson_t *doc, pwc_rollup_state *s)
+/* Reads the array `name` of doc into a. 0 or -1 (ENOMEM). */
+static int cells_from_doc(pwc_rollup_kind k, const bson_t *doc, const char *name,
+                          pwc_rollup_cells *a)
 {
     bson_iter_t it, arr, f;
+    if (!bson_iter_init_find(&it, doc, name) || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        !bson_iter_recurse(&it, &arr))
+        return 0;
+    while (bson_iter_next(&arr)) {
+        if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &f))
+            continue;
+        pwc_rollup_cell *c = cell_add(a);
+        if (!c)
+            return -1;
+        cell_from_doc(k, &f, c);
+    }
+    return 0;
+}
+
+int pwc_rollup_state_from_doc(pwc_rollup_kind k, const bson_t *doc, pwc_rollup_state *s)
+{
+    bson_iter_t it;
     pwc_rollup_state_init(s);
     if (!doc)
         return 0;
@@ -160,39 +180,62 @@ int pwc_rollup_state_from_doc(pwc_rollup_kind k, const bson_t *doc, pwc_rollup_s
         s->hw = bson_iter_as_int64(&it);
     if (bson_iter_init_find(&it, doc, "count"))
         s->count = bson_iter_as_int64(&it);
-    if (!bson_iter_init_find(&it, doc, "cells") || !BSON_ITER_HOLDS_ARRAY(&it) ||
-        !bson_iter_recurse(&it, &arr))
-        return 0;
-    while (bson_iter_next(&arr)) {
-        if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &f))
-            continue;
-        pwc_rollup_cell *c = cell_add(s);
-        if (!c) {
-            pwc_rollup_state_free(s);
-            return -1;
-        }
-        cell_from_doc(k, &f, c);
+    if (cells_from_doc(k, doc, "cells", &s->cells) != 0 ||
+        cells_from_doc(k, doc, "devices", &s->devices) != 0) {
+        pwc_rollup_state_free(s);
+        return -1;
     }
     return 0;
 }
 
-static pwc_rollup_cell *cell_of(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_record *r)
+/* The cell (zone, label, code) of a, added when missing. NULL on ENOMEM. */
+static pwc_rollup_cell *cell_find(pwc_rollup_cells *a, const char *zone, const char *label,
+                                  const char *code)
 {
-    const char *label = k == PWC_ROLLUP_READINGS ? r->type : r->severity;
-    const char *code = k == PWC_ROLLUP_READINGS ? "" : r->code;
-    for (size_t i = 0; i < s->ncells; i++) {
-        pwc_rollup_cell *c = &s->cells[i];
-        if (strcmp(c->zone, r->zone) == 0 && strcmp(c->label, label) == 0 &&
+    for (size_t i = 0; i < a->n; i++) {
+        pwc_rollup_cell *c = &a->items[i];
+        if (strcmp(c->zone, zone) == 0 && strcmp(c->label, label) == 0 &&
             strcmp(c->code, code) == 0)
             return c;
     }
-    pwc_rollup_cell *c = cell_add(s);
+    pwc_rollup_cell *c = cell_add(a);
     if (c) {
-        snprintf(c->zone, sizeof(c->zone), "%s", r->zone);
+        snprintf(c->zone, sizeof(c->zone), "%s", zone);
         snprintf(c->label, sizeof(c->label), "%s", label);
         snprintf(c->code, sizeof(c->code), "%s", code);
     }
     return c;
+}
+
+/* Counts one delivery: its record in its cell, its device when it made the
+ * device active for the day. -1 on ENOMEM. */
+static int fold_one(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_entry *e)
+{
+    const pwc_record *r = e->rec;
+    if (e->new_device) {
+        pwc_rollup_cell *d = cell_find(&s->devices, r->zone, "", "");
+        if (!d)
+            return -1;
+        d->count++;
+    }
+    if (!e->contributes)
+        return 0;
+    pwc_rollup_cell *c = k == PWC_ROLLUP_READINGS
+                             ? cell_find(&s->cells, r->zone, r->type, "")
+                             : cell_find(&s->cells, r->zone, r->severity, r->code);
+    if (!c)
+        return -1;
+    if (k == PWC_ROLLUP_READINGS) {
+        double v = r->value;
+        if (c->count == 0 || v < c->min)
+            c->min = v;
+        if (c->count == 0 || v > c->max)
+            c->max = v;
+        c->sum += v;
+    }
+    c->count++;
+    s->count++;
+    return 0;
 }
 
 long pwc_rollup_fold(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_rollup_group *g,
@@ -203,20 +246,9 @@ long pwc_rollup_fold(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_rollup_gr
         const pwc_entry *e = &entries[g->idx[i]];
         if (e->offset <= s->hw)
             continue;
-        pwc_rollup_cell *c = cell_of(k, s, e->rec);
-        if (!c)
+        if (fold_one(k, s, e) != 0)
             return -1;
         s->hw = e->offset;
-        if (k == PWC_ROLLUP_READINGS) {
-            double v = e->rec->value;
-            if (c->count == 0 || v < c->min)
-                c->min = v;
-            if (c->count == 0 || v > c->max)
-                c->max = v;
-            c->sum += v;
-        }
-        c->count++;
-        s->count++;
         counted++;
     }
     return counted;
@@ -242,6 +274,21 @@ static void append_cell(pwc_rollup_kind k, const pwc_rollup_cell *c, const char 
     bson_append_document_end(arr, &d);
 }
 
+static void append_devices(const pwc_rollup_cells *a, bson_t *set)
+{
+    char idx[24];
+    bson_t arr, d;
+    BSON_APPEND_ARRAY_BEGIN(set, "devices", &arr);
+    for (size_t i = 0; i < a->n; i++) {
+        snprintf(idx, sizeof(idx), "%zu", i);
+        BSON_APPEND_DOCUMENT_BEGIN(&arr, idx, &d);
+        BSON_APPEND_UTF8(&d, "zone", a->items[i].zone);
+        BSON_APPEND_INT64(&d, "count", a->items[i].count);
+        bson_append_document_end(&arr, &d);
+    }
+    bson_append_array_end(set, &arr);
+}
+
 void pwc_rollup_set_op(pwc_rollup_kind k, const pwc_rollup_group *g, const pwc_entry *entries,
                        const pwc_rollup_state *s, bson_t *update)
 {
@@ -257,10 +304,11 @@ void pwc_rollup_set_op(pwc_rollup_kind k, const pwc_rollup_group *g, const pwc_e
     BSON_APPEND_INT64(&set, "hw", s->hw);
     BSON_APPEND_INT64(&set, "count", s->count);
     BSON_APPEND_ARRAY_BEGIN(&set, "cells", &arr);
-    for (size_t i = 0; i < s->ncells; i++) {
+    for (size_t i = 0; i < s->cells.n; i++) {
         snprintf(idx, sizeof(idx), "%zu", i);
-        append_cell(k, &s->cells[i], idx, &arr);
+        append_cell(k, &s->cells.items[i], idx, &arr);
     }
     bson_append_array_end(&set, &arr);
+    append_devices(&s->devices, &set);
     bson_append_document_end(update, &set);
 }

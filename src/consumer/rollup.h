@@ -4,7 +4,10 @@
  * rollup_readings and rollup_alerts hold one document per UTC hour *and Kafka
  * partition* (_id "<hour-ms>|<topic>:<partition>"). Its `cells` array has one
  * entry per (zone, type) with count, sum, min and max of the readings, or per
- * (zone, severity, code) with the count of the alerts. Only the consumer that
+ * (zone, severity, code) with the count of the alerts, and a `devices` array
+ * with, per zone, the devices that became active for the UTC day through a
+ * record of this hour and partition (each device counts once per day, in
+ * exactly one document). Only the consumer that
  * owns a partition writes that partition's documents, so each document has
  * exactly one writer and no lock is needed. Each document carries `hw`, the
  * highest offset of its partition already counted in it: a delivery at offset
@@ -51,7 +54,8 @@ typedef struct {
     size_t n;
 } pwc_rollup_groups;
 
-/* Groups the contributing entries (contributes != 0) of a batch by bucket. 0 or -1 (ENOMEM). */
+/* Groups the entries of a batch that add to a bucket (contributes or
+ * new_device) by bucket. 0 or -1 (ENOMEM). */
 int pwc_rollup_group_entries(pwc_rollup_kind k, const pwc_entry *entries, size_t n,
                              pwc_rollup_groups *out);
 void pwc_rollup_groups_free(pwc_rollup_groups *g);
@@ -65,12 +69,17 @@ typedef struct {
     double sum, min, max; /* readings only */
 } pwc_rollup_cell;
 
-/* The state of one bucket document; owns cells. */
+typedef struct {
+    pwc_rollup_cell *items;
+    size_t n, cap;
+} pwc_rollup_cells;
+
+/* The state of one bucket document; owns its cells. */
 typedef struct {
     int64_t hw; /* highest offset counted, -1 when none */
     int64_t count;
-    pwc_rollup_cell *cells;
-    size_t ncells, cap;
+    pwc_rollup_cells cells;   /* records per (zone, type) / (zone, severity, code) */
+    pwc_rollup_cells devices; /* devices that became active, per zone (count only) */
 } pwc_rollup_state;
 
 void pwc_rollup_state_init(pwc_rollup_state *s);
@@ -84,7 +93,7 @@ int pwc_rollup_state_from_doc(pwc_rollup_kind k, const bson_t *doc, pwc_rollup_s
 long pwc_rollup_fold(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_rollup_group *g,
                      const pwc_entry *entries);
 
-/* {$set: {hour, day, tp, hw, count, cells}}: the bucket's whole state,
+/* {$set: {hour, day, tp, hw, count, cells, devices}}: the bucket's whole state,
  * written with filter {_id} and upsert. */
 void pwc_rollup_set_op(pwc_rollup_kind k, const pwc_rollup_group *g, const pwc_entry *entries,
                        const pwc_rollup_state *s, bson_t *update);

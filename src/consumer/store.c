@@ -618,6 +618,7 @@ typedef struct {
 typedef struct {
     tp_progress *items;
     size_t n;
+    int loaded; /* settled marks read from the store */
 } progress_set;
 
 static tp_progress *progress_get(progress_set *p, const char *topic, int32_t part)
@@ -648,6 +649,8 @@ static void progress_seen(void *ctx, const char *id, const char *docp)
 
 static int progress_read(mongoc_database_t *db, progress_set *p, char *err, size_t errlen)
 {
+    if (p->loaded)
+        return 0;
     const char **ids = calloc(p->n ? p->n : 1, sizeof(char *));
     if (!ids)
         return -1;
@@ -656,6 +659,7 @@ static int progress_read(mongoc_database_t *db, progress_set *p, char *err, size
     int rc =
         find_by_ids(db, 0, "consumer_progress", ids, p->n, NULL, progress_seen, p, err, errlen);
     free(ids);
+    p->loaded = rc == 0;
     return rc;
 }
 
@@ -928,50 +932,150 @@ static int write_devices(pwc_store *s, mongoc_database_t *db, pwc_entry *entries
 /* ---- device-day presence ---------------------------------------------- */
 
 /* rollup_device_day: one document per device and UTC day it was active,
- * inserted once (a duplicate key means it is already there). */
-static int write_presence(pwc_store *s, mongoc_database_t *db, const pwc_entry *entries, size_t n,
-                          char *err, size_t errlen)
+ * inserted once with the origin of the delivery that inserted it. That
+ * delivery is the one that adds the device to its hour's active devices
+ * (new_device). A duplicate key means another delivery did, except after a
+ * crash between the insert and the rollups: a duplicate of a delivery above
+ * its partition's settled mark is looked up, and if the stored origin is one
+ * of this batch's deliveries, that delivery is the owner. */
+typedef struct {
+    char key[PWC_ROLLUP_KEY_LEN];
+    size_t owner; /* entry index */
+    int dup;
+} presence_key;
+
+/* The batch's device-day keys not known to be stored, each with the entry
+ * that would insert it (the first contributing one, else the first). */
+static size_t presence_keys(pwc_store *s, const pwc_entry *entries, size_t n, presence_key *out)
 {
-    char(*keys)[PWC_ROLLUP_KEY_LEN] = malloc((n ? n : 1) * sizeof(*keys));
-    if (!keys)
-        return -1;
-    mongoc_collection_t *coll = mongoc_database_get_collection(db, "rollup_device_day");
-    mongoc_bulk_operation_t *bulk = bulk_new(coll);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        const pwc_record *r = entries[i].rec;
-        if (pwc_device_day_key(r, keys[m], sizeof(keys[m])) != 0 ||
-            pwc_cache_get(s->presence, keys[m]))
+        char key[PWC_ROLLUP_KEY_LEN];
+        if (pwc_device_day_key(entries[i].rec, key, sizeof(key)) != 0 ||
+            pwc_cache_get(s->presence, key))
             continue;
-        int seen = 0;
-        for (size_t q = 0; q < m && !seen; q++)
-            seen = strcmp(keys[q], keys[m]) == 0;
-        if (seen)
+        size_t q = 0;
+        while (q < m && strcmp(out[q].key, key) != 0)
+            q++;
+        if (q < m) {
+            if (!entries[out[q].owner].contributes && entries[i].contributes)
+                out[q].owner = i;
             continue;
-        bson_t doc = BSON_INITIALIZER;
-        BSON_APPEND_UTF8(&doc, "_id", keys[m]);
-        BSON_APPEND_UTF8(&doc, "day", r->day);
-        BSON_APPEND_UTF8(&doc, "device", r->device);
-        BSON_APPEND_UTF8(&doc, "zone", r->zone);
-        mongoc_bulk_operation_insert_with_opts(bulk, &doc, NULL, NULL);
-        bson_destroy(&doc);
+        }
+        memcpy(out[m].key, key, sizeof(key));
+        out[m].owner = i;
+        out[m].dup = 0;
         m++;
     }
-    int rc = 0;
-    if (m > 0) {
-        bulk_result r = {0};
-        rc = bulk_exec(bulk, &r, m, err, errlen);
-        if (rc == 0 && r.other_error) {
-            snprintf(err, errlen, "rollup_device_day: write error other than duplicate key");
-            rc = -1;
-        }
-    } else {
+    return m;
+}
+
+static int presence_insert(mongoc_database_t *db, const pwc_entry *entries, presence_key *keys,
+                           size_t m, char *err, size_t errlen)
+{
+    mongoc_collection_t *coll = mongoc_database_get_collection(db, "rollup_device_day");
+    mongoc_bulk_operation_t *bulk = bulk_new(coll);
+    for (size_t q = 0; q < m; q++) {
+        const pwc_entry *e = &entries[keys[q].owner];
+        bson_t doc = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&doc, "_id", keys[q].key);
+        BSON_APPEND_UTF8(&doc, "day", e->rec->day);
+        BSON_APPEND_UTF8(&doc, "device", e->rec->device);
+        BSON_APPEND_UTF8(&doc, "zone", e->rec->zone);
+        append_origin(e, &doc);
+        mongoc_bulk_operation_insert_with_opts(bulk, &doc, NULL, NULL);
+        bson_destroy(&doc);
+    }
+    bulk_result r = {0};
+    r.dup = calloc(m, sizeof(int));
+    int rc = r.dup ? bulk_exec(bulk, &r, m, err, errlen) : -1;
+    if (!r.dup)
         mongoc_bulk_operation_destroy(bulk);
+    if (rc == 0 && r.other_error) {
+        snprintf(err, errlen, "rollup_device_day: write error other than duplicate key");
+        rc = -1;
+    }
+    for (size_t q = 0; rc == 0 && q < m; q++)
+        keys[q].dup = r.dup[q];
+    free(r.dup);
+    mongoc_collection_destroy(coll);
+    return rc;
+}
+
+typedef struct {
+    pwc_entry *entries;
+    size_t n;
+} owner_ctx;
+
+/* A stored presence origin that is one of this batch's deliveries makes
+ * that delivery the owner. */
+static void presence_origin_seen(void *vctx, const char *key, const char *origin)
+{
+    owner_ctx *c = vctx;
+    char mine[PWC_ORIGIN_LEN], k[PWC_ROLLUP_KEY_LEN];
+    for (size_t i = 0; i < c->n; i++) {
+        pwc_entry *e = &c->entries[i];
+        pwc_origin_format(e->topic, e->partition, e->offset, mine, sizeof(mine));
+        if (strcmp(mine, origin) == 0 && pwc_device_day_key(e->rec, k, sizeof(k)) == 0 &&
+            strcmp(k, key) == 0)
+            e->new_device = 1;
+    }
+}
+
+/* Duplicates that a delivery above its partition's settled mark may have
+ * inserted before a crash (prog is loaded). */
+static int presence_resolve(pwc_store *s, mongoc_database_t *db, pwc_entry *entries, size_t n,
+                            const presence_key *keys, size_t m, progress_set *prog, char *err,
+                            size_t errlen)
+{
+    const char **ids = malloc((m ? m : 1) * sizeof(char *));
+    if (!ids)
+        return -1;
+    size_t u = 0;
+    for (size_t q = 0; q < m; q++) {
+        if (!keys[q].dup)
+            continue;
+        int uncertain = 0;
+        for (size_t i = 0; i < n && !uncertain; i++) {
+            char k[PWC_ROLLUP_KEY_LEN];
+            const tp_progress *t = progress_get(prog, entries[i].topic, entries[i].partition);
+            uncertain = entries[i].offset > t->settled &&
+                        pwc_device_day_key(entries[i].rec, k, sizeof(k)) == 0 &&
+                        strcmp(k, keys[q].key) == 0;
+        }
+        if (uncertain)
+            ids[u++] = keys[q].key;
+    }
+    owner_ctx c = {entries, n};
+    int rc = find_by_ids(db, s->ferretdb, "rollup_device_day", ids, u, "origin",
+                         presence_origin_seen, &c, err, errlen);
+    free(ids);
+    return rc;
+}
+
+static int write_presence(pwc_store *s, mongoc_database_t *db, pwc_entry *entries, size_t n,
+                          progress_set *prog, char *err, size_t errlen)
+{
+    presence_key *keys = malloc((n ? n : 1) * sizeof(*keys));
+    if (!keys)
+        return -1;
+    size_t m = presence_keys(s, entries, n, keys);
+    int rc = m ? presence_insert(db, entries, keys, m, err, errlen) : 0;
+    int any_dup = 0;
+    for (size_t q = 0; rc == 0 && q < m; q++) {
+        if (keys[q].dup)
+            any_dup = 1;
+        else
+            entries[keys[q].owner].new_device = 1;
+    }
+    if (rc == 0 && any_dup) {
+        rc = progress_read(db, prog, err, errlen);
+        if (rc == 0)
+            rc = presence_resolve(s, db, entries, n, keys, m, prog, err, errlen);
     }
     const char none = 0;
-    for (size_t i = 0; rc == 0 && i < m; i++)
-        pwc_cache_put(s->presence, keys[i], &none);
-    mongoc_collection_destroy(coll);
+    for (size_t q = 0; rc == 0 && q < m; q++)
+        pwc_cache_put(s->presence, keys[q].key, &none);
     free(keys);
     return rc;
 }
@@ -1270,6 +1374,7 @@ int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
+        entries[i].new_device = 0;
         if (entries[i].rec->kind == PWC_READING)
             w.tel[w.ntel++] = i;
         else
@@ -1283,7 +1388,7 @@ int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result
     /* No lock: raw documents, presence and devices are idempotent by
      * themselves and every rollup document has one writer, the owner of its
      * partition (see rollup.h). */
-    int64_t t[6];
+    int64_t t[8];
     t[0] = pw_monotonic_us();
     int rc = raw_insert(s, db, entries, &w, err, errlen);
     t[1] = pw_monotonic_us();
@@ -1292,23 +1397,27 @@ int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result
     t[2] = pw_monotonic_us();
     if (rc == 0)
         rc = write_devices(s, db, entries, n, err, errlen);
-    if (rc == 0)
-        rc = write_presence(s, db, entries, n, err, errlen);
     t[3] = pw_monotonic_us();
+    if (rc == 0)
+        rc = write_presence(s, db, entries, n, &prog, err, errlen);
+    t[4] = pw_monotonic_us();
     for (int k = 0; k < PWC_ROLLUP_KINDS; k++) {
         if (rc == 0)
             rc = rollup_apply(s, db, (pwc_rollup_kind)k, entries, n, &res->bucket_reads, err,
                               errlen);
-        t[4 + k] = pw_monotonic_us();
+        t[5 + k] = pw_monotonic_us();
     }
     if (rc == 0)
         rc = progress_write(db, &prog, err, errlen);
+    t[7] = pw_monotonic_us();
     if (rc == 0 && pw_log_enabled(PW_LOG_DEBUG))
         pw_log_fields(PW_LOG_DEBUG, "store_timing",
-                      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "n", (json_int_t)n, "raw_us",
+                      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "n", (json_int_t)n, "raw_us",
                                 (json_int_t)(t[1] - t[0]), "dedupe_us", (json_int_t)(t[2] - t[1]),
-                                "devices_us", (json_int_t)(t[3] - t[2]), "readings_us",
-                                (json_int_t)(t[4] - t[3]), "alerts_us", (json_int_t)(t[5] - t[4])),
+                                "devices_us", (json_int_t)(t[3] - t[2]), "presence_us",
+                                (json_int_t)(t[4] - t[3]), "readings_us", (json_int_t)(t[5] - t[4]),
+                                "alerts_us", (json_int_t)(t[6] - t[5]), "progress_us",
+                                (json_int_t)(t[7] - t[6])),
                       "batch written");
     if (rc == 0) {
         for (size_t i = 0; i < n; i++) {

@@ -1,9 +1,9 @@
 /* mx_views: the views' store queries. Every query reads bucket documents
  * (rollup_readings and rollup_alerts: one per hour and Kafka partition, with
- * a cell per zone and type or zone, severity and code; rollup_device_day: one
- * per device and day) or the devices collection, never raw readings, and uses
- * only find and the aggregation stages MongoDB and FerretDB share ($match,
- * $group with $sum). Cells are summed and min/max merged here in C. */
+ * a cell per zone and type or zone, severity and code, and the devices that
+ * became active per zone) or the devices collection, never raw readings, and
+ * uses only find and counts, which MongoDB and FerretDB share. Cells are
+ * summed and min/max merged here in C. */
 #include "mx_views.h"
 
 #include <stdio.h>
@@ -115,10 +115,10 @@ static void append_hour_range(bson_t *filter, int64_t from_ms, int64_t to_ms)
  * its filter selects. fn returns 0, or -1 to stop (out of memory). */
 typedef int (*mx_cell_fn)(void *ctx, const char *day, const bson_t *cell);
 
-static int cells_of(const bson_t *doc, mx_cell_fn fn, void *ctx)
+static int cells_of(const bson_t *doc, const char *array, mx_cell_fn fn, void *ctx)
 {
     bson_iter_t it, arr;
-    if (!bson_iter_init_find(&it, doc, "cells") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+    if (!bson_iter_init_find(&it, doc, array) || !BSON_ITER_HOLDS_ARRAY(&it) ||
         !bson_iter_recurse(&it, &arr)) {
         return 0;
     }
@@ -138,18 +138,20 @@ static int cells_of(const bson_t *doc, mx_cell_fn fn, void *ctx)
     return 0;
 }
 
-static int each_cell(mx_store *store, const char *coll, const bson_t *filter, mx_cell_fn fn,
-                     void *ctx, char *err, size_t errlen)
+/* Calls fn for every element of `array` ("cells" or "devices") of the
+ * documents of coll that filter selects. */
+static int each_cell(mx_store *store, const char *coll, const char *array, const bson_t *filter,
+                     mx_cell_fn fn, void *ctx, char *err, size_t errlen)
 {
-    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "day", BCON_INT32(1), "cells",
-                            BCON_INT32(1), "}");
+    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "day", BCON_INT32(1),
+                            BCON_UTF8(array), BCON_INT32(1), "}");
     mx_conn c;
     conn_open(&c, store, coll);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.coll, filter, opts, NULL);
     const bson_t *doc;
     int rc = 0;
     while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
-        rc = cells_of(doc, fn, ctx);
+        rc = cells_of(doc, array, fn, ctx);
     }
     if (cursor_finish(cur, err, errlen) != 0) {
         rc = -1;
@@ -194,7 +196,8 @@ int mx_view_temperature(mx_store *store, const mx_params *p, ProtobufCMessage **
     append_hour_range(&filter, from, to);
     temperature_ctx t = {p, {0}};
     mx_table_init(&t.zones);
-    int rc = each_cell(store, "rollup_readings", &filter, temperature_cell, &t, err, errlen);
+    int rc =
+        each_cell(store, "rollup_readings", "cells", &filter, temperature_cell, &t, err, errlen);
     bson_destroy(&filter);
     if (rc == 0) {
         *out = (ProtobufCMessage *)mx_build_temperature(&t.zones, from, to, p->window_hours);
@@ -238,7 +241,7 @@ int mx_view_alerts(mx_store *store, const mx_params *p, ProtobufCMessage **out, 
     alerts_ctx a = {p, {0}, {0}};
     mx_table_init(&a.severities);
     mx_table_init(&a.codes);
-    int rc = each_cell(store, "rollup_alerts", &filter, alerts_cell, &a, err, errlen);
+    int rc = each_cell(store, "rollup_alerts", "cells", &filter, alerts_cell, &a, err, errlen);
     bson_destroy(&filter);
     if (rc == 0) {
         *out = (ProtobufCMessage *)mx_build_alerts(&a.severities, &a.codes, p->top, from, to,
@@ -284,45 +287,18 @@ static int day_cell(void *vctx, const char *day, const bson_t *cell)
     return 0;
 }
 
-/* Per-day totals of readings or alerts: the cells' counts of the last 7 days. */
-static int day_totals(mx_store *store, const char *coll, const mx_params *p,
+/* Per-day totals over the last 7 days of one array of a rollup collection:
+ * "cells" (readings or alerts) or "devices" (devices that became active that
+ * day; each device counts once per day, in one document). */
+static int day_totals(mx_store *store, const char *coll, const char *array, const mx_params *p,
                       char days[MX_TREND_DAYS][PW_DAY_LEN], uint64_t totals[MX_TREND_DAYS],
                       char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER;
     append_days(&filter, days);
     day_ctx d = {p, days, totals};
-    int rc = each_cell(store, coll, &filter, day_cell, &d, err, errlen);
+    int rc = each_cell(store, coll, array, &filter, day_cell, &d, err, errlen);
     bson_destroy(&filter);
-    return rc;
-}
-
-/* Devices active per day: rollup_device_day has one document per device and day. */
-static int day_devices(mx_store *store, const mx_params *p, char days[MX_TREND_DAYS][PW_DAY_LEN],
-                       uint64_t totals[MX_TREND_DAYS], char *err, size_t errlen)
-{
-    bson_t match = BSON_INITIALIZER;
-    append_days(&match, days);
-    append_zone(&match, p);
-    bson_t *pipeline =
-        BCON_NEW("pipeline", "[", "{", "$match", BCON_DOCUMENT(&match), "}", "{", "$group", "{",
-                 "_id", BCON_UTF8("$day"), "n", "{", "$sum", BCON_INT32(1), "}", "}", "}", "]");
-    mx_conn c;
-    conn_open(&c, store, "rollup_device_day");
-    mongoc_cursor_t *cur =
-        mongoc_collection_aggregate(c.coll, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
-    const bson_t *doc;
-    while (mongoc_cursor_next(cur, &doc)) {
-        int i = mx_trend_day_index(days, mx_bson_str(doc, "_id", ""));
-        int64_t n = mx_bson_int(doc, "n", 0);
-        if (i >= 0 && n > 0) {
-            totals[i] += (uint64_t)n;
-        }
-    }
-    int rc = cursor_finish(cur, err, errlen);
-    conn_close(&c);
-    bson_destroy(pipeline);
-    bson_destroy(&match);
     return rc;
 }
 
@@ -333,9 +309,10 @@ int mx_view_activity(mx_store *store, const mx_params *p, ProtobufCMessage **out
     uint64_t readings[MX_TREND_DAYS] = {0}, alerts[MX_TREND_DAYS] = {0},
              devices[MX_TREND_DAYS] = {0};
     mx_trend_days(p->now_ms, days);
-    if (day_totals(store, "rollup_readings", p, days, readings, err, errlen) != 0 ||
-        day_totals(store, "rollup_alerts", p, days, alerts, err, errlen) != 0 ||
-        day_devices(store, p, days, devices, err, errlen) != 0) {
+    if (day_totals(store, "rollup_readings", "cells", p, days, readings, err, errlen) != 0 ||
+        day_totals(store, "rollup_alerts", "cells", p, days, alerts, err, errlen) != 0 ||
+        day_totals(store, "rollup_readings", "devices", p, days, devices, err, errlen) != 0 ||
+        day_totals(store, "rollup_alerts", "devices", p, days, devices, err, errlen) != 0) {
         return -1;
     }
     *out = (ProtobufCMessage *)mx_build_trend(days, readings, alerts, devices);

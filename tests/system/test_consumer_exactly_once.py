@@ -146,6 +146,12 @@ def assert_rollups_match(mongo_db, zone):
     active = {(d["day"], d["device"]) for d in raw + raw_alerts}
     assert sorted((d["day"], d["device"]) for d in days) == sorted(active)
     assert all(d["_id"] == f'{d["day"]}|{d["device"]}' for d in days)
+    assert all(len(d["origin"].split(":")) == 3 for d in days)
+    # each (day, device) adds exactly one active device to one hourly rollup
+    became_active = sum(c["count"] for coll in (mongo_db.rollup_readings, mongo_db.rollup_alerts)
+                        for d in coll.find({}, {"devices": 1}) for c in d.get("devices", [])
+                        if c["zone"] == zone)
+    assert became_active == len(active)
     alert_buckets = zone_cells(mongo_db.rollup_alerts, zone)
     assert sum(b["count"] for b in alert_buckets) == len(raw_alerts)
 

@@ -46,7 +46,7 @@ static void test_keys(void **state)
 {
     (void)state;
     pwc_record r = reading("dev-1", "zone-a", 1), a = alert("dev-2", "zone-b");
-    pwc_entry er = {&r, "sensor-telemetry", 2, 10, 1}, ea = {&a, "sensor-alerts", 1, 4, 1};
+    pwc_entry er = {&r, "sensor-telemetry", 2, 10, 1, 0}, ea = {&a, "sensor-alerts", 1, 4, 1, 0};
     char k[PWC_ROLLUP_KEY_LEN];
     assert_int_equal(pwc_rollup_key(PWC_ROLLUP_READINGS, &er, k, sizeof(k)), 0);
     assert_string_equal(k, "1795600800000|sensor-telemetry:2");
@@ -67,8 +67,8 @@ static void test_grouping_skips_non_contributors(void **state)
                        reading("d4", "z1", 4), reading("d5", "z1", 5)};
     pwc_entry e[5];
     for (int i = 0; i < 4; i++)
-        e[i] = (pwc_entry){&r[i], "sensor-telemetry", 0, 100 + i, i != 3};
-    e[4] = (pwc_entry){&r[4], "sensor-telemetry", 1, 7, 1}; /* other partition: own bucket */
+        e[i] = (pwc_entry){&r[i], "sensor-telemetry", 0, 100 + i, i != 3, 0};
+    e[4] = (pwc_entry){&r[4], "sensor-telemetry", 1, 7, 1, 0}; /* other partition: own bucket */
     pwc_rollup_groups g;
     assert_int_equal(pwc_rollup_group_entries(PWC_ROLLUP_READINGS, e, 5, &g), 0);
     assert_int_equal(g.n, 2);
@@ -129,9 +129,9 @@ static int has(const bson_t *b, const char *path)
 
 static const pwc_rollup_cell *cell(const pwc_rollup_state *s, const char *zone)
 {
-    for (size_t i = 0; i < s->ncells; i++) {
-        if (strcmp(s->cells[i].zone, zone) == 0)
-            return &s->cells[i];
+    for (size_t i = 0; i < s->cells.n; i++) {
+        if (strcmp(s->cells.items[i].zone, zone) == 0)
+            return &s->cells.items[i];
     }
     fail_msg("no cell for zone %s", zone);
     return NULL;
@@ -142,10 +142,10 @@ static void test_fold_counts_only_above_hw(void **state)
     (void)state;
     pwc_record r[4] = {reading("d1", "z1", 10), reading("d2", "z1", 30), reading("d3", "z2", 20),
                        reading("d3", "z1", 20)};
-    pwc_entry e[4] = {{&r[0], "sensor-telemetry", 0, 7, 1},
-                      {&r[1], "sensor-telemetry", 0, 8, 1},
-                      {&r[2], "sensor-telemetry", 0, 9, 1},
-                      {&r[3], "sensor-telemetry", 0, 10, 1}};
+    pwc_entry e[4] = {{&r[0], "sensor-telemetry", 0, 7, 1, 0},
+                      {&r[1], "sensor-telemetry", 0, 8, 1, 0},
+                      {&r[2], "sensor-telemetry", 0, 9, 1, 0},
+                      {&r[3], "sensor-telemetry", 0, 10, 1, 0}};
     pwc_rollup_groups g;
     assert_int_equal(pwc_rollup_group_entries(PWC_ROLLUP_READINGS, e, 4, &g), 0);
     assert_int_equal(g.n, 1);
@@ -155,7 +155,7 @@ static void test_fold_counts_only_above_hw(void **state)
     assert_int_equal(st.hw, -1);
     assert_int_equal(pwc_rollup_fold(PWC_ROLLUP_READINGS, &st, &g.items[0], e), 4);
     assert_int_equal(st.count, 4);
-    assert_int_equal(st.ncells, 2);
+    assert_int_equal(st.cells.n, 2);
     const pwc_rollup_cell *z1 = cell(&st, "z1");
     assert_int_equal(z1->count, 3);
     assert_true(z1->sum == 60.0 && z1->min == 10.0 && z1->max == 30.0);
@@ -176,7 +176,7 @@ static void test_fold_counts_only_above_hw(void **state)
     assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, doc, &st), 0);
     assert_int_equal(st.hw, 8);
     assert_int_equal(st.count, 5);
-    assert_int_equal(st.ncells, 1);
+    assert_int_equal(st.cells.n, 1);
     assert_int_equal(pwc_rollup_fold(PWC_ROLLUP_READINGS, &st, &g.items[0], e), 2);
     assert_int_equal(st.count, 7);
     z1 = cell(&st, "z1");
@@ -193,7 +193,8 @@ static void test_set_op_writes_the_whole_state(void **state)
 {
     (void)state;
     pwc_record r[2] = {reading("d1", "z1", 4), reading("d2", "z1", 6)};
-    pwc_entry e[2] = {{&r[0], "sensor-telemetry", 2, 40, 1}, {&r[1], "sensor-telemetry", 2, 41, 1}};
+    pwc_entry e[2] = {{&r[0], "sensor-telemetry", 2, 40, 1, 0},
+                      {&r[1], "sensor-telemetry", 2, 41, 1, 0}};
     pwc_rollup_groups g;
     assert_int_equal(pwc_rollup_group_entries(PWC_ROLLUP_READINGS, e, 2, &g), 0);
     pwc_rollup_state st;
@@ -226,8 +227,8 @@ static void test_set_op_writes_the_whole_state(void **state)
     assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, &written, &back), 0);
     assert_int_equal(back.hw, st.hw);
     assert_int_equal(back.count, st.count);
-    assert_int_equal(back.ncells, 1);
-    assert_memory_equal(&back.cells[0], &st.cells[0], sizeof(pwc_rollup_cell));
+    assert_int_equal(back.cells.n, 1);
+    assert_memory_equal(&back.cells.items[0], &st.cells.items[0], sizeof(pwc_rollup_cell));
     pwc_rollup_state_free(&back);
     bson_destroy(&update);
     pwc_rollup_state_free(&st);
@@ -235,7 +236,7 @@ static void test_set_op_writes_the_whole_state(void **state)
 
     /* alerts carry counts per (zone, severity, code) */
     pwc_record a = alert("d1", "z1");
-    pwc_entry ea = {&a, "sensor-alerts", 0, 3, 1};
+    pwc_entry ea = {&a, "sensor-alerts", 0, 3, 1, 0};
     assert_int_equal(pwc_rollup_group_entries(PWC_ROLLUP_ALERTS, &ea, 1, &g), 0);
     pwc_rollup_state_init(&st);
     assert_int_equal(pwc_rollup_fold(PWC_ROLLUP_ALERTS, &st, &g.items[0], &ea), 1);
@@ -251,6 +252,47 @@ static void test_set_op_writes_the_whole_state(void **state)
     pwc_rollup_groups_free(&g);
 }
 
+static void test_new_devices_count_once_per_delivery(void **state)
+{
+    (void)state;
+    pwc_record r[3] = {reading("d1", "z1", 1), reading("d2", "z2", 2), reading("d1", "z1", 3)};
+    /* d1 and d2 became active through offsets 5 and 6; offset 7 is a raw
+     * duplicate that still carries nothing new, and is left out */
+    pwc_entry e[3] = {{&r[0], "sensor-telemetry", 0, 5, 1, 1},
+                      {&r[1], "sensor-telemetry", 0, 6, 0, 1},
+                      {&r[2], "sensor-telemetry", 0, 7, 0, 0}};
+    pwc_rollup_groups g;
+    assert_int_equal(pwc_rollup_group_entries(PWC_ROLLUP_READINGS, e, 3, &g), 0);
+    assert_int_equal(g.items[0].n, 2);
+    pwc_rollup_state st;
+    pwc_rollup_state_init(&st);
+    assert_int_equal(pwc_rollup_fold(PWC_ROLLUP_READINGS, &st, &g.items[0], e), 2);
+    assert_int_equal(st.count, 1); /* only offset 5 contributes a reading */
+    assert_int_equal(st.devices.n, 2);
+    bson_t update;
+    pwc_rollup_set_op(PWC_ROLLUP_READINGS, &g.items[0], e, &st, &update);
+    assert_int_equal(get_i64(&update, "$set/devices/0/count"), 1);
+    assert_int_equal(get_i64(&update, "$set/devices/1/count"), 1);
+    bson_iter_t set;
+    assert_true(find_path(&update, "$set", &set));
+    uint32_t len;
+    const uint8_t *data;
+    bson_iter_document(&set, &len, &data);
+    bson_t written;
+    assert_true(bson_init_static(&written, data, len));
+    pwc_rollup_state back;
+    assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, &written, &back), 0);
+    assert_int_equal(back.devices.n, 2);
+    assert_string_equal(back.devices.items[1].zone, "z2");
+    /* redelivered: nothing changes */
+    assert_int_equal(pwc_rollup_fold(PWC_ROLLUP_READINGS, &back, &g.items[0], e), 0);
+    assert_int_equal(back.devices.items[0].count + back.devices.items[1].count, 2);
+    pwc_rollup_state_free(&back);
+    bson_destroy(&update);
+    pwc_rollup_state_free(&st);
+    pwc_rollup_groups_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +300,7 @@ int main(void)
         cmocka_unit_test(test_grouping_skips_non_contributors),
         cmocka_unit_test(test_fold_counts_only_above_hw),
         cmocka_unit_test(test_set_op_writes_the_whole_state),
+        cmocka_unit_test(test_new_devices_count_once_per_delivery),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
