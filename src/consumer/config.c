@@ -32,7 +32,7 @@ int pwc_config_from_env(pwc_config *cfg, char *err, size_t errlen)
     cfg->mongo_db = dup_env("PW_MONGO_DB", "plantwatch");
     const pwc_num_opt nums[] = {
         {"PW_HTTP_PORT", 8101, 0, 65535, &cfg->http_port},
-        {"PW_BATCH_MAX", 500, 1, 10000, &cfg->batch_max},
+        {"PW_BATCH_MAX", 2000, 1, 10000, &cfg->batch_max},
         {"PW_BATCH_MS", 200, 1, 60000, &cfg->batch_ms},
         {"PW_TELEMETRY_TTL_SECONDS", 2592000, 60, 10L * 365 * 86400, &cfg->telemetry_ttl_s},
         {"PW_ALERTS_TTL_SECONDS", 2592000, 60, 10L * 365 * 86400, &cfg->alerts_ttl_s},

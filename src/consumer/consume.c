@@ -591,6 +591,9 @@ int pwc_consumer_run(pwc_consumer *c)
         pwc_dlq_flush(c->dlq, PWC_DLQ_FLUSH_MS);
         batch_clear(&c->batch);
     }
+    char err[256];
+    if (rc == 0 && pwc_store_flush_progress(c->store, err, sizeof(err)) != 0)
+        pw_log(PW_LOG_WARN, "progress_not_saved", "settled offsets not saved: %s", err);
     commit_pending(c);
     rd_kafka_consumer_close(c->rk);
     pw_log(PW_LOG_INFO, "stopped", "left the consumer group");

@@ -35,8 +35,20 @@ typedef struct {
     int64_t first, last;
 } device_seen;
 
+/* Settled offsets not yet written to consumer_progress (see progress_flush). */
+#define PWC_PENDING_TP 64
+#define PWC_PROGRESS_EVERY_US 1000000
+
+typedef struct {
+    char tp[PWC_ORIGIN_LEN];
+    int64_t max_off;
+} pending_tp;
+
 struct pwc_store {
     /* touched by the write path (consume thread) only */
+    pending_tp pending[PWC_PENDING_TP];
+    size_t npending;
+    int64_t progress_written_us;
     device_seen *devices; /* PWC_DEVICE_CACHE slots */
     pwc_cache *buckets;   /* rollup _id -> pwc_rollup_state of an owned partition */
     pwc_cache *presence;  /* rollup_device_day _id -> (nothing) */
@@ -565,8 +577,10 @@ static int each_found(mongoc_collection_t *coll, const bson_t *filter, const bso
 }
 
 /* FerretDB 1.24 serves only a filter of exactly {_id: <string>} without
- * decoding every document of the collection, so there (point = 1) each id is
- * its own query; MongoDB answers one $in query from its _id index. */
+ * decoding every document of the collection, so there (point = 1) a few ids
+ * are looked up one query each; many ids (after a crash) cost one $in query,
+ * a single pass over the collection. MongoDB answers $in from its _id index. */
+#define PWC_POINT_LOOKUPS_MAX 32
 static int find_by_ids(mongoc_database_t *db, int point, const char *coll_name,
                        const char *const *ids, size_t n, const char *field, origin_fn fn, void *ctx,
                        char *err, size_t errlen)
@@ -582,6 +596,8 @@ static int find_by_ids(mongoc_database_t *db, int point, const char *coll_name,
     }
     found_cb cb = {field, fn, ctx};
     int rc = 0;
+    if (n > PWC_POINT_LOOKUPS_MAX)
+        point = 0;
     for (size_t i = 0; rc == 0 && point && i < n; i++) {
         bson_t filter = BSON_INITIALIZER;
         BSON_APPEND_UTF8(&filter, "_id", ids[i]);
@@ -690,6 +706,57 @@ static int progress_write(mongoc_database_t *db, const progress_set *p, char *er
         snprintf(err, errlen, "consumer_progress: write error");
         return -1;
     }
+    return rc;
+}
+
+/* Adds a completely written batch's offsets to the pending marks and writes
+ * them at most once per PWC_PROGRESS_EVERY_US (force: now). A mark that is
+ * not written yet only means more duplicates are looked up after a crash. */
+static int progress_note(pwc_store *s, mongoc_database_t *db, const progress_set *batch, int force,
+                         char *err, size_t errlen)
+{
+    for (size_t i = 0; i < batch->n; i++) {
+        size_t q = 0;
+        while (q < s->npending && strcmp(s->pending[q].tp, batch->items[i].tp) != 0)
+            q++;
+        if (q == s->npending) {
+            if (s->npending == PWC_PENDING_TP) {
+                force = 1;
+                break;
+            }
+            snprintf(s->pending[q].tp, sizeof(s->pending[q].tp), "%s", batch->items[i].tp);
+            s->pending[q].max_off = -1;
+            s->npending++;
+        }
+        if (batch->items[i].max_off > s->pending[q].max_off)
+            s->pending[q].max_off = batch->items[i].max_off;
+    }
+    int64_t now = pw_monotonic_us();
+    if (s->npending == 0 || (!force && now - s->progress_written_us < PWC_PROGRESS_EVERY_US))
+        return 0;
+    tp_progress items[PWC_PENDING_TP];
+    progress_set all = {items, s->npending, 0};
+    for (size_t q = 0; q < s->npending; q++) {
+        memcpy(items[q].tp, s->pending[q].tp, sizeof(items[q].tp));
+        items[q].max_off = s->pending[q].max_off;
+        items[q].settled = -1;
+    }
+    int rc = progress_write(db, &all, err, errlen);
+    if (rc == 0) {
+        s->npending = 0;
+        s->progress_written_us = now;
+    }
+    return rc;
+}
+
+int pwc_store_flush_progress(pwc_store *s, char *err, size_t errlen)
+{
+    progress_set none = {NULL, 0, 0};
+    mongoc_client_t *c = mongoc_client_pool_pop(s->pool);
+    mongoc_database_t *db = mongoc_client_get_database(c, s->db);
+    int rc = progress_note(s, db, &none, 1, err, errlen);
+    mongoc_database_destroy(db);
+    mongoc_client_pool_push(s->pool, c);
     return rc;
 }
 
@@ -1408,7 +1475,7 @@ int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result
         t[5 + k] = pw_monotonic_us();
     }
     if (rc == 0)
-        rc = progress_write(db, &prog, err, errlen);
+        rc = progress_note(s, db, &prog, 0, err, errlen);
     t[7] = pw_monotonic_us();
     if (rc == 0 && pw_log_enabled(PW_LOG_DEBUG))
         pw_log_fields(PW_LOG_DEBUG, "store_timing",

@@ -41,6 +41,10 @@ int pwc_store_ping(pwc_store *s);
 int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result *res, char *err,
                     size_t errlen);
 
+/* Writes the settled offsets that pwc_store_write keeps for at most a second
+ * (call before exiting). 0 or -1 with err. */
+int pwc_store_flush_progress(pwc_store *s, char *err, size_t errlen);
+
 /* Forgets the rollup bucket states this process knows. Call on every
  * rebalance: a partition that comes back may have been written by another
  * consumer meanwhile. Write-path thread only. */
