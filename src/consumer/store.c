@@ -19,9 +19,10 @@
 
 /* What this process knows the devices collection holds for a device (read on
  * a miss, updated after each write). Lets a batch skip the devices write when
- * it would change nothing but move last_seen by less than
- * PWC_DEVICE_REFRESH_MS, and decides whether zone/firmware follow the batch
- * (only when its newest record is at least as new as the stored last_seen). */
+ * it would change nothing but move first_seen or last_seen by less than
+ * PWC_DEVICE_REFRESH_MS (their resolution), and decides whether zone/firmware
+ * follow the batch (only when its newest record is at least as new as the
+ * stored last_seen). */
 #define PWC_DEVICE_CACHE 16384
 #define PWC_DEVICE_REFRESH_MS 10000
 /* Bucket states and device-day presence this process knows are stored. */
@@ -856,7 +857,8 @@ static void device_loaded(void *ctx, const char *id, const char *docp)
 static int device_unchanged(pwc_store *s, const pwc_record *newest, int64_t first)
 {
     const device_seen *d = device_slot(s, newest->device);
-    return strcmp(d->device, newest->device) == 0 && first >= d->first &&
+    return strcmp(d->device, newest->device) == 0 && d->first != INT64_MAX &&
+           first >= d->first - PWC_DEVICE_REFRESH_MS &&
            newest->ts_ms <= d->last + PWC_DEVICE_REFRESH_MS &&
            (newest->ts_ms < d->last ||
             (strcmp(d->zone, newest->zone) == 0 && strcmp(d->firmware, newest->firmware) == 0));
