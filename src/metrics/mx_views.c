@@ -163,6 +163,18 @@ static int each_cell(mx_store *store, const char *coll, const char *array, const
     return rc;
 }
 
+/* The cells of the hourly documents in the window of p ([*from, *to)). */
+static int window_cells(mx_store *store, const char *coll, const mx_params *p, int64_t *from,
+                        int64_t *to, mx_cell_fn fn, void *ctx, char *err, size_t errlen)
+{
+    mx_window(p->now_ms, p->window_hours, from, to);
+    bson_t filter = BSON_INITIALIZER;
+    append_hour_range(&filter, *from, *to);
+    int rc = each_cell(store, coll, "cells", &filter, fn, ctx, err, errlen);
+    bson_destroy(&filter);
+    return rc;
+}
+
 static int zone_matches(const mx_params *p, const bson_t *cell)
 {
     return p->zone[0] == '\0' || strcmp(mx_bson_str(cell, "zone", ""), p->zone) == 0;
@@ -191,14 +203,10 @@ int mx_view_temperature(mx_store *store, const mx_params *p, ProtobufCMessage **
                         size_t errlen)
 {
     int64_t from, to;
-    mx_window(p->now_ms, p->window_hours, &from, &to);
-    bson_t filter = BSON_INITIALIZER;
-    append_hour_range(&filter, from, to);
     temperature_ctx t = {p, {0}};
     mx_table_init(&t.zones);
     int rc =
-        each_cell(store, "rollup_readings", "cells", &filter, temperature_cell, &t, err, errlen);
-    bson_destroy(&filter);
+        window_cells(store, "rollup_readings", p, &from, &to, temperature_cell, &t, err, errlen);
     if (rc == 0) {
         *out = (ProtobufCMessage *)mx_build_temperature(&t.zones, from, to, p->window_hours);
         if (*out == NULL) {
@@ -235,14 +243,10 @@ int mx_view_alerts(mx_store *store, const mx_params *p, ProtobufCMessage **out, 
                    size_t errlen)
 {
     int64_t from, to;
-    mx_window(p->now_ms, p->window_hours, &from, &to);
-    bson_t filter = BSON_INITIALIZER;
-    append_hour_range(&filter, from, to);
     alerts_ctx a = {p, {0}, {0}};
     mx_table_init(&a.severities);
     mx_table_init(&a.codes);
-    int rc = each_cell(store, "rollup_alerts", "cells", &filter, alerts_cell, &a, err, errlen);
-    bson_destroy(&filter);
+    int rc = window_cells(store, "rollup_alerts", p, &from, &to, alerts_cell, &a, err, errlen);
     if (rc == 0) {
         *out = (ProtobufCMessage *)mx_build_alerts(&a.severities, &a.codes, p->top, from, to,
                                                    p->window_hours);

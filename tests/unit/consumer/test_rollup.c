@@ -127,6 +127,19 @@ static int has(const bson_t *b, const char *path)
     return find_path(b, path, &it);
 }
 
+/* The state a $set update writes, as the store would read it back. */
+static void read_back(const bson_t *update, pwc_rollup_state *back)
+{
+    bson_iter_t set;
+    assert_true(find_path(update, "$set", &set));
+    uint32_t len;
+    const uint8_t *data;
+    bson_iter_document(&set, &len, &data);
+    bson_t written;
+    assert_true(bson_init_static(&written, data, len));
+    assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, &written, back), 0);
+}
+
 static const pwc_rollup_cell *cell(const pwc_rollup_state *s, const char *zone)
 {
     for (size_t i = 0; i < s->cells.n; i++) {
@@ -216,15 +229,8 @@ static void test_set_op_writes_the_whole_state(void **state)
     assert_string_equal(bson_iter_utf8(&it, NULL), "temperature");
     assert_true(has(&update, "$set/hour") && has(&update, "$set/day"));
     /* what is written reads back as the same state */
-    bson_iter_t set;
-    assert_true(find_path(&update, "$set", &set));
-    uint32_t len;
-    const uint8_t *data;
-    bson_iter_document(&set, &len, &data);
-    bson_t written;
-    assert_true(bson_init_static(&written, data, len));
     pwc_rollup_state back;
-    assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, &written, &back), 0);
+    read_back(&update, &back);
     assert_int_equal(back.hw, st.hw);
     assert_int_equal(back.count, st.count);
     assert_int_equal(back.cells.n, 1);
@@ -273,15 +279,8 @@ static void test_new_devices_count_once_per_delivery(void **state)
     pwc_rollup_set_op(PWC_ROLLUP_READINGS, &g.items[0], e, &st, &update);
     assert_int_equal(get_i64(&update, "$set/devices/0/count"), 1);
     assert_int_equal(get_i64(&update, "$set/devices/1/count"), 1);
-    bson_iter_t set;
-    assert_true(find_path(&update, "$set", &set));
-    uint32_t len;
-    const uint8_t *data;
-    bson_iter_document(&set, &len, &data);
-    bson_t written;
-    assert_true(bson_init_static(&written, data, len));
     pwc_rollup_state back;
-    assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, &written, &back), 0);
+    read_back(&update, &back);
     assert_int_equal(back.devices.n, 2);
     assert_string_equal(back.devices.items[1].zone, "z2");
     /* redelivered: nothing changes */
