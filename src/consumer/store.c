@@ -1142,11 +1142,21 @@ static int write_presence(pwc_store *s, mongoc_database_t *db, pwc_entry *entrie
         if (rc == 0)
             rc = presence_resolve(s, db, entries, n, keys, m, prog, err, errlen);
     }
-    const char none = 0;
-    for (size_t q = 0; rc == 0 && q < m; q++)
-        pwc_cache_put(s->presence, keys[q].key, &none);
     free(keys);
     return rc;
+}
+
+/* After the whole batch is stored: its presence keys need no insert again.
+ * (Not before: a batch retried after a failed rollup write must find its own
+ * presence documents again to know which deliveries add their devices.) */
+static void presence_remember(pwc_store *s, const pwc_entry *entries, size_t n)
+{
+    const char none = 0;
+    char key[PWC_ROLLUP_KEY_LEN];
+    for (size_t i = 0; i < n; i++) {
+        if (pwc_device_day_key(entries[i].rec, key, sizeof(key)) == 0)
+            pwc_cache_put(s->presence, key, &none);
+    }
 }
 
 /* ---- rollups ---------------------------------------------------------- */
@@ -1478,6 +1488,8 @@ int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result
     }
     if (rc == 0)
         rc = progress_note(s, db, &prog, 0, err, errlen);
+    if (rc == 0)
+        presence_remember(s, entries, n);
     t[7] = pw_monotonic_us();
     if (rc == 0 && pw_log_enabled(PW_LOG_DEBUG))
         pw_log_fields(PW_LOG_DEBUG, "store_timing",
