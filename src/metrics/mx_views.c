@@ -138,20 +138,34 @@ static int cells_of(const bson_t *doc, const char *array, mx_cell_fn fn, void *c
     return 0;
 }
 
-/* Calls fn for every element of `array` ("cells" or "devices") of the
- * documents of coll that filter selects. */
-static int each_cell(mx_store *store, const char *coll, const char *array, const bson_t *filter,
-                     mx_cell_fn fn, void *ctx, char *err, size_t errlen)
+/* What a pass over rollup documents calls: fn for every element of
+ * "cells", and devices_fn (when set) for every element of "devices". */
+typedef struct {
+    mx_cell_fn fn, devices_fn;
+    void *ctx;
+} mx_cell_walk;
+
+/* One pass over the documents of coll that filter selects. */
+static int each_cell(mx_store *store, const char *coll, const bson_t *filter, const mx_cell_walk *w,
+                     char *err, size_t errlen)
 {
-    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "day", BCON_INT32(1),
-                            BCON_UTF8(array), BCON_INT32(1), "}");
+    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "day", BCON_INT32(1), "cells",
+                            BCON_INT32(1), "}");
+    if (w->devices_fn) {
+        bson_destroy(opts);
+        opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "day", BCON_INT32(1), "cells",
+                        BCON_INT32(1), "devices", BCON_INT32(1), "}");
+    }
     mx_conn c;
     conn_open(&c, store, coll);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.coll, filter, opts, NULL);
     const bson_t *doc;
     int rc = 0;
     while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
-        rc = cells_of(doc, array, fn, ctx);
+        rc = cells_of(doc, "cells", w->fn, w->ctx);
+        if (rc == 0 && w->devices_fn) {
+            rc = cells_of(doc, "devices", w->devices_fn, w->ctx);
+        }
     }
     if (cursor_finish(cur, err, errlen) != 0) {
         rc = -1;
@@ -170,7 +184,8 @@ static int window_cells(mx_store *store, const char *coll, const mx_params *p, i
     mx_window(p->now_ms, p->window_hours, from, to);
     bson_t filter = BSON_INITIALIZER;
     append_hour_range(&filter, *from, *to);
-    int rc = each_cell(store, coll, "cells", &filter, fn, ctx, err, errlen);
+    mx_cell_walk w = {fn, NULL, ctx};
+    int rc = each_cell(store, coll, &filter, &w, err, errlen);
     bson_destroy(&filter);
     return rc;
 }
@@ -277,31 +292,44 @@ static void append_days(bson_t *filter, char days[MX_TREND_DAYS][PW_DAY_LEN])
 typedef struct {
     const mx_params *p;
     char (*days)[PW_DAY_LEN];
-    uint64_t *totals;
+    uint64_t *totals, *devices;
 } day_ctx;
+
+static void day_add(const day_ctx *d, const char *day, const bson_t *cell, uint64_t *totals)
+{
+    int i = mx_trend_day_index(d->days, day);
+    int64_t n = mx_bson_int(cell, "count", 0);
+    if (i >= 0 && n > 0 && zone_matches(d->p, cell)) {
+        totals[i] += (uint64_t)n;
+    }
+}
 
 static int day_cell(void *vctx, const char *day, const bson_t *cell)
 {
     day_ctx *d = vctx;
-    int i = mx_trend_day_index(d->days, day);
-    int64_t n = mx_bson_int(cell, "count", 0);
-    if (i >= 0 && n > 0 && zone_matches(d->p, cell)) {
-        d->totals[i] += (uint64_t)n;
-    }
+    day_add(d, day, cell, d->totals);
     return 0;
 }
 
-/* Per-day totals over the last 7 days of one array of a rollup collection:
- * "cells" (readings or alerts) or "devices" (devices that became active that
- * day; each device counts once per day, in one document). */
-static int day_totals(mx_store *store, const char *coll, const char *array, const mx_params *p,
+static int day_device(void *vctx, const char *day, const bson_t *cell)
+{
+    day_ctx *d = vctx;
+    day_add(d, day, cell, d->devices);
+    return 0;
+}
+
+/* Per-day totals over the last 7 days of a rollup collection, in one pass:
+ * its records (cells) and the devices that became active (each device
+ * counts once per day, in one document of one of the two collections). */
+static int day_totals(mx_store *store, const char *coll, const mx_params *p,
                       char days[MX_TREND_DAYS][PW_DAY_LEN], uint64_t totals[MX_TREND_DAYS],
-                      char *err, size_t errlen)
+                      uint64_t devices[MX_TREND_DAYS], char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER;
     append_days(&filter, days);
-    day_ctx d = {p, days, totals};
-    int rc = each_cell(store, coll, array, &filter, day_cell, &d, err, errlen);
+    day_ctx d = {p, days, totals, devices};
+    mx_cell_walk w = {day_cell, day_device, &d};
+    int rc = each_cell(store, coll, &filter, &w, err, errlen);
     bson_destroy(&filter);
     return rc;
 }
@@ -313,10 +341,8 @@ int mx_view_activity(mx_store *store, const mx_params *p, ProtobufCMessage **out
     uint64_t readings[MX_TREND_DAYS] = {0}, alerts[MX_TREND_DAYS] = {0},
              devices[MX_TREND_DAYS] = {0};
     mx_trend_days(p->now_ms, days);
-    if (day_totals(store, "rollup_readings", "cells", p, days, readings, err, errlen) != 0 ||
-        day_totals(store, "rollup_alerts", "cells", p, days, alerts, err, errlen) != 0 ||
-        day_totals(store, "rollup_readings", "devices", p, days, devices, err, errlen) != 0 ||
-        day_totals(store, "rollup_alerts", "devices", p, days, devices, err, errlen) != 0) {
+    if (day_totals(store, "rollup_readings", p, days, readings, devices, err, errlen) != 0 ||
+        day_totals(store, "rollup_alerts", p, days, alerts, devices, err, errlen) != 0) {
         return -1;
     }
     *out = (ProtobufCMessage *)mx_build_trend(days, readings, alerts, devices);
