@@ -8,6 +8,11 @@
 
 #include "pw_time.h"
 
+/* A stale answer is served (while its successor is computed) only while it
+ * is younger than this many TTLs; an older one, after a quiet period, is
+ * recomputed in the request. */
+#define MX_CACHE_STALE_TTLS 5
+
 typedef struct {
     char *key;    /* NULL: free slot */
     uint8_t *buf; /* answer, NULL while none */
@@ -190,19 +195,24 @@ int mx_cache_get(mx_cache *c, const char *key, mx_cache_compute_fn fn, void *ctx
         pthread_mutex_unlock(&c->mu);
         return fn(ctx, out, outlen, err, errlen);
     }
-    while (s->computing && s->buf == NULL) {
+    for (;;) {
+        int64_t age = pw_monotonic_us() - s->stored_us;
+        int fresh = s->buf != NULL && age < c->ttl_us;
+        int usable = s->buf != NULL && age < c->ttl_us * MX_CACHE_STALE_TTLS;
+        if (fresh || (usable && s->computing) ||
+            (usable && ctx_size > 0 && start_refresh(c, s, fn, ctx, ctx_size) == 0)) {
+            /* fresh, or the previous answer while a refresh runs */
+            int rc = copy_out(s, out, outlen, err, errlen);
+            *hit = rc == 0;
+            pthread_mutex_unlock(&c->mu);
+            return rc;
+        }
+        if (!s->computing) {
+            break; /* nothing usable and nobody computing: this request computes */
+        }
         s->waiters++;
         pthread_cond_wait(&c->done, &c->mu);
         s->waiters--;
-    }
-    int fresh = s->buf != NULL && pw_monotonic_us() - s->stored_us < c->ttl_us;
-    if (s->buf != NULL &&
-        (fresh || s->computing || (ctx_size > 0 && start_refresh(c, s, fn, ctx, ctx_size) == 0))) {
-        /* fresh, or the previous answer while a refresh runs */
-        int rc = copy_out(s, out, outlen, err, errlen);
-        *hit = rc == 0;
-        pthread_mutex_unlock(&c->mu);
-        return rc;
     }
     s->computing = 1;
     pthread_mutex_unlock(&c->mu);

@@ -4,9 +4,9 @@
  * get the previous answer, or wait for the first one. Once an answer is
  * older than ttl_ms, the next request gets it at once while a background
  * thread computes its successor (stale while revalidate), so only the very
- * first request for a key waits for the store; an answer is then at most
- * ttl_ms plus one computation old. ttl_ms 0 disables caching (every request
- * computes). Thread-safe. */
+ * first request for a key waits for the store. A stale answer is served only
+ * while it is younger than 5 × ttl_ms; after a quiet period the request
+ * computes. ttl_ms 0 disables caching (every request computes). Thread-safe. */
 #ifndef MX_CACHE_H
 #define MX_CACHE_H
 

@@ -175,6 +175,18 @@ static void stale_answer_while_refreshing_in_background(void **state)
     assert_int_equal(k.calls, 2);
 }
 
+static void too_old_answer_is_recomputed_in_the_request(void **state)
+{
+    (void)state;
+    mx_cache *c = mx_cache_new(10, 8);
+    counter k = {0, 0};
+    get_async(c, &k, "v1", 0);
+    usleep(80000);             /* older than 5 TTLs: not served any more */
+    get_async(c, &k, "v2", 0); /* computed here, not in the background */
+    assert_int_equal(k.calls, 2);
+    mx_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +195,7 @@ int main(void)
         cmocka_unit_test(ttl_zero_always_computes),
         cmocka_unit_test(failures_are_not_cached),
         cmocka_unit_test(stale_answer_while_refreshing_in_background),
+        cmocka_unit_test(too_old_answer_is_recomputed_in_the_request),
         cmocka_unit_test(evicts_oldest_when_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
