@@ -36,18 +36,20 @@ typedef struct {
     int64_t first, last;
 } device_seen;
 
-/* Settled offsets not yet written to consumer_progress (see progress_flush). */
+/* Settled offsets not yet written to consumer_progress (see progress_note). */
 #define PWC_PENDING_TP 64
 #define PWC_PROGRESS_EVERY_US 1000000
 
+/* One partition's marks in consumer_progress. */
 typedef struct {
     char tp[PWC_ORIGIN_LEN];
+    int64_t settled; /* -1 unknown */
     int64_t max_off;
-} pending_tp;
+} tp_progress;
 
 struct pwc_store {
     /* touched by the write path (consume thread) only */
-    pending_tp pending[PWC_PENDING_TP];
+    tp_progress pending[PWC_PENDING_TP]; /* max_off of completely written batches */
     size_t npending;
     int64_t progress_written_us;
     device_seen *devices; /* PWC_DEVICE_CACHE slots */
@@ -627,12 +629,6 @@ static int find_by_ids(mongoc_database_t *db, int point, const char *coll_name,
 /* ---- progress (settled offsets per partition) ------------------------- */
 
 typedef struct {
-    char tp[PWC_ORIGIN_LEN];
-    int64_t settled; /* -1 unknown */
-    int64_t max_off;
-} tp_progress;
-
-typedef struct {
     tp_progress *items;
     size_t n;
     int loaded; /* settled marks read from the store */
@@ -725,8 +721,7 @@ static int progress_note(pwc_store *s, mongoc_database_t *db, const progress_set
                 force = 1;
                 break;
             }
-            snprintf(s->pending[q].tp, sizeof(s->pending[q].tp), "%s", batch->items[i].tp);
-            s->pending[q].max_off = -1;
+            s->pending[q] = batch->items[i];
             s->npending++;
         }
         if (batch->items[i].max_off > s->pending[q].max_off)
@@ -735,13 +730,7 @@ static int progress_note(pwc_store *s, mongoc_database_t *db, const progress_set
     int64_t now = pw_monotonic_us();
     if (s->npending == 0 || (!force && now - s->progress_written_us < PWC_PROGRESS_EVERY_US))
         return 0;
-    tp_progress items[PWC_PENDING_TP];
-    progress_set all = {items, s->npending, 0};
-    for (size_t q = 0; q < s->npending; q++) {
-        memcpy(items[q].tp, s->pending[q].tp, sizeof(items[q].tp));
-        items[q].max_off = s->pending[q].max_off;
-        items[q].settled = -1;
-    }
+    progress_set all = {s->pending, s->npending, 0};
     int rc = progress_write(db, &all, err, errlen);
     if (rc == 0) {
         s->npending = 0;
@@ -1039,35 +1028,34 @@ static size_t presence_keys(pwc_store *s, const pwc_entry *entries, size_t n, pr
     return m;
 }
 
-static int presence_insert(mongoc_database_t *db, const pwc_entry *entries, presence_key *keys,
-                           size_t m, char *err, size_t errlen)
+/* The presence document that delivery e inserts (doc_builder for insert_docs). */
+static void presence_doc(const pwc_entry *e, bson_t *doc)
 {
-    mongoc_collection_t *coll = mongoc_database_get_collection(db, "rollup_device_day");
-    mongoc_bulk_operation_t *bulk = bulk_new(coll);
-    for (size_t q = 0; q < m; q++) {
-        const pwc_entry *e = &entries[keys[q].owner];
-        bson_t doc = BSON_INITIALIZER;
-        BSON_APPEND_UTF8(&doc, "_id", keys[q].key);
-        BSON_APPEND_UTF8(&doc, "day", e->rec->day);
-        BSON_APPEND_UTF8(&doc, "device", e->rec->device);
-        BSON_APPEND_UTF8(&doc, "zone", e->rec->zone);
-        append_origin(e, &doc);
-        mongoc_bulk_operation_insert_with_opts(bulk, &doc, NULL, NULL);
-        bson_destroy(&doc);
-    }
-    bulk_result r = {0};
-    r.dup = calloc(m, sizeof(int));
-    int rc = r.dup ? bulk_exec(bulk, &r, m, err, errlen) : -1;
-    if (!r.dup)
-        mongoc_bulk_operation_destroy(bulk);
-    if (rc == 0 && r.other_error) {
-        snprintf(err, errlen, "rollup_device_day: write error other than duplicate key");
-        rc = -1;
-    }
+    char key[PWC_ROLLUP_KEY_LEN];
+    pwc_device_day_key(e->rec, key, sizeof(key)); /* fits: checked by presence_keys */
+    bson_init(doc);
+    BSON_APPEND_UTF8(doc, "_id", key);
+    BSON_APPEND_UTF8(doc, "day", e->rec->day);
+    BSON_APPEND_UTF8(doc, "device", e->rec->device);
+    BSON_APPEND_UTF8(doc, "zone", e->rec->zone);
+    append_origin(e, doc);
+}
+
+static int presence_insert(mongoc_database_t *db, const pwc_entry *entries, size_t n,
+                           presence_key *keys, size_t m, char *err, size_t errlen)
+{
+    size_t *owners = malloc(m * sizeof(size_t));
+    int *state = calloc(n, sizeof(int));
+    int rc = owners && state ? 0 : -1;
     for (size_t q = 0; rc == 0 && q < m; q++)
-        keys[q].dup = r.dup[q];
-    free(r.dup);
-    mongoc_collection_destroy(coll);
+        owners[q] = keys[q].owner;
+    if (rc == 0)
+        rc = insert_docs(db, "rollup_device_day", presence_doc, entries, owners, m, state, err,
+                         errlen);
+    for (size_t q = 0; rc == 0 && q < m; q++)
+        keys[q].dup = state[keys[q].owner] == RAW_DUP;
+    free(owners);
+    free(state);
     return rc;
 }
 
@@ -1129,7 +1117,7 @@ static int write_presence(pwc_store *s, mongoc_database_t *db, pwc_entry *entrie
     if (!keys)
         return -1;
     size_t m = presence_keys(s, entries, n, keys);
-    int rc = m ? presence_insert(db, entries, keys, m, err, errlen) : 0;
+    int rc = m ? presence_insert(db, entries, n, keys, m, err, errlen) : 0;
     int any_dup = 0;
     for (size_t q = 0; rc == 0 && q < m; q++) {
         if (keys[q].dup)
