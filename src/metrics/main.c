@@ -7,11 +7,9 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "mx_grpc.h"
 #include "mx_rest.h"
@@ -99,30 +97,6 @@ static pw_grpc_server *start_grpc(const mx_config *cfg, mx_service *svc)
     return g;
 }
 
-/* Creates the store indexes in the background, retrying until the store
- * answers, so startup and /healthz never wait for the store. */
-typedef struct {
-    mx_store *store;
-    atomic_int stop;
-    pthread_t thread;
-    int started;
-} mx_indexer;
-
-static void *indexer_run(void *arg)
-{
-    mx_indexer *ix = arg;
-    while (!atomic_load(&ix->stop)) {
-        if (mx_store_ensure_indexes(ix->store) == 0) {
-            pw_log(PW_LOG_INFO, "store_indexes", "read indexes ensured");
-            break;
-        }
-        for (int i = 0; i < 50 && !atomic_load(&ix->stop); i++) {
-            usleep(100000);
-        }
-    }
-    return NULL;
-}
-
 /* Routes the driver's own messages into the JSON log. */
 static void mongoc_log_to_json(mongoc_log_level_t level, const char *domain, const char *message,
                                void *ctx)
@@ -174,8 +148,6 @@ int main(void)
     memset(&svc, 0, sizeof(svc));
     struct MHD_Daemon *http = NULL;
     pw_grpc_server *grpc = NULL;
-    mx_indexer ix = {.store = NULL, .started = 0};
-    atomic_init(&ix.stop, 0);
     if (store == NULL || prom == NULL) {
         pw_log(PW_LOG_ERROR, "startup_failed", "%s", store ? "out of memory" : err);
         goto out;
@@ -184,8 +156,6 @@ int main(void)
         pw_log(PW_LOG_ERROR, "startup_failed", "cannot register metrics");
         goto out;
     }
-    ix.store = store;
-    ix.started = pthread_create(&ix.thread, NULL, indexer_run, &ix) == 0;
     if ((http = start_http(&cfg, &svc)) == NULL) {
         pw_log(PW_LOG_ERROR, "http_start_failed", "cannot listen on %s:%ld", cfg.bind_addr,
                cfg.http_port);
@@ -210,10 +180,6 @@ out:
     }
     if (http != NULL) {
         MHD_stop_daemon(http); /* finishes requests in progress */
-    }
-    if (ix.started) {
-        atomic_store(&ix.stop, 1);
-        pthread_join(ix.thread, NULL);
     }
     mx_service_free(&svc);
     pw_prom_free(prom);

@@ -93,17 +93,6 @@ int mx_store_ping(void *store, char *why, size_t whylen)
     return ok ? 1 : 0;
 }
 
-int mx_store_ensure_indexes(mx_store *s)
-{
-    char why[256];
-    if (!mx_store_ping(s, why, sizeof(why))) {
-        return -1;
-    }
-    /* the consumer creates every index the views use (hour, day,
-     * last_seen); nothing is left for this service to add */
-    return 0;
-}
-
 const char *mx_bson_str(const bson_t *doc, const char *key, const char *def)
 {
     bson_iter_t it;

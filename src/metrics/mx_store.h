@@ -1,6 +1,7 @@
 /* mx_store: the metrics service's read access to the store — a thread-safe
- * mongoc client pool, collection handles, the readiness ping, the indexes the
- * views rely on, and typed field readers for the consumer's documents. */
+ * mongoc client pool, collection handles, the readiness ping, and typed field
+ * readers for the consumer's documents (the consumer creates the indexes the
+ * views rely on). */
 #ifndef MX_STORE_H
 #define MX_STORE_H
 
@@ -23,10 +24,6 @@ mongoc_collection_t *mx_store_collection(mx_store *s, mongoc_client_t *c, const 
 
 /* 1 when the store answers a ping, else 0 with a reason (readiness). */
 int mx_store_ping(void *store, char *why, size_t whylen);
-
-/* Creates the read indexes of the views (idempotent, best effort: a failing
- * index is logged). -1 without trying when the store does not answer. */
-int mx_store_ensure_indexes(mx_store *s);
 
 /* Field readers: the value of key in doc converted, or def when absent or of
  * another type. Numbers accept int32, int64 and double; times accept a BSON
