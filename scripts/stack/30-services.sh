@@ -12,16 +12,21 @@ pw_common_env() {
     echo "PW_LOG_LEVEL=${PW_LOG_LEVEL:-info}"
     echo "PW_KAFKA_BOOTSTRAP=127.0.0.1:9093"
     echo "PW_KAFKA_CA_FILE=$PW_STATE/secrets/ca.pem"
-    echo "PW_MONGO_URI=${PW_MONGO_URI:-mongodb://127.0.0.1:27017}"
     echo "PW_MONGO_DB=${PW_MONGO_DB:-plantwatch}"
+    # the local stack logs each store query shape's plan once (tests read it)
+    echo "PW_STORE_EXPLAIN=${PW_STORE_EXPLAIN:-1}"
 }
 
-# Kafka passwords are handed over as files, never on the command line.
+# Kafka passwords are handed over as files, never on the command line. The
+# file is replaced atomically, and only when it differs: a service starting
+# at the same moment never reads it half written.
 pw_password_file() {
     local user=$1 var f=$PW_STATE/secrets/kafka-$1.password
     pw_load_kafka_secrets
     var="PW_KAFKA_${user^^}_PASSWORD"
-    (umask 077 && printf '%s' "${!var}" >"$f")
+    if [ "$(cat "$f" 2>/dev/null)" != "${!var}" ]; then
+        (umask 077 && printf '%s' "${!var}" >"$f.$$" && mv -f "$f.$$" "$f")
+    fi
     echo "$f"
 }
 
@@ -38,11 +43,13 @@ pw_service_env() {
         ;;
     consumer-*)
         echo "PW_HTTP_PORT=$((8100 + n))"
+        echo "PW_MONGO_URI_FILE=$PW_STATE/secrets/consumer-mongodb.uri"
         echo "PW_KAFKA_USERNAME=consumer"
         echo "PW_KAFKA_PASSWORD_FILE=$(pw_password_file consumer)"
         ;;
     metrics)
         echo "PW_HTTP_PORT=8090"
+        echo "PW_MONGO_URI_FILE=$PW_STATE/secrets/metrics-mongodb.uri"
         echo "PW_GRPC_PORT=50061"
         ;;
     esac

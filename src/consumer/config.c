@@ -28,7 +28,6 @@ int pwc_config_from_env(pwc_config *cfg, char *err, size_t errlen)
     cfg->topic_alerts = dup_env("PW_TOPIC_ALERTS", "sensor-alerts");
     cfg->topic_dlq = dup_env("PW_TOPIC_DLQ", "sensor-dlq");
     cfg->group = dup_env("PW_KAFKA_GROUP", "plantwatch-consumers");
-    cfg->mongo_uri = dup_env("PW_MONGO_URI", "mongodb://127.0.0.1:27017");
     cfg->mongo_db = dup_env("PW_MONGO_DB", "plantwatch");
     const pwc_num_opt nums[] = {
         {"PW_HTTP_PORT", 8101, 0, 65535, &cfg->http_port},
@@ -39,11 +38,19 @@ int pwc_config_from_env(pwc_config *cfg, char *err, size_t errlen)
         {"PW_RETENTION_SWEEP_SECONDS", 3600, 0, 7L * 86400, &cfg->sweep_interval_s},
         {"PW_STORE_RETRY_MAX_MS", 5000, 10, 600000, &cfg->retry_max_ms},
         {"PW_KAFKA_SESSION_TIMEOUT_MS", 10000, 6000, 300000, &cfg->session_timeout_ms},
+        {"PW_STORE_EXPLAIN", 0, 0, 1, &cfg->store_explain},
     };
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
         if (pw_env_long(nums[i].name, nums[i].def, nums[i].min, nums[i].max, nums[i].out, err,
                         errlen) != 0)
             return -1;
+    }
+    const char *fault = pw_env_str("PW_TEST_FAULT", "");
+    if (strcmp(fault, "after_gate") == 0) {
+        cfg->test_fault = 1;
+    } else if (fault[0] != '\0') {
+        snprintf(err, errlen, "PW_TEST_FAULT: unknown fault \"%s\" (after_gate)", fault);
+        return -1;
     }
     if (pw_kafka_settings_from_env(&cfg->kafka, "consumer", err, errlen) != 0)
         return -1;
@@ -59,7 +66,6 @@ void pwc_config_free(pwc_config *cfg)
     free(cfg->topic_alerts);
     free(cfg->topic_dlq);
     free(cfg->group);
-    free(cfg->mongo_uri);
     free(cfg->mongo_db);
     pw_kafka_settings_free(&cfg->kafka);
     memset(cfg, 0, sizeof(*cfg));

@@ -473,6 +473,7 @@ static int store_items(pwc_consumer *c, int64_t *write_us)
     int64_t t0 = pw_monotonic_us();
     int rc = pwc_store_write(c->store, entries, n, &res, err, sizeof(err));
     *write_us = pw_monotonic_us() - t0;
+    pw_prom_add(c->ops->conflicts, NULL, (double)res.conflicts);
     if (rc != 0) {
         pw_prom_add(c->ops->store_errors, NULL, 1);
         pw_log(PW_LOG_WARN, "store_failed", "batch of %zu not stored: %s", n, err);
@@ -482,6 +483,7 @@ static int store_items(pwc_consumer *c, int64_t *write_us)
         pw_prom_add(c->ops->stored, alr, (double)res.stored_alerts);
         pw_prom_add(c->ops->duplicates, NULL, (double)res.duplicates);
         pw_prom_add(c->ops->bucket_reads, NULL, (double)res.bucket_reads);
+        pw_prom_add(c->ops->restored, NULL, (double)res.restored);
         int64_t now = pw_now_ms();
         for (size_t i = 0; i < n; i++) {
             if (entries[i].rec->received_ms > 0)

@@ -64,7 +64,8 @@ int main(void)
     pwc_ops ops;
     pwc_dlq *dlq = NULL;
     pwc_consumer *consumer = NULL;
-    pwc_store *store = pwc_store_new(cfg.mongo_uri, cfg.mongo_db, cfg.instance, err, sizeof(err));
+    pwc_store *store = pwc_store_new(cfg.mongo_db, cfg.instance, (int)cfg.store_explain,
+                                     (pwc_store_fault)cfg.test_fault, err, sizeof(err));
     if (!store || pwc_ops_init(&ops, store) != 0) {
         pw_log(PW_LOG_ERROR, "startup_failed", "%s", err);
         pwc_store_free(store);

@@ -38,7 +38,16 @@ int pwc_ops_init(pwc_ops *o, pwc_store *store)
                                       "Failed store writes (retried)", NULL);
     o->bucket_reads =
         pw_prom_counter(o->prom, "pw_consumer_bucket_reads_total",
-                        "Rollup buckets read from the store before being written", NULL);
+                        "Bucket and census documents read from the store before being written", NULL);
+    o->conflicts = pw_prom_counter(
+        o->prom, "pw_consumer_write_conflicts_total",
+        "Guarded bucket or census writes that lost a race to another writer (read again and "
+        "folded again)",
+        NULL);
+    o->restored = pw_prom_counter(o->prom, "pw_consumer_restored_total",
+                                  "Raw readings restored whose delivery stopped between the gate "
+                                  "insert and the raw insert",
+                                  NULL);
     o->paused = pw_prom_gauge(o->prom, "pw_consumer_paused",
                               "1 while partitions are paused for a store outage", NULL);
     o->commit_errors = pw_prom_counter(o->prom, "pw_consumer_commit_errors_total",

@@ -20,6 +20,8 @@ typedef struct {
     pw_prom_family *write_latency; /* pw_consumer_write_seconds (histogram) */
     pw_prom_family *store_errors;  /* pw_consumer_store_errors_total */
     pw_prom_family *bucket_reads;  /* pw_consumer_bucket_reads_total */
+    pw_prom_family *conflicts;     /* pw_consumer_write_conflicts_total */
+    pw_prom_family *restored;      /* pw_consumer_restored_total */
     pw_prom_family *paused;        /* pw_consumer_paused (0/1) */
     pw_prom_family *commit_errors; /* pw_consumer_commit_errors_total */
     pw_prom_family *e2e;           /* pw_consumer_end_to_end_seconds (received → stored) */

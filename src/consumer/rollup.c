@@ -1,25 +1,34 @@
-/* rollup: bucket keys, grouping, state folding and the absolute-state
- * update documents (see rollup.h). */
+/* rollup: bucket keys, grouping, state folding, and the bucket documents
+ * with their packed state (see rollup.h). */
 #include "rollup.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const collections[PWC_ROLLUP_KINDS] = {"rollup_readings", "rollup_alerts"};
+#include "iot/v1/storage.pb-c.h"
+#include "pw_schema.h"
+#include "pw_store.h"
+
+static const char *const collections[PWC_ROLLUP_KINDS] = {PW_COLL_ROLLUP_READINGS,
+                                                          PW_COLL_ROLLUP_ALERTS};
 
 const char *pwc_rollup_collection(pwc_rollup_kind k)
 {
     return collections[k];
 }
 
-int pwc_rollup_key(pwc_rollup_kind k, const pwc_entry *e, char *out, size_t outlen)
+int pwc_rollup_key(pwc_rollup_kind k, pwc_rollup_res res, const pwc_entry *e, char *out,
+                   size_t outlen)
 {
-    if (e->rec->kind != (k == PWC_ROLLUP_READINGS ? PWC_READING : PWC_ALERT))
+    if (e->rec->kind != (k == PWC_ROLLUP_READINGS ? PWC_READING : PWC_ALERT)) {
         return -1;
+    }
     char tp[PWC_ORIGIN_LEN];
     pwc_tp_key(e->topic, e->partition, tp, sizeof(tp));
-    int n = snprintf(out, outlen, "%lld|%s", (long long)e->rec->hour_ms, tp);
+    int n = res == PWC_RES_HOUR
+                ? snprintf(out, outlen, "h|%lld|%s", (long long)e->rec->hour_ms, tp)
+                : snprintf(out, outlen, "d|%s|%s", e->rec->day, tp);
     return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
 }
 
@@ -65,8 +74,8 @@ static int groups_from_sorted(const keyed_entry *ke, size_t m, pwc_rollup_groups
     return 0;
 }
 
-int pwc_rollup_group_entries(pwc_rollup_kind k, const pwc_entry *entries, size_t n,
-                             pwc_rollup_groups *out)
+int pwc_rollup_group_entries(pwc_rollup_kind k, pwc_rollup_res res, const pwc_entry *entries,
+                             size_t n, pwc_rollup_groups *out)
 {
     memset(out, 0, sizeof(*out));
     keyed_entry *ke = calloc(n ? n : 1, sizeof(*ke));
@@ -76,7 +85,7 @@ int pwc_rollup_group_entries(pwc_rollup_kind k, const pwc_entry *entries, size_t
     for (size_t i = 0; i < n; i++) {
         if (!entries[i].contributes && !entries[i].new_device)
             continue;
-        if (pwc_rollup_key(k, &entries[i], ke[m].key, sizeof(ke[m].key)) != 0)
+        if (pwc_rollup_key(k, res, &entries[i], ke[m].key, sizeof(ke[m].key)) != 0)
             continue;
         ke[m++].idx = i;
     }
@@ -124,68 +133,71 @@ static pwc_rollup_cell *cell_add(pwc_rollup_cells *a)
     return c;
 }
 
-static void copy_str(bson_iter_t *it, char *out, size_t outlen)
+static int cells_from_pb(Iot__V1__RollupCell **in, size_t n, pwc_rollup_cells *a)
 {
-    if (BSON_ITER_HOLDS_UTF8(it))
-        snprintf(out, outlen, "%s", bson_iter_utf8(it, NULL));
-}
-
-static void cell_from_doc(pwc_rollup_kind k, bson_iter_t *f, pwc_rollup_cell *c)
-{
-    while (bson_iter_next(f)) {
-        const char *key = bson_iter_key(f);
-        if (strcmp(key, "zone") == 0)
-            copy_str(f, c->zone, sizeof(c->zone));
-        else if (strcmp(key, k == PWC_ROLLUP_READINGS ? "type" : "severity") == 0)
-            copy_str(f, c->label, sizeof(c->label));
-        else if (strcmp(key, "code") == 0)
-            copy_str(f, c->code, sizeof(c->code));
-        else if (strcmp(key, "count") == 0)
-            c->count = bson_iter_as_int64(f);
-        else if (strcmp(key, "sum") == 0)
-            c->sum = bson_iter_as_double(f);
-        else if (strcmp(key, "min") == 0)
-            c->min = bson_iter_as_double(f);
-        else if (strcmp(key, "max") == 0)
-            c->max = bson_iter_as_double(f);
-    }
-}
-
-/* Reads the array `name` of doc into a. 0 or -1 (ENOMEM). */
-static int cells_from_doc(pwc_rollup_kind k, const bson_t *doc, const char *name,
-                          pwc_rollup_cells *a)
-{
-    bson_iter_t it, arr, f;
-    if (!bson_iter_init_find(&it, doc, name) || !BSON_ITER_HOLDS_ARRAY(&it) ||
-        !bson_iter_recurse(&it, &arr))
-        return 0;
-    while (bson_iter_next(&arr)) {
-        if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &f))
-            continue;
+    for (size_t i = 0; i < n; i++) {
         pwc_rollup_cell *c = cell_add(a);
-        if (!c)
+        if (!c) {
             return -1;
-        cell_from_doc(k, &f, c);
+        }
+        snprintf(c->zone, sizeof(c->zone), "%s", in[i]->zone);
+        snprintf(c->label, sizeof(c->label), "%s", in[i]->label);
+        snprintf(c->code, sizeof(c->code), "%s", in[i]->code);
+        c->count = in[i]->count;
+        c->sum = in[i]->sum;
+        c->min = in[i]->min;
+        c->max = in[i]->max;
+    }
+    return 0;
+}
+
+static int devices_from_pb(Iot__V1__ZoneCount **in, size_t n, pwc_rollup_cells *a)
+{
+    for (size_t i = 0; i < n; i++) {
+        pwc_rollup_cell *c = cell_add(a);
+        if (!c) {
+            return -1;
+        }
+        snprintf(c->zone, sizeof(c->zone), "%s", in[i]->zone);
+        c->count = in[i]->count;
     }
     return 0;
 }
 
 int pwc_rollup_state_from_doc(pwc_rollup_kind k, const bson_t *doc, pwc_rollup_state *s)
 {
+    (void)k;
     bson_iter_t it;
     pwc_rollup_state_init(s);
-    if (!doc)
+    if (!doc) {
         return 0;
-    if (bson_iter_init_find(&it, doc, "hw"))
-        s->hw = bson_iter_as_int64(&it);
-    if (bson_iter_init_find(&it, doc, "count"))
-        s->count = bson_iter_as_int64(&it);
-    if (cells_from_doc(k, doc, "cells", &s->cells) != 0 ||
-        cells_from_doc(k, doc, "devices", &s->devices) != 0) {
-        pwc_rollup_state_free(s);
-        return -1;
     }
-    return 0;
+    s->stored = 1;
+    if (bson_iter_init_find(&it, doc, PW_F_HW)) {
+        s->hw = bson_iter_as_int64(&it);
+    }
+    s->stored_v = s->hw;
+    if (bson_iter_init_find(&it, doc, PW_F_VERSION)) {
+        s->stored_v = bson_iter_as_int64(&it);
+    }
+    if (bson_iter_init_find(&it, doc, PW_F_COUNT)) {
+        s->count = bson_iter_as_int64(&it);
+    }
+    int bad = 0;
+    Iot__V1__RollupState *st = (Iot__V1__RollupState *)pw_store_unpack(
+        doc, PW_F_STATE, &iot__v1__rollup_state__descriptor, &bad);
+    int rc = bad ? -1 : 0;
+    if (st && (cells_from_pb(st->cells, st->n_cells, &s->cells) != 0 ||
+               devices_from_pb(st->devices, st->n_devices, &s->devices) != 0)) {
+        rc = -1;
+    }
+    if (st) {
+        protobuf_c_message_free_unpacked(&st->base, NULL);
+    }
+    if (rc != 0) {
+        pwc_rollup_state_free(s);
+    }
+    return rc;
 }
 
 /* The cell (zone, label, code) of a, added when missing. NULL on ENOMEM. */
@@ -254,61 +266,98 @@ long pwc_rollup_fold(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_rollup_gr
     return counted;
 }
 
-static void append_cell(pwc_rollup_kind k, const pwc_rollup_cell *c, const char *idx, bson_t *arr)
+/* s as an iot.v1.RollupState whose strings point into s. 0 or -1 (ENOMEM). */
+typedef struct {
+    Iot__V1__RollupState msg;
+    Iot__V1__RollupCell *cells;
+    Iot__V1__RollupCell **cellp;
+    Iot__V1__ZoneCount *devs;
+    Iot__V1__ZoneCount **devp;
+} state_pb;
+
+static void state_pb_free(state_pb *p)
 {
-    bson_t d;
-    BSON_APPEND_DOCUMENT_BEGIN(arr, idx, &d);
-    BSON_APPEND_UTF8(&d, "zone", c->zone);
-    if (k == PWC_ROLLUP_READINGS) {
-        BSON_APPEND_UTF8(&d, "type", c->label);
+    free(p->cells);
+    free(p->cellp);
+    free(p->devs);
+    free(p->devp);
+}
+
+static int state_pb_fill(const pwc_rollup_state *s, state_pb *p)
+{
+    memset(p, 0, sizeof(*p));
+    iot__v1__rollup_state__init(&p->msg);
+    size_t nc = s->cells.n, nd = s->devices.n;
+    p->cells = calloc(nc ? nc : 1, sizeof(*p->cells));
+    p->cellp = calloc(nc ? nc : 1, sizeof(*p->cellp));
+    p->devs = calloc(nd ? nd : 1, sizeof(*p->devs));
+    p->devp = calloc(nd ? nd : 1, sizeof(*p->devp));
+    if (!p->cells || !p->cellp || !p->devs || !p->devp) {
+        state_pb_free(p);
+        return -1;
+    }
+    for (size_t i = 0; i < nc; i++) {
+        const pwc_rollup_cell *c = &s->cells.items[i];
+        Iot__V1__RollupCell *o = &p->cells[i];
+        iot__v1__rollup_cell__init(o);
+        o->zone = (char *)c->zone;
+        o->label = (char *)c->label;
+        o->code = (char *)c->code;
+        o->count = c->count;
+        o->sum = c->sum;
+        o->min = c->min;
+        o->max = c->max;
+        p->cellp[i] = o;
+    }
+    for (size_t i = 0; i < nd; i++) {
+        Iot__V1__ZoneCount *o = &p->devs[i];
+        iot__v1__zone_count__init(o);
+        o->zone = (char *)s->devices.items[i].zone;
+        o->count = s->devices.items[i].count;
+        p->devp[i] = o;
+    }
+    p->msg.n_cells = nc;
+    p->msg.cells = p->cellp;
+    p->msg.n_devices = nd;
+    p->msg.devices = p->devp;
+    return 0;
+}
+
+int pwc_rollup_doc(pwc_rollup_kind k, pwc_rollup_res res, const pwc_rollup_group *g,
+                   const pwc_entry *entries, const pwc_rollup_state *s, int for_set, bson_t *doc)
+{
+    (void)k;
+    const pwc_entry *first = &entries[g->idx[0]];
+    const pwc_record *r = first->rec;
+    char tp[PWC_ORIGIN_LEN], month[8];
+    pwc_tp_key(first->topic, first->partition, tp, sizeof(tp));
+    snprintf(month, sizeof(month), "%.7s", r->day);
+    int64_t day_start = r->hour_ms - (r->hour_ms % 86400000LL);
+    bson_init(doc);
+    if (!for_set) {
+        BSON_APPEND_UTF8(doc, PW_F_ID, g->key);
+    }
+    BSON_APPEND_UTF8(doc, PW_F_RES, res == PWC_RES_HOUR ? PW_RES_HOUR : PW_RES_DAY);
+    BSON_APPEND_DATE_TIME(doc, PW_F_START, res == PWC_RES_HOUR ? r->hour_ms : day_start);
+    BSON_APPEND_UTF8(doc, PW_F_DAY, r->day);
+    if (res == PWC_RES_HOUR) {
+        BSON_APPEND_DATE_TIME(doc, PW_F_HOUR, r->hour_ms);
     } else {
-        BSON_APPEND_UTF8(&d, "severity", c->label);
-        BSON_APPEND_UTF8(&d, "code", c->code);
+        BSON_APPEND_UTF8(doc, PW_F_MONTH, month);
     }
-    BSON_APPEND_INT64(&d, "count", c->count);
-    if (k == PWC_ROLLUP_READINGS) {
-        BSON_APPEND_DOUBLE(&d, "sum", c->sum);
-        BSON_APPEND_DOUBLE(&d, "min", c->min);
-        BSON_APPEND_DOUBLE(&d, "max", c->max);
+    BSON_APPEND_UTF8(doc, PW_F_TP, tp);
+    BSON_APPEND_INT64(doc, PW_F_HW, s->hw);
+    BSON_APPEND_INT64(doc, PW_F_VERSION, s->hw);
+    BSON_APPEND_INT64(doc, PW_F_COUNT, s->count);
+    state_pb p;
+    if (state_pb_fill(s, &p) != 0) {
+        bson_destroy(doc);
+        return -1;
     }
-    bson_append_document_end(arr, &d);
-}
-
-static void append_devices(const pwc_rollup_cells *a, bson_t *set)
-{
-    char idx[24];
-    bson_t arr, d;
-    BSON_APPEND_ARRAY_BEGIN(set, "devices", &arr);
-    for (size_t i = 0; i < a->n; i++) {
-        snprintf(idx, sizeof(idx), "%zu", i);
-        BSON_APPEND_DOCUMENT_BEGIN(&arr, idx, &d);
-        BSON_APPEND_UTF8(&d, "zone", a->items[i].zone);
-        BSON_APPEND_INT64(&d, "count", a->items[i].count);
-        bson_append_document_end(&arr, &d);
+    int rc = pw_store_append_packed(doc, PW_F_STATE, &p.msg.base);
+    state_pb_free(&p);
+    if (rc != 0) {
+        bson_destroy(doc);
     }
-    bson_append_array_end(set, &arr);
-}
-
-void pwc_rollup_set_op(pwc_rollup_kind k, const pwc_rollup_group *g, const pwc_entry *entries,
-                       const pwc_rollup_state *s, bson_t *update)
-{
-    const pwc_entry *last = &entries[g->idx[g->n - 1]];
-    char tp[PWC_ORIGIN_LEN], idx[24];
-    bson_t set, arr;
-    pwc_tp_key(last->topic, last->partition, tp, sizeof(tp));
-    bson_init(update);
-    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
-    BSON_APPEND_DATE_TIME(&set, "hour", last->rec->hour_ms);
-    BSON_APPEND_UTF8(&set, "day", last->rec->day);
-    BSON_APPEND_UTF8(&set, "tp", tp);
-    BSON_APPEND_INT64(&set, "hw", s->hw);
-    BSON_APPEND_INT64(&set, "count", s->count);
-    BSON_APPEND_ARRAY_BEGIN(&set, "cells", &arr);
-    for (size_t i = 0; i < s->cells.n; i++) {
-        snprintf(idx, sizeof(idx), "%zu", i);
-        append_cell(k, &s->cells.items[i], idx, &arr);
-    }
-    bson_append_array_end(&set, &arr);
-    append_devices(&s->devices, &set);
-    bson_append_document_end(update, &set);
+    return rc;
 }

@@ -1,24 +1,18 @@
-/* rollup: the pre-aggregated buckets the metrics views read and how a batch
- * is folded into them exactly once.
+/* rollup: the pre-aggregated buckets the metrics views read, and how a batch
+ * is folded into them exactly once. Pure functions: no I/O (buckets.c writes
+ * them).
  *
- * rollup_readings and rollup_alerts hold one document per UTC hour *and Kafka
- * partition* (_id "<hour-ms>|<topic>:<partition>"). Its `cells` array has one
- * entry per (zone, type) with count, sum, min and max of the readings, or per
- * (zone, severity, code) with the count of the alerts, and a `devices` array
- * with, per zone, the devices that became active for the UTC day through a
- * record of this hour and partition (each device counts once per day, in
- * exactly one document). Only the consumer that
- * owns a partition writes that partition's documents, so each document has
- * exactly one writer and no lock is needed. Each document carries `hw`, the
- * highest offset of its partition already counted in it: a delivery at offset
- * o is counted only when o > hw, and the write stores the new absolute state
- * (cells, totals, hw) in one single-document update. A redelivery can never
- * be counted twice, and a stale writer is overwritten by the owner's next
- * write.
- *
- * rollup_device_day holds presence only ("<day>|<device>", inserted once),
- * which is idempotent by itself. Pure functions building BSON; the store
- * executes them (see store.c). */
+ * rollup_readings and rollup_alerts hold one document per UTC hour *and*
+ * one per UTC day, each per Kafka partition: _id "h|<hour-ms>|<tp>" or
+ * "d|<day>|<tp>". The state — one cell per (zone, type) with count, sum, min
+ * and max of the readings, or per (zone, severity, code) with the count of
+ * the alerts, and per zone the devices that became active for their UTC day
+ * through a record of the bucket — is packed as an iot.v1.RollupState in the
+ * binary field "state". Each document carries `hw`, the highest offset of
+ * its partition counted in it: a delivery at offset o is counted only when
+ * o > hw. Writes replace the whole state, guarded by the stored version
+ * (`_v`, equal to the stored hw), so a writer with an old state never rolls
+ * a document back (see docs/architecture.md "Exactly-once storage"). */
 #ifndef PWC_ROLLUP_H
 #define PWC_ROLLUP_H
 
@@ -32,13 +26,19 @@ typedef enum {
     PWC_ROLLUP_ALERTS = 1,
 } pwc_rollup_kind;
 #define PWC_ROLLUP_KINDS 2
+
+typedef enum {
+    PWC_RES_HOUR = 0,
+    PWC_RES_DAY = 1,
+} pwc_rollup_res;
+#define PWC_ROLLUP_RESOLUTIONS 2
 #define PWC_ROLLUP_KEY_LEN 400
 
 const char *pwc_rollup_collection(pwc_rollup_kind k);
 
-/* Bucket _id of e in k: "<hour-ms>|<topic>:<partition>". Returns 0, or -1
- * when e does not feed k. */
-int pwc_rollup_key(pwc_rollup_kind k, const pwc_entry *e, char *out, size_t outlen);
+/* Bucket _id of e in (k, res). Returns 0, or -1 when e does not feed k. */
+int pwc_rollup_key(pwc_rollup_kind k, pwc_rollup_res res, const pwc_entry *e, char *out,
+                   size_t outlen);
 
 /* Presence _id in rollup_device_day: "<day>|<device>". 0 or -1 (too long). */
 int pwc_device_day_key(const pwc_record *r, char *out, size_t outlen);
@@ -54,10 +54,10 @@ typedef struct {
     size_t n;
 } pwc_rollup_groups;
 
-/* Groups the entries of a batch that add to a bucket (contributes or
- * new_device) by bucket. 0 or -1 (ENOMEM). */
-int pwc_rollup_group_entries(pwc_rollup_kind k, const pwc_entry *entries, size_t n,
-                             pwc_rollup_groups *out);
+/* Groups the entries of a batch that add to a bucket of (k, res)
+ * (contributes or new_device) by bucket. 0 or -1 (ENOMEM). */
+int pwc_rollup_group_entries(pwc_rollup_kind k, pwc_rollup_res res, const pwc_entry *entries,
+                             size_t n, pwc_rollup_groups *out);
 void pwc_rollup_groups_free(pwc_rollup_groups *g);
 
 /* One cell: readings (zone, type) or alerts (zone, severity, code). */
@@ -76,7 +76,9 @@ typedef struct {
 
 /* The state of one bucket document; owns its cells. */
 typedef struct {
-    int64_t hw; /* highest offset counted, -1 when none */
+    int stored;     /* the store holds a version of this document */
+    int64_t stored_v; /* its _v (the guard of the next write) */
+    int64_t hw;     /* highest offset counted, -1 when none */
     int64_t count;
     pwc_rollup_cells cells;   /* records per (zone, type) / (zone, severity, code) */
     pwc_rollup_cells devices; /* devices that became active, per zone (count only) */
@@ -84,7 +86,8 @@ typedef struct {
 
 void pwc_rollup_state_init(pwc_rollup_state *s);
 void pwc_rollup_state_free(pwc_rollup_state *s);
-/* The state stored in doc (NULL: an absent bucket). 0 or -1 (ENOMEM). */
+/* The state stored in doc (NULL: the store has no such bucket). 0, or -1
+ * (ENOMEM, or a state field that does not decode). */
 int pwc_rollup_state_from_doc(pwc_rollup_kind k, const bson_t *doc, pwc_rollup_state *s);
 
 /* Folds the group's entries above s->hw into s, raising hw. Returns the
@@ -93,9 +96,10 @@ int pwc_rollup_state_from_doc(pwc_rollup_kind k, const bson_t *doc, pwc_rollup_s
 long pwc_rollup_fold(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_rollup_group *g,
                      const pwc_entry *entries);
 
-/* {$set: {hour, day, tp, hw, count, cells, devices}}: the bucket's whole state,
- * written with filter {_id} and upsert. */
-void pwc_rollup_set_op(pwc_rollup_kind k, const pwc_rollup_group *g, const pwc_entry *entries,
-                       const pwc_rollup_state *s, bson_t *update);
+/* The bucket document for state s (fields of the group's first entry), with
+ * _v = s->hw: without _id when for_set (the body of a $set), else with it.
+ * 0, or -1 (ENOMEM). The caller destroys doc. */
+int pwc_rollup_doc(pwc_rollup_kind k, pwc_rollup_res res, const pwc_rollup_group *g,
+                   const pwc_entry *entries, const pwc_rollup_state *s, int for_set, bson_t *doc);
 
 #endif

@@ -1,8 +1,11 @@
 /* store: everything the consumer writes to MongoDB/FerretDB — the storage
- * layout (created idempotently at startup, by server kind), raw documents with
- * the token as dedupe gate, the devices collection, device-day presence, the
- * per-partition rollup buckets, per-partition progress, and the FerretDB
- * retention sweep.
+ * layout (created idempotently at startup, by server kind: the only
+ * server-specific code), raw documents behind the token gate, device-day
+ * presence, the rollup buckets and the device census (guarded writes that a
+ * stale writer cannot roll back), per-partition progress, and the retention
+ * sweep of servers without TTL indexes. The files behind it: store.c (object,
+ * write orchestration, dedupe), layout.c, raw.c, presence.c, buckets.c,
+ * progress.c, retention.c, bulk.c (see store_int.h).
  * One pwc_store per process; the write path runs on the consume thread, ping
  * may be called from any thread (client pool). */
 #ifndef PWC_STORE_H
@@ -19,11 +22,23 @@ typedef struct {
     size_t stored_readings;
     size_t stored_alerts;
     size_t duplicates;
-    size_t bucket_reads; /* rollup buckets read from the store (not known to this process) */
+    size_t bucket_reads; /* bucket and census documents read (not known to this process) */
+    size_t conflicts;    /* guarded writes that lost a race (re-read and re-folded) */
+    size_t restored;     /* raw readings restored after a crash between gate and raw insert */
 } pwc_write_result;
 
-pwc_store *pwc_store_new(const char *uri, const char *db, const char *app_name, char *err,
-                         size_t errlen);
+/* Test-only fault injection (PW_TEST_FAULT): the process exits with status
+ * 137, as after SIGKILL, at the named point of a write. */
+typedef enum {
+    PWC_FAULT_NONE = 0,
+    PWC_FAULT_AFTER_GATE = 1, /* "after_gate": gate inserted, raw documents not */
+} pwc_store_fault;
+
+/* A client pool for the store named by PW_MONGO_URI_FILE / PW_MONGO_URI
+ * (connects lazily), database db (copied). explain: check every query
+ * shape's plan once (see pw_store.h). NULL with err. */
+pwc_store *pwc_store_new(const char *db, const char *app_name, int explain, pwc_store_fault fault,
+                         char *err, size_t errlen);
 void pwc_store_free(pwc_store *s);
 
 /* Detects the server (buildInfo: ferretdbVersion → FerretDB) and creates the
@@ -35,9 +50,9 @@ int pwc_store_is_ferretdb(const pwc_store *s);
 /* 1 when the server answers ping, else 0. Thread-safe. */
 int pwc_store_ping(pwc_store *s);
 
-/* Stores a batch: raw inserts, devices, rollups, progress. Idempotent: the
- * same batch (or any overlap of it) written again changes nothing. 0, or -1
- * with err when the store failed (retry the whole call). */
+/* Stores a batch: gate and raw inserts, presence, rollups, census, progress.
+ * Idempotent: the same batch (or any overlap of it) written again changes
+ * nothing. 0, or -1 with err when the store failed (retry the whole call). */
 int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result *res, char *err,
                     size_t errlen);
 
@@ -45,13 +60,15 @@ int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result
  * (call before exiting). 0 or -1 with err. */
 int pwc_store_flush_progress(pwc_store *s, char *err, size_t errlen);
 
-/* Forgets the rollup bucket states this process knows. Call on every
+/* Forgets the bucket and census states this process knows. Call on every
  * rebalance: a partition that comes back may have been written by another
  * consumer meanwhile. Write-path thread only. */
 void pwc_store_forget_buckets(pwc_store *s);
 
-/* Deletes raw telemetry/alerts older than their TTL (FerretDB has no TTL
- * indexes). Returns the number deleted, or -1 with err. */
+/* Deletes what is older than its retention on servers without TTL indexes
+ * (FerretDB): raw telemetry and alerts, gate tokens, rollup buckets and
+ * presence, one pushed-down {<bucket field>: <hour>} delete per expired hour.
+ * Returns the number deleted, or -1 with err. */
 int64_t pwc_store_sweep(pwc_store *s, int64_t now_ms, long telemetry_ttl_s, long alerts_ttl_s,
                         char *err, size_t errlen);
 

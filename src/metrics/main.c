@@ -1,6 +1,7 @@
 /* plantwatch-metrics: configuration, startup and graceful shutdown of the
  * analytics service (REST shim + dashboard on PW_HTTP_PORT, gRPC
- * MetricsService on PW_GRPC_PORT, reading PW_MONGO_URI / PW_MONGO_DB). */
+ * MetricsService on PW_GRPC_PORT, reading the store of PW_MONGO_URI_FILE /
+ * PW_MONGO_URI, database PW_MONGO_DB). */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <mongoc/mongoc.h>
@@ -26,8 +27,8 @@ typedef struct {
     long grpc_workers;
     long grace_ms;
     long cache_ms;
-    const char *mongo_uri;
     const char *mongo_db;
+    long store_explain;
     const char *www_dir;
 } mx_config;
 
@@ -35,7 +36,6 @@ static int load_config(mx_config *cfg)
 {
     char err[256];
     cfg->bind_addr = pw_env_str("PW_BIND_ADDR", "127.0.0.1");
-    cfg->mongo_uri = pw_env_str("PW_MONGO_URI", "mongodb://127.0.0.1:27017");
     cfg->mongo_db = pw_env_str("PW_MONGO_DB", "plantwatch");
     cfg->www_dir = pw_env_str("PW_WWW_DIR", NULL);
     struct {
@@ -49,6 +49,7 @@ static int load_config(mx_config *cfg)
         {"PW_METRICS_GRPC_WORKERS", 4, 1, 64, &cfg->grpc_workers},
         {"PW_SHUTDOWN_GRACE_MS", 5000, 0, 60000, &cfg->grace_ms},
         {"PW_METRICS_CACHE_MS", 1000, 0, 600000, &cfg->cache_ms},
+        {"PW_STORE_EXPLAIN", 0, 0, 1, &cfg->store_explain},
     };
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
         if (pw_env_long(ints[i].name, ints[i].def, ints[i].min, ints[i].max, ints[i].out, err,
@@ -141,8 +142,8 @@ int main(void)
     char err[256];
     int rc = 1;
     mx_store *store =
-        mx_store_new(cfg.mongo_uri, cfg.mongo_db,
-                     (unsigned)(cfg.http_threads + cfg.grpc_workers + 2), err, sizeof(err));
+        mx_store_new(cfg.mongo_db, (unsigned)(cfg.http_threads + cfg.grpc_workers + 2),
+                     (int)cfg.store_explain, err, sizeof(err));
     pw_prom *prom = pw_prom_new();
     mx_service svc;
     memset(&svc, 0, sizeof(svc));

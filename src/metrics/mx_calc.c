@@ -13,6 +13,18 @@ void mx_window(int64_t now_ms, uint32_t hours, int64_t *from_ms, int64_t *to_ms)
     *from_ms = to - ((int64_t)hours + 1) * PW_HOUR_MS;
 }
 
+size_t mx_window_days(int64_t from_ms, int64_t to_ms, mx_day_span *out, size_t max)
+{
+    size_t n = 0;
+    for (int64_t d = pw_time_day_start(from_ms); d < to_ms && n < max; d += PW_DAY_MS) {
+        pw_time_utc_day(d, out[n].day);
+        out[n].start_ms = d;
+        out[n].full = d >= from_ms && d + PW_DAY_MS <= to_ms;
+        n++;
+    }
+    return n;
+}
+
 void mx_trend_days(int64_t now_ms, char days[MX_TREND_DAYS][PW_DAY_LEN])
 {
     int64_t today = pw_time_day_start(now_ms);

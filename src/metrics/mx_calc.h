@@ -19,6 +19,19 @@
  * to = end of the hour containing now, from = to - (hours + 1) h. */
 void mx_window(int64_t now_ms, uint32_t hours, int64_t *from_ms, int64_t *to_ms);
 
+/* A UTC day a window touches: whole (full) or in part. */
+typedef struct {
+    char day[PW_DAY_LEN];
+    int64_t start_ms;
+    int full;
+} mx_day_span;
+
+#define MX_WINDOW_DAYS_MAX 40 /* a 721 h window touches at most 32 days */
+
+/* The UTC days [from_ms, to_ms) touches, oldest first, each marked full when
+ * the whole day lies inside. Returns their number (at most max). */
+size_t mx_window_days(int64_t from_ms, int64_t to_ms, mx_day_span *out, size_t max);
+
 /* The trend's UTC days, oldest first, ending with the day containing now. */
 void mx_trend_days(int64_t now_ms, char days[MX_TREND_DAYS][PW_DAY_LEN]);
 

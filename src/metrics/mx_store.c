@@ -9,30 +9,26 @@
 
 struct mx_store {
     mongoc_client_pool_t *pool;
+    pw_store_plans *plans;
     char *db;
 };
 
-mx_store *mx_store_new(const char *uri_str, const char *db, unsigned pool_max, char *err,
-                       size_t errlen)
+mx_store *mx_store_new(const char *db, unsigned pool_max, int explain, char *err, size_t errlen)
 {
     bson_error_t error;
-    mongoc_uri_t *uri = mongoc_uri_new_with_error(uri_str, &error);
-    if (uri == NULL) {
-        snprintf(err, errlen, "invalid PW_MONGO_URI: %s", error.message);
-        return NULL;
-    }
     /* fail fast instead of the driver's 30 s default when the store is down */
-    if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS)) {
-        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 3000);
-    }
-    if (!mongoc_uri_has_option(uri, MONGOC_URI_CONNECTTIMEOUTMS)) {
-        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, 2000);
+    mongoc_uri_t *uri = pw_store_uri_from_env(3000, 30000, err, errlen);
+    if (uri == NULL) {
+        return NULL;
     }
     if (!mongoc_uri_has_option(uri, MONGOC_URI_APPNAME)) {
         mongoc_uri_set_appname(uri, "plantwatch-metrics");
     }
     mx_store *s = calloc(1, sizeof(*s));
-    if (s == NULL || (s->db = strdup(db)) == NULL) {
+    if (s == NULL || (s->db = strdup(db)) == NULL || (s->plans = pw_store_plans_new(explain)) == NULL) {
+        if (s != NULL) {
+            free(s->db);
+        }
         free(s);
         mongoc_uri_destroy(uri);
         snprintf(err, errlen, "out of memory");
@@ -42,6 +38,7 @@ mx_store *mx_store_new(const char *uri_str, const char *db, unsigned pool_max, c
     mongoc_uri_destroy(uri);
     if (s->pool == NULL) {
         snprintf(err, errlen, "cannot create the client pool: %s", error.message);
+        pw_store_plans_free(s->plans);
         free(s->db);
         free(s);
         return NULL;
@@ -57,6 +54,7 @@ void mx_store_free(mx_store *s)
         return;
     }
     mongoc_client_pool_destroy(s->pool);
+    pw_store_plans_free(s->plans);
     free(s->db);
     free(s);
 }
@@ -76,6 +74,12 @@ void mx_store_push(mx_store *s, mongoc_client_t *c)
 mongoc_collection_t *mx_store_collection(mx_store *s, mongoc_client_t *c, const char *name)
 {
     return mongoc_client_get_collection(c, s->db, name);
+}
+
+void mx_store_check(mx_store *s, mongoc_collection_t *coll, const bson_t *filter,
+                    const char *purpose, int whole)
+{
+    pw_store_plan_check(s->plans, coll, filter, purpose, whole ? PW_QUERY_WHOLE : PW_QUERY_FILTERED);
 }
 
 int mx_store_ping(void *store, char *why, size_t whylen)

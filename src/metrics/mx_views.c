@@ -1,16 +1,22 @@
-/* mx_views: the views' store queries. Every query reads bucket documents
- * (rollup_readings and rollup_alerts: one per hour and Kafka partition, with
- * a cell per zone and type or zone, severity and code, and the devices that
- * became active per zone) or the devices collection, never raw readings, and
- * uses only find and counts, which MongoDB and FerretDB share. Cells are
- * summed and min/max merged here in C. */
+/* mx_views: the views' store queries. Every query reads pre-aggregated
+ * documents with pushed-down equality filters (FerretDB) or indexes
+ * (MongoDB): rollup buckets (rollup_readings, rollup_alerts: per Kafka
+ * partition, one per UTC hour and one per UTC day, their cells packed in
+ * "state") — the hour buckets of the days a window covers in part
+ * ({day, res: "hour"}) and the day buckets of the days it covers whole
+ * ({day, res: "day"}, or {month} for long windows) — or the device census
+ * (whole, merged per device in mx_fleet). Cells are summed and min/max
+ * merged here in C. */
 #include "mx_views.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "iot/v1/storage.pb-c.h"
 #include "mx_calc.h"
+#include "mx_fleet.h"
+#include "pw_schema.h"
 
 #define MX_SPEC_UINT(n, lo, hi, d)                                                                 \
     {                                                                                              \
@@ -61,138 +67,162 @@ const mx_view *mx_view_by_path(const char *path)
     return NULL;
 }
 
-/* A pooled client and one collection, released together. */
+/* What a pass over rollup documents calls per cell and per active-devices
+ * zone count; fn returns 0, or -1 to stop (out of memory). */
+typedef int (*mx_cell_fn)(void *ctx, const char *day, const Iot__V1__RollupCell *cell);
+typedef int (*mx_zone_fn)(void *ctx, const char *day, const Iot__V1__ZoneCount *devices);
+
 typedef struct {
-    mx_store *store;
-    mongoc_client_t *client;
-    mongoc_collection_t *coll;
-} mx_conn;
+    mx_cell_fn cell;
+    mx_zone_fn devices; /* may be NULL */
+    void *ctx;
+} mx_walk;
 
-static void conn_open(mx_conn *c, mx_store *store, const char *coll)
-{
-    c->store = store;
-    c->client = mx_store_pop(store);
-    c->coll = mx_store_collection(store, c->client, coll);
-}
+/* Which documents of a query a walk keeps: hour buckets with hour in
+ * [from, to), or day buckets whose day is one of days (NULL: all). */
+typedef struct {
+    int64_t from_ms, to_ms;
+    const mx_day_span *days;
+    size_t ndays;
+} mx_keep;
 
-static void conn_close(mx_conn *c)
+static int keep_doc(const mx_keep *k, const bson_t *doc)
 {
-    mongoc_collection_destroy(c->coll);
-    mx_store_push(c->store, c->client);
-}
-
-static void append_zone(bson_t *filter, const mx_params *p)
-{
-    if (p->zone[0] != '\0') {
-        BSON_APPEND_UTF8(filter, "zone", p->zone);
+    if (k->days == NULL) {
+        int64_t hour = mx_bson_time_ms(doc, PW_F_HOUR, -1);
+        return hour >= k->from_ms && hour < k->to_ms;
     }
-}
-
-/* Drains a cursor; 0 or -1 with the cursor's error in err. */
-static int cursor_finish(mongoc_cursor_t *cur, char *err, size_t errlen)
-{
-    bson_error_t error;
-    int rc = 0;
-    if (mongoc_cursor_error(cur, &error)) {
-        snprintf(err, errlen, "store query failed: %s", error.message);
-        rc = -1;
-    }
-    mongoc_cursor_destroy(cur);
-    return rc;
-}
-
-static void append_hour_range(bson_t *filter, int64_t from_ms, int64_t to_ms)
-{
-    bson_t range;
-    BSON_APPEND_DOCUMENT_BEGIN(filter, "hour", &range);
-    BSON_APPEND_DATE_TIME(&range, "$gte", from_ms);
-    BSON_APPEND_DATE_TIME(&range, "$lt", to_ms);
-    bson_append_document_end(filter, &range);
-}
-
-/* Rollup documents hold one cell per (zone, type) or (zone, severity, code)
- * for an hour and Kafka partition; a view walks the cells of the documents
- * its filter selects. fn returns 0, or -1 to stop (out of memory). */
-typedef int (*mx_cell_fn)(void *ctx, const char *day, const bson_t *cell);
-
-static int cells_of(const bson_t *doc, const char *array, mx_cell_fn fn, void *ctx)
-{
-    bson_iter_t it, arr;
-    if (!bson_iter_init_find(&it, doc, array) || !BSON_ITER_HOLDS_ARRAY(&it) ||
-        !bson_iter_recurse(&it, &arr)) {
-        return 0;
-    }
-    const char *day = mx_bson_str(doc, "day", "");
-    while (bson_iter_next(&arr)) {
-        uint32_t len;
-        const uint8_t *data;
-        bson_t cell;
-        if (!BSON_ITER_HOLDS_DOCUMENT(&arr)) {
-            continue;
-        }
-        bson_iter_document(&arr, &len, &data);
-        if (bson_init_static(&cell, data, len) && fn(ctx, day, &cell) != 0) {
-            return -1;
+    const char *day = mx_bson_str(doc, PW_F_DAY, "");
+    for (size_t i = 0; i < k->ndays; i++) {
+        if (k->days[i].full && strcmp(k->days[i].day, day) == 0) {
+            return 1;
         }
     }
     return 0;
 }
 
-/* What a pass over rollup documents calls: fn for every element of
- * "cells", and devices_fn (when set) for every element of "devices". */
-typedef struct {
-    mx_cell_fn fn, devices_fn;
-    void *ctx;
-} mx_cell_walk;
-
-/* One pass over the documents of coll that filter selects. */
-static int each_cell(mx_store *store, const char *coll, const bson_t *filter, const mx_cell_walk *w,
-                     char *err, size_t errlen)
+static int walk_state(const bson_t *doc, const mx_walk *w, char *err, size_t errlen)
 {
-    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "day", BCON_INT32(1), "cells",
-                            BCON_INT32(1), "}");
-    if (w->devices_fn) {
-        bson_destroy(opts);
-        opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "day", BCON_INT32(1), "cells",
-                        BCON_INT32(1), "devices", BCON_INT32(1), "}");
+    int bad = 0;
+    Iot__V1__RollupState *st = (Iot__V1__RollupState *)pw_store_unpack(
+        doc, PW_F_STATE, &iot__v1__rollup_state__descriptor, &bad);
+    if (bad) {
+        snprintf(err, errlen, "a rollup document does not decode");
+        return -1;
     }
-    mx_conn c;
-    conn_open(&c, store, coll);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.coll, filter, opts, NULL);
+    if (st == NULL) {
+        return 0;
+    }
+    const char *day = mx_bson_str(doc, PW_F_DAY, "");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < st->n_cells; i++) {
+        rc = w->cell(w->ctx, day, st->cells[i]);
+    }
+    for (size_t i = 0; rc == 0 && w->devices && i < st->n_devices; i++) {
+        rc = w->devices(w->ctx, day, st->devices[i]);
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "out of memory");
+    }
+    protobuf_c_message_free_unpacked(&st->base, NULL);
+    return rc;
+}
+
+/* One query on coll: the kept documents' states walked. */
+static int walk_query(mx_store *store, const char *coll_name, const bson_t *filter,
+                      const mx_keep *keep, const mx_walk *w, char *err, size_t errlen)
+{
+    bson_t *opts = BCON_NEW("projection", "{", PW_F_ID, BCON_INT32(0), PW_F_DAY, BCON_INT32(1),
+                            PW_F_HOUR, BCON_INT32(1), PW_F_STATE, BCON_INT32(1), "}");
+    mongoc_client_t *client = mx_store_pop(store);
+    mongoc_collection_t *coll = mx_store_collection(store, client, coll_name);
+    mx_store_check(store, coll, filter, "rollup buckets", 0);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
     const bson_t *doc;
     int rc = 0;
     while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
-        rc = cells_of(doc, "cells", w->fn, w->ctx);
-        if (rc == 0 && w->devices_fn) {
-            rc = cells_of(doc, "devices", w->devices_fn, w->ctx);
+        if (keep_doc(keep, doc)) {
+            rc = walk_state(doc, w, err, errlen);
         }
     }
-    if (cursor_finish(cur, err, errlen) != 0) {
+    bson_error_t error;
+    if (mongoc_cursor_error(cur, &error)) {
+        snprintf(err, errlen, "store query failed: %s", error.message);
         rc = -1;
-    } else if (rc != 0) {
-        snprintf(err, errlen, "out of memory");
     }
-    conn_close(&c);
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(coll);
+    mx_store_push(store, client);
     bson_destroy(opts);
     return rc;
 }
 
-/* The cells of the hourly documents in the window of p ([*from, *to)). */
-static int window_cells(mx_store *store, const char *coll, const mx_params *p, int64_t *from,
-                        int64_t *to, mx_cell_fn fn, void *ctx, char *err, size_t errlen)
+static int walk_day(mx_store *store, const char *coll, const mx_day_span *d, const char *res,
+                    const mx_keep *keep, const mx_walk *w, char *err, size_t errlen)
 {
-    mx_window(p->now_ms, p->window_hours, from, to);
     bson_t filter = BSON_INITIALIZER;
-    append_hour_range(&filter, *from, *to);
-    mx_cell_walk w = {fn, NULL, ctx};
-    int rc = each_cell(store, coll, &filter, &w, err, errlen);
+    BSON_APPEND_UTF8(&filter, PW_F_DAY, d->day);
+    BSON_APPEND_UTF8(&filter, PW_F_RES, res);
+    int rc = walk_query(store, coll, &filter, keep, w, err, errlen);
     bson_destroy(&filter);
     return rc;
 }
 
-static int zone_matches(const mx_params *p, const bson_t *cell)
+/* Day buckets of the full days of days[]: one query per day for up to a
+ * week, else one per month (filtered here). */
+#define MX_DAY_QUERIES_MAX 7
+
+static int walk_full_days(mx_store *store, const char *coll, const mx_day_span *days, size_t n,
+                          const mx_walk *w, char *err, size_t errlen)
 {
-    return p->zone[0] == '\0' || strcmp(mx_bson_str(cell, "zone", ""), p->zone) == 0;
+    mx_keep keep = {0, 0, days, n};
+    size_t nfull = 0;
+    for (size_t i = 0; i < n; i++) {
+        nfull += days[i].full ? 1 : 0;
+    }
+    int rc = 0;
+    char month[8] = "", prev[8] = "";
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!days[i].full) {
+            continue;
+        }
+        if (nfull <= MX_DAY_QUERIES_MAX) {
+            rc = walk_day(store, coll, &days[i], PW_RES_DAY, &keep, w, err, errlen);
+            continue;
+        }
+        snprintf(month, sizeof(month), "%.7s", days[i].day);
+        if (strcmp(month, prev) == 0) {
+            continue;
+        }
+        memcpy(prev, month, sizeof(prev));
+        bson_t filter = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&filter, PW_F_MONTH, month);
+        rc = walk_query(store, coll, &filter, &keep, w, err, errlen);
+        bson_destroy(&filter);
+    }
+    return rc;
+}
+
+/* The cells of the window [from, to): hour buckets of the days it covers in
+ * part, day buckets of the days it covers whole. */
+static int walk_window(mx_store *store, const char *coll, int64_t from, int64_t to,
+                       const mx_walk *w, char *err, size_t errlen)
+{
+    mx_day_span days[MX_WINDOW_DAYS_MAX];
+    size_t n = mx_window_days(from, to, days, MX_WINDOW_DAYS_MAX);
+    mx_keep hours = {from, to, NULL, 0};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!days[i].full) {
+            rc = walk_day(store, coll, &days[i], PW_RES_HOUR, &hours, w, err, errlen);
+        }
+    }
+    return rc == 0 ? walk_full_days(store, coll, days, n, w, err, errlen) : rc;
+}
+
+static int zone_matches(const mx_params *p, const char *zone)
+{
+    return p->zone[0] == '\0' || strcmp(zone, p->zone) == 0;
 }
 
 typedef struct {
@@ -200,28 +230,25 @@ typedef struct {
     mx_table zones;
 } temperature_ctx;
 
-static int temperature_cell(void *vctx, const char *day, const bson_t *cell)
+static int temperature_cell(void *vctx, const char *day, const Iot__V1__RollupCell *c)
 {
     (void)day;
     temperature_ctx *t = vctx;
-    if (!zone_matches(t->p, cell) || strcmp(mx_bson_str(cell, "type", ""), "temperature") != 0) {
+    if (!zone_matches(t->p, c->zone) || strcmp(c->label, "temperature") != 0 || c->count <= 0) {
         return 0;
     }
-    int has_range = mx_bson_has_number(cell, "min") && mx_bson_has_number(cell, "max");
-    int64_t n = mx_bson_int(cell, "count", 0);
-    return mx_table_add_bucket(&t->zones, mx_bson_str(cell, "zone", ""), n > 0 ? (uint64_t)n : 0,
-                               mx_bson_double(cell, "sum", 0), mx_bson_double(cell, "min", 0),
-                               mx_bson_double(cell, "max", 0), has_range);
+    return mx_table_add_bucket(&t->zones, c->zone, (uint64_t)c->count, c->sum, c->min, c->max, 1);
 }
 
 int mx_view_temperature(mx_store *store, const mx_params *p, ProtobufCMessage **out, char *err,
                         size_t errlen)
 {
     int64_t from, to;
+    mx_window(p->now_ms, p->window_hours, &from, &to);
     temperature_ctx t = {p, {0}};
     mx_table_init(&t.zones);
-    int rc =
-        window_cells(store, "rollup_readings", p, &from, &to, temperature_cell, &t, err, errlen);
+    mx_walk w = {temperature_cell, NULL, &t};
+    int rc = walk_window(store, PW_COLL_ROLLUP_READINGS, from, to, &w, err, errlen);
     if (rc == 0) {
         *out = (ProtobufCMessage *)mx_build_temperature(&t.zones, from, to, p->window_hours);
         if (*out == NULL) {
@@ -238,17 +265,15 @@ typedef struct {
     mx_table severities, codes;
 } alerts_ctx;
 
-static int alerts_cell(void *vctx, const char *day, const bson_t *cell)
+static int alerts_cell(void *vctx, const char *day, const Iot__V1__RollupCell *c)
 {
     (void)day;
     alerts_ctx *a = vctx;
-    int64_t n = mx_bson_int(cell, "count", 0);
-    if (!zone_matches(a->p, cell) || n <= 0) {
+    if (!zone_matches(a->p, c->zone) || c->count <= 0) {
         return 0;
     }
-    if (mx_table_add_count(&a->severities, mx_bson_str(cell, "severity", ""), (uint64_t)n, 0) !=
-            0 ||
-        mx_table_add_count(&a->codes, mx_bson_str(cell, "code", ""), (uint64_t)n, 0) != 0) {
+    if (mx_table_add_count(&a->severities, c->label, (uint64_t)c->count, 0) != 0 ||
+        mx_table_add_count(&a->codes, c->code, (uint64_t)c->count, 0) != 0) {
         return -1;
     }
     return 0;
@@ -258,10 +283,12 @@ int mx_view_alerts(mx_store *store, const mx_params *p, ProtobufCMessage **out, 
                    size_t errlen)
 {
     int64_t from, to;
+    mx_window(p->now_ms, p->window_hours, &from, &to);
     alerts_ctx a = {p, {0}, {0}};
     mx_table_init(&a.severities);
     mx_table_init(&a.codes);
-    int rc = window_cells(store, "rollup_alerts", p, &from, &to, alerts_cell, &a, err, errlen);
+    mx_walk w = {alerts_cell, NULL, &a};
+    int rc = walk_window(store, PW_COLL_ROLLUP_ALERTS, from, to, &w, err, errlen);
     if (rc == 0) {
         *out = (ProtobufCMessage *)mx_build_alerts(&a.severities, &a.codes, p->top, from, to,
                                                    p->window_hours);
@@ -275,63 +302,48 @@ int mx_view_alerts(mx_store *store, const mx_params *p, ProtobufCMessage **out, 
     return rc;
 }
 
-static void append_days(bson_t *filter, char days[MX_TREND_DAYS][PW_DAY_LEN])
-{
-    bson_t in, list;
-    BSON_APPEND_DOCUMENT_BEGIN(filter, "day", &in);
-    BSON_APPEND_ARRAY_BEGIN(&in, "$in", &list);
-    for (int i = 0; i < MX_TREND_DAYS; i++) {
-        char idx[4];
-        snprintf(idx, sizeof(idx), "%d", i);
-        BSON_APPEND_UTF8(&list, idx, days[i]);
-    }
-    bson_append_array_end(&in, &list);
-    bson_append_document_end(filter, &in);
-}
-
 typedef struct {
     const mx_params *p;
     char (*days)[PW_DAY_LEN];
     uint64_t *totals, *devices;
 } day_ctx;
 
-static void day_add(const day_ctx *d, const char *day, const bson_t *cell, uint64_t *totals)
+static int day_cell(void *vctx, const char *day, const Iot__V1__RollupCell *c)
 {
+    day_ctx *d = vctx;
     int i = mx_trend_day_index(d->days, day);
-    int64_t n = mx_bson_int(cell, "count", 0);
-    if (i >= 0 && n > 0 && zone_matches(d->p, cell)) {
-        totals[i] += (uint64_t)n;
+    if (i >= 0 && c->count > 0 && zone_matches(d->p, c->zone)) {
+        d->totals[i] += (uint64_t)c->count;
     }
-}
-
-static int day_cell(void *vctx, const char *day, const bson_t *cell)
-{
-    day_ctx *d = vctx;
-    day_add(d, day, cell, d->totals);
     return 0;
 }
 
-static int day_device(void *vctx, const char *day, const bson_t *cell)
+static int day_devices(void *vctx, const char *day, const Iot__V1__ZoneCount *z)
 {
     day_ctx *d = vctx;
-    day_add(d, day, cell, d->devices);
+    int i = mx_trend_day_index(d->days, day);
+    if (i >= 0 && z->count > 0 && zone_matches(d->p, z->zone)) {
+        d->devices[i] += (uint64_t)z->count;
+    }
     return 0;
 }
 
-/* Per-day totals over the last 7 days of a rollup collection, in one pass:
- * its records (cells) and the devices that became active (each device
- * counts once per day, in one document of one of the two collections). */
+/* Per-day totals of the trend's days from the day buckets of coll: its
+ * records (cells) and the devices that became active (each device counts
+ * once per day, in one bucket of one of the two collections). */
 static int day_totals(mx_store *store, const char *coll, const mx_params *p,
                       char days[MX_TREND_DAYS][PW_DAY_LEN], uint64_t totals[MX_TREND_DAYS],
                       uint64_t devices[MX_TREND_DAYS], char *err, size_t errlen)
 {
-    bson_t filter = BSON_INITIALIZER;
-    append_days(&filter, days);
+    mx_day_span spans[MX_TREND_DAYS];
+    for (int i = 0; i < MX_TREND_DAYS; i++) {
+        memcpy(spans[i].day, days[i], PW_DAY_LEN);
+        spans[i].start_ms = 0;
+        spans[i].full = 1;
+    }
     day_ctx d = {p, days, totals, devices};
-    mx_cell_walk w = {day_cell, day_device, &d};
-    int rc = each_cell(store, coll, &filter, &w, err, errlen);
-    bson_destroy(&filter);
-    return rc;
+    mx_walk w = {day_cell, day_devices, &d};
+    return walk_full_days(store, coll, spans, MX_TREND_DAYS, &w, err, errlen);
 }
 
 int mx_view_activity(mx_store *store, const mx_params *p, ProtobufCMessage **out, char *err,
@@ -341,8 +353,8 @@ int mx_view_activity(mx_store *store, const mx_params *p, ProtobufCMessage **out
     uint64_t readings[MX_TREND_DAYS] = {0}, alerts[MX_TREND_DAYS] = {0},
              devices[MX_TREND_DAYS] = {0};
     mx_trend_days(p->now_ms, days);
-    if (day_totals(store, "rollup_readings", p, days, readings, devices, err, errlen) != 0 ||
-        day_totals(store, "rollup_alerts", p, days, alerts, devices, err, errlen) != 0) {
+    if (day_totals(store, PW_COLL_ROLLUP_READINGS, p, days, readings, devices, err, errlen) != 0 ||
+        day_totals(store, PW_COLL_ROLLUP_ALERTS, p, days, alerts, devices, err, errlen) != 0) {
         return -1;
     }
     *out = (ProtobufCMessage *)mx_build_trend(days, readings, alerts, devices);
@@ -356,29 +368,18 @@ int mx_view_activity(mx_store *store, const mx_params *p, ProtobufCMessage **out
 int mx_view_firmware(mx_store *store, const mx_params *p, ProtobufCMessage **out, char *err,
                      size_t errlen)
 {
-    bson_t filter = BSON_INITIALIZER;
-    append_zone(&filter, p);
-    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(0), "firmware", BCON_INT32(1),
-                            "last_seen", BCON_INT32(1), "}");
-    mx_conn c;
-    conn_open(&c, store, "devices");
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c.coll, &filter, opts, NULL);
+    mx_fleet f;
+    mx_fleet_init(&f);
     mx_table fw;
     mx_table_init(&fw);
-    const bson_t *doc;
-    int rc = 0;
-    while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
-        rc = mx_table_add_count(&fw, mx_bson_str(doc, "firmware", ""), 1,
-                                mx_bson_time_ms(doc, "last_seen", 0));
+    int rc = mx_fleet_load(store, &f, err, errlen);
+    for (size_t i = 0; rc == 0 && i < f.n; i++) {
+        if (zone_matches(p, f.v[i].zone) &&
+            mx_table_add_count(&fw, f.v[i].firmware, 1, f.v[i].last_ms) != 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
     }
-    if (cursor_finish(cur, err, errlen) != 0) {
-        rc = -1;
-    } else if (rc != 0) {
-        snprintf(err, errlen, "out of memory");
-    }
-    conn_close(&c);
-    bson_destroy(opts);
-    bson_destroy(&filter);
     if (rc == 0) {
         *out = (ProtobufCMessage *)mx_build_firmware(&fw);
         if (*out == NULL) {
@@ -387,66 +388,65 @@ int mx_view_firmware(mx_store *store, const mx_params *p, ProtobufCMessage **out
         }
     }
     mx_table_free(&fw);
+    mx_fleet_free(&f);
     return rc;
 }
 
-static int count_devices(mongoc_collection_t *coll, const bson_t *filter, uint64_t *out, char *err,
-                         size_t errlen)
+static int cmp_silent(const void *a, const void *b)
 {
-    bson_error_t error;
-    int64_t n = mongoc_collection_count_documents(coll, filter, NULL, NULL, NULL, &error);
-    if (n < 0) {
-        snprintf(err, errlen, "store count failed: %s", error.message);
-        return -1;
+    const mx_device *x = *(const mx_device *const *)a, *y = *(const mx_device *const *)b;
+    if (x->last_ms != y->last_ms) {
+        return x->last_ms < y->last_ms ? -1 : 1;
     }
-    *out = (uint64_t)n;
-    return 0;
+    return strcmp(x->device, y->device);
 }
 
-static int list_silent(mongoc_collection_t *coll, const bson_t *filter, const mx_params *p,
-                       Iot__V1__DeviceHealthResponse *r, char *err, size_t errlen)
+static int fill_silent(Iot__V1__DeviceHealthResponse *r, const mx_device *const *silent, size_t n,
+                       uint32_t limit)
 {
-    bson_t *opts = BCON_NEW("projection", "{", "zone", BCON_INT32(1), "last_seen", BCON_INT32(1),
-                            "}", "sort", "{", "last_seen", BCON_INT32(1), "_id", BCON_INT32(1), "}",
-                            "limit", BCON_INT64(p->limit));
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
-    r->silent = calloc(p->limit, sizeof(*r->silent));
-    int rc = r->silent ? 0 : -1;
-    const bson_t *doc;
-    while (rc == 0 && r->n_silent < p->limit && mongoc_cursor_next(cur, &doc)) {
+    size_t m = n < limit ? n : limit;
+    r->silent = calloc(m ? m : 1, sizeof(*r->silent));
+    if (r->silent == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < m; i++) {
         Iot__V1__SilentDevice *d = malloc(sizeof(*d));
         if (d == NULL) {
-            rc = -1;
-            break;
+            return -1;
         }
         iot__v1__silent_device__init(d);
         r->silent[r->n_silent++] = d;
-        bson_iter_t it;
-        char idbuf[32];
-        const char *id = "";
-        if (bson_iter_init_find(&it, doc, "_id")) {
-            if (BSON_ITER_HOLDS_UTF8(&it)) {
-                id = bson_iter_utf8(&it, NULL);
-            } else if (BSON_ITER_HOLDS_OID(&it)) {
-                bson_oid_to_string(bson_iter_oid(&it), idbuf);
-                id = idbuf;
-            }
-        }
-        d->device_id = strdup(id);
-        d->zone = strdup(mx_bson_str(doc, "zone", ""));
+        d->device_id = strdup(silent[i]->device);
+        d->zone = strdup(silent[i]->zone);
         if (d->device_id == NULL || d->zone == NULL) {
-            rc = -1;
+            return -1;
         }
-        d->last_seen_ms = mx_bson_time_ms(doc, "last_seen", 0);
+        d->last_seen_ms = silent[i]->last_ms;
         d->silent_seconds = (r->as_of_ms - d->last_seen_ms) / 1000;
     }
-    if (rc != 0) {
-        snprintf(err, errlen, "out of memory");
+    return 0;
+}
+
+static int health_of(const mx_fleet *f, const mx_params *p, Iot__V1__DeviceHealthResponse *r)
+{
+    const mx_device **silent = malloc((f->n ? f->n : 1) * sizeof(*silent));
+    if (silent == NULL) {
+        return -1;
     }
-    if (cursor_finish(cur, err, errlen) != 0) {
-        rc = -1;
+    size_t ns = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        if (!zone_matches(p, f->v[i].zone)) {
+            continue;
+        }
+        r->total_devices++;
+        if (f->v[i].last_ms < r->threshold_ms) {
+            silent[ns++] = &f->v[i];
+        }
     }
-    bson_destroy(opts);
+    r->silent_devices = ns;
+    qsort(silent, ns, sizeof(*silent), cmp_silent);
+    int rc = fill_silent(r, silent, ns, p->limit);
+    free(silent);
     return rc;
 }
 
@@ -461,26 +461,14 @@ int mx_view_health(mx_store *store, const mx_params *p, ProtobufCMessage **out, 
     iot__v1__device_health_response__init(r);
     r->as_of_ms = p->now_ms;
     r->threshold_ms = p->now_ms - (int64_t)p->silent_minutes * 60000;
-
-    bson_t all = BSON_INITIALIZER, silent = BSON_INITIALIZER, lt;
-    append_zone(&all, p);
-    append_zone(&silent, p);
-    BSON_APPEND_DOCUMENT_BEGIN(&silent, "last_seen", &lt);
-    BSON_APPEND_DATE_TIME(&lt, "$lt", r->threshold_ms);
-    bson_append_document_end(&silent, &lt);
-
-    mx_conn c;
-    conn_open(&c, store, "devices");
-    int rc = count_devices(c.coll, &all, &r->total_devices, err, errlen);
-    if (rc == 0) {
-        rc = count_devices(c.coll, &silent, &r->silent_devices, err, errlen);
+    mx_fleet f;
+    mx_fleet_init(&f);
+    int rc = mx_fleet_load(store, &f, err, errlen);
+    if (rc == 0 && health_of(&f, p, r) != 0) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
     }
-    if (rc == 0) {
-        rc = list_silent(c.coll, &silent, p, r, err, errlen);
-    }
-    conn_close(&c);
-    bson_destroy(&all);
-    bson_destroy(&silent);
+    mx_fleet_free(&f);
     if (rc != 0) {
         protobuf_c_message_free_unpacked(&r->base, NULL);
         return -1;

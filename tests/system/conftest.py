@@ -50,13 +50,26 @@ class Stack:
     consumer_urls = ["http://127.0.0.1:8101", "http://127.0.0.1:8102", "http://127.0.0.1:8103"]
     metrics_url = "http://127.0.0.1:8090"
     metrics_grpc = "127.0.0.1:50061"
-    mongo_uri = "mongodb://127.0.0.1:27017"
     mongo_db_name = "plantwatch"
     bootstrap = "127.0.0.1:9093"
 
     @property
     def keys(self):
         return read_gateway_keys()
+
+    def mongo_uri_of(self, role="admin"):
+        """The store URI of a role (admin, consumer, metrics), as the stack wrote it."""
+        return (self.state / "secrets" / f"{role}-mongodb.uri").read_text().strip()
+
+    @property
+    def mongo_uri(self):
+        return self.mongo_uri_of("admin")
+
+    def service_env(self, name):
+        """The environment ./plantwatch gives a service (for starting a copy of it)."""
+        out = subprocess.run([str(self.root / "plantwatch"), "env", name], check=True,
+                             stdout=subprocess.PIPE, text=True).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
     def pid(self, name):
         path = self.state / "pids" / f"{name}.pid"
@@ -133,7 +146,7 @@ def kafka_config():
 @pytest.fixture(scope="session")
 def mongo_client():
     import pymongo
-    client = pymongo.MongoClient(Stack.mongo_uri, serverSelectionTimeoutMS=5000)
+    client = pymongo.MongoClient(Stack().mongo_uri, serverSelectionTimeoutMS=5000)
     yield client
     client.close()
 
@@ -163,6 +176,62 @@ def iot_pb2():
         except ImportError:
             pass
     return types.SimpleNamespace(**mods)
+
+
+class StoreView:
+    """Reads the consumer's pre-aggregated documents: the packed iot.v1
+    storage messages in their "state" fields, decoded."""
+
+    def __init__(self, db, storage_pb2):
+        self.db, self.pb = db, storage_pb2
+
+    def state(self, doc):
+        msg = self.pb.RollupState()
+        if doc.get("state") is not None:
+            msg.ParseFromString(bytes(doc["state"]))
+        return msg
+
+    def buckets(self, coll, res="hour"):
+        """(document, RollupState) of every bucket of one resolution."""
+        return [(d, self.state(d)) for d in self.db[coll].find({"res": res})]
+
+    def cells(self, coll, zone, res="hour"):
+        return [c for _, st in self.buckets(coll, res) for c in st.cells if c.zone == zone]
+
+    def became_active(self, zone, res="hour"):
+        return sum(z.count for coll in ("rollup_readings", "rollup_alerts")
+                   for _, st in self.buckets(coll, res) for z in st.devices if z.zone == zone)
+
+    def census(self):
+        """tp -> {device: DeviceEntry} over all census shards."""
+        out = {}
+        for d in self.db.rollup_devices.find():
+            msg = self.pb.DeviceCensus()
+            msg.ParseFromString(bytes(d["state"]))
+            for e in msg.devices:
+                out.setdefault(d["tp"], {})[e.device_id] = e
+        return out
+
+    def device(self, device_id):
+        """The merged view of one device (newest entry wins), or None."""
+        best = None
+        for tp, devs in self.census().items():
+            e = devs.get(device_id)
+            if e is None:
+                continue
+            if best is None:
+                best = {"zone": e.zone, "firmware": e.firmware, "first_seen_ms": e.first_seen_ms,
+                        "last_seen_ms": e.last_seen_ms}
+                continue
+            best["first_seen_ms"] = min(best["first_seen_ms"], e.first_seen_ms)
+            if e.last_seen_ms > best["last_seen_ms"]:
+                best.update(zone=e.zone, firmware=e.firmware, last_seen_ms=e.last_seen_ms)
+        return best
+
+
+@pytest.fixture(scope="session")
+def store_view(mongo_db, iot_pb2):
+    return StoreView(mongo_db, iot_pb2.storage_pb2)
 
 
 def topic_offsets(kafka_config, topic):

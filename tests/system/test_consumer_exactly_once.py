@@ -6,6 +6,7 @@ a Kafka node is stopped, or the whole group re-reads from the earliest offset.
 Traffic goes through the gateway (5 requests/s per key), 100 readings per
 request, spread over all keys. Each test uses its own zone, so its documents
 can be counted apart from everything else in the store."""
+import datetime
 import math
 import signal
 import threading
@@ -111,49 +112,58 @@ def wait_stored(mongo_db, collection, zone, expected):
     return stored_ids(mongo_db, collection, zone)
 
 
-def assert_exactly_once(mongo_db, stream):
+def assert_exactly_once(store_view, stream):
+    mongo_db = store_view.db
     ids = wait_stored(mongo_db, "telemetry", stream.zone, len(stream.accepted))
     assert len(ids) == len(stream.accepted), "stored count differs from accepted count"
     assert len(set(ids)) == len(ids), "a token is stored twice"
     assert set(ids) == stream.accepted
-    assert_rollups_match(mongo_db, stream.zone)
+    assert_rollups_match(store_view, stream.zone)
 
 
-def zone_cells(coll, zone):
-    """The cells of one zone across a rollup collection's hour/partition documents."""
-    return [c for d in coll.find({}, {"cells": 1}) for c in d.get("cells", [])
-            if c["zone"] == zone]
-
-
-def assert_rollups_match(mongo_db, zone):
-    """The rollups of a zone equal what its raw documents say."""
-    raw = list(mongo_db.telemetry.find({"zone": zone}, {"value": 1, "device": 1, "day": 1}))
-    raw_alerts = list(mongo_db.alerts.find({"zone": zone}, {"device": 1, "day": 1}))
-
-    def settled():
-        buckets = zone_cells(mongo_db.rollup_readings, zone)
-        return sum(b["count"] for b in buckets) == len(raw) and buckets
-
-    buckets = wait_until(settled, 120, 1.0)
-    assert buckets, "rollup_readings never reached the raw count"
-    assert sum(b["count"] for b in buckets) == len(raw)
-    assert math.isclose(sum(b["sum"] for b in buckets), sum(d["value"] for d in raw),
+def assert_cells_match(cells, raw):
+    assert sum(c.count for c in cells) == len(raw)
+    assert math.isclose(sum(c.sum for c in cells), sum(d["value"] for d in raw),
                         rel_tol=1e-9, abs_tol=1e-6)
     if raw:
-        assert min(b["min"] for b in buckets) == pytest.approx(min(d["value"] for d in raw))
-        assert max(b["max"] for b in buckets) == pytest.approx(max(d["value"] for d in raw))
+        assert min(c.min for c in cells) == pytest.approx(min(d["value"] for d in raw))
+        assert max(c.max for c in cells) == pytest.approx(max(d["value"] for d in raw))
+
+
+def assert_rollups_match(store_view, zone):
+    """The rollups of a zone — hour and day buckets alike — equal what its raw
+    documents say, and every device of the zone is in the census."""
+    mongo_db = store_view.db
+    raw = list(mongo_db.telemetry.find({"zone": zone}, {"value": 1, "device": 1, "day": 1,
+                                                        "ts": 1}))
+    raw_alerts = list(mongo_db.alerts.find({"zone": zone}, {"device": 1, "day": 1, "ts": 1}))
+
+    def settled():
+        counts = [sum(c.count for c in store_view.cells("rollup_readings", zone, res))
+                  for res in ("hour", "day")]
+        return counts == [len(raw), len(raw)]
+
+    assert wait_until(settled, 120, 1.0), "rollup_readings never reached the raw count"
+    for res in ("hour", "day"):
+        assert_cells_match(store_view.cells("rollup_readings", zone, res), raw)
+        assert sum(c.count for c in store_view.cells("rollup_alerts", zone, res)) == len(raw_alerts)
     days = list(mongo_db.rollup_device_day.find({"zone": zone}))
     active = {(d["day"], d["device"]) for d in raw + raw_alerts}
     assert sorted((d["day"], d["device"]) for d in days) == sorted(active)
     assert all(d["_id"] == f'{d["day"]}|{d["device"]}' for d in days)
     assert all(len(d["origin"].split(":")) == 3 for d in days)
-    # each (day, device) adds exactly one active device to one hourly rollup
-    became_active = sum(c["count"] for coll in (mongo_db.rollup_readings, mongo_db.rollup_alerts)
-                        for d in coll.find({}, {"devices": 1}) for c in d.get("devices", [])
-                        if c["zone"] == zone)
-    assert became_active == len(active)
-    alert_buckets = zone_cells(mongo_db.rollup_alerts, zone)
-    assert sum(b["count"] for b in alert_buckets) == len(raw_alerts)
+    # each (day, device) adds exactly one active device to one hour and one day bucket
+    for res in ("hour", "day"):
+        assert store_view.became_active(zone, res) == len(active)
+    # the census knows every device with its newest record
+    newest = {}
+    for d in raw + raw_alerts:
+        ms = int(d["ts"].replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+        newest[d["device"]] = max(newest.get(d["device"], ms), ms)
+    for device, last in newest.items():
+        got = store_view.device(device)
+        assert got is not None and got["zone"] == zone, device
+        assert abs(got["last_seen_ms"] - last) < 10_000, device  # census resolution: 10 s
 
 
 def post_alert(stack, key, alert):
@@ -180,28 +190,30 @@ def consumer_metric(stack, name):
     return total
 
 
-def test_sigkill_of_a_consumer_mid_stream_loses_and_duplicates_nothing(stack, mongo_db):
+def test_sigkill_of_a_consumer_mid_stream_loses_and_duplicates_nothing(stack, store_view):
     stream = Stream(stack, f"crash-{uuid.uuid4().hex[:8]}", 20_000).start()
     stream.wait_sent(0.3)
     stack.kill("consumer-2", signal.SIGKILL)
     time.sleep(2)
     stack.start("consumer-2")
     stream.join()
-    assert_exactly_once(mongo_db, stream)
+    assert_exactly_once(store_view, stream)
 
 
-def test_store_stopped_for_ten_seconds_mid_stream(stack, mongo_db):
-    stream = Stream(stack, f"ferret-{uuid.uuid4().hex[:8]}", 20_000).start()
+@pytest.mark.parametrize("part", ["ferretdb", "postgres"])
+def test_store_stopped_for_ten_seconds_mid_stream(stack, store_view, part):
+    stream = Stream(stack, f"{part}-{uuid.uuid4().hex[:8]}", 20_000).start()
     stream.wait_sent(0.3)
-    stack.stop_service("ferretdb")
+    stack.stop_service(part)
     time.sleep(10)
-    stack.start_service("ferretdb")
+    stack.start_service(part)
     stream.join()
-    assert_exactly_once(mongo_db, stream)
+    assert_exactly_once(store_view, stream)
     assert wait_until(lambda: consumer_metric(stack, "pw_consumer_paused") == 0, 120)
 
 
-def test_kafka_node_stopped_mid_stream_alerts_still_accepted(stack, mongo_db):
+def test_kafka_node_stopped_mid_stream_alerts_still_accepted(stack, store_view):
+    mongo_db = store_view.db
     zone = f"broker-{uuid.uuid4().hex[:8]}"
     stream = Stream(stack, zone, 20_000).start()
     stream.wait_sent(0.3)
@@ -218,10 +230,10 @@ def test_kafka_node_stopped_mid_stream_alerts_still_accepted(stack, mongo_db):
     finally:
         stack.start_service("kafka-2")
     stream.join()
-    assert_exactly_once(mongo_db, stream)
+    assert_exactly_once(store_view, stream)
     alerts = wait_stored(mongo_db, "alerts", zone, len(alert_ids))
     assert sorted(alerts) == sorted(alert_ids)
-    assert_rollups_match(mongo_db, zone)
+    assert_rollups_match(store_view, zone)
 
 
 def _offsets(kafka_config):
@@ -246,30 +258,35 @@ def _committed(admin):
 
 
 def test_replay_from_earliest_adds_no_documents_and_leaves_rollups_unchanged(
-        stack, mongo_db, kafka_config):
+        stack, store_view, kafka_config):
+    mongo_db = store_view.db
     # some traffic of our own first, so the replay covers fresh records too
     stream = Stream(stack, f"replay-{uuid.uuid4().hex[:8]}", 2_000).start()
     stream.join()
-    assert_exactly_once(mongo_db, stream)
+    assert_exactly_once(store_view, stream)
     admin = AdminClient(kafka_config("admin"))
     marks = _offsets(kafka_config)
     assert wait_until(lambda: all(_committed(admin).get(tp, -1) >= hi
                                   for tp, (_, hi) in marks.items() if hi > 0), 300, 1.0)
 
+    def buckets(coll):
+        return sorted(
+            (d["_id"], d["hw"], d["count"],
+             sorted((c.zone, c.label, c.code, c.count, round(c.sum, 6)) for c in st.cells),
+             sorted((z.zone, z.count) for z in st.devices))
+            for res in ("hour", "day") for d, st in store_view.buckets(coll, res))
+
     def snapshot():
         return {
             "telemetry": mongo_db.telemetry.estimated_document_count(),
             "alerts": mongo_db.alerts.estimated_document_count(),
-            "devices": mongo_db.devices.estimated_document_count(),
-            "rollup_readings": sorted(
-                (b["_id"], b["hw"], b["count"],
-                 sorted((c["zone"], c["type"], c["count"], round(c["sum"], 6)) for c in b["cells"]))
-                for b in mongo_db.rollup_readings.find()),
-            "rollup_alerts": sorted(
-                (b["_id"], b["hw"], b["count"],
-                 sorted((c["zone"], c["severity"], c["code"], c["count"]) for c in b["cells"]))
-                for b in mongo_db.rollup_alerts.find()),
+            "ingest_tokens": mongo_db.ingest_tokens.estimated_document_count(),
+            "rollup_readings": buckets("rollup_readings"),
+            "rollup_alerts": buckets("rollup_alerts"),
             "rollup_device_day": sorted(b["_id"] for b in mongo_db.rollup_device_day.find()),
+            "census": sorted((tp, dev, e.zone, e.firmware, e.first_seen_ms, e.last_seen_ms)
+                             for tp, devs in store_view.census().items()
+                             for dev, e in devs.items()),
         }
 
     before = snapshot()

@@ -36,7 +36,7 @@ def empty_metrics(stack, mongo_client, tmp_path_factory):
     http_port, grpc_port = free_port(), free_port()
     log = tmp_path_factory.mktemp("metrics-empty") / "metrics.log"
     env = {**os.environ, "PW_BIND_ADDR": "127.0.0.1", "PW_HTTP_PORT": str(http_port),
-           "PW_GRPC_PORT": str(grpc_port), "PW_MONGO_URI": stack.mongo_uri, "PW_MONGO_DB": db_name,
+           "PW_GRPC_PORT": str(grpc_port), "PW_MONGO_URI": stack.mongo_uri_of("metrics"), "PW_MONGO_DB": db_name,
            "PW_INSTANCE": "metrics-empty-test", "PW_LOG_LEVEL": "info"}
     env.pop("PW_WWW_DIR", None)
     with open(log, "wb") as out:

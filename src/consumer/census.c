@@ -1,0 +1,248 @@
+/* census: device census states per partition shard — keys, folding,
+ * documents with their packed state (see census.h). */
+#include "census.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iot/v1/storage.pb-c.h"
+#include "pw_schema.h"
+#include "pw_store.h"
+
+static uint32_t census_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) {
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    }
+    return h;
+}
+
+int pwc_census_shard(const char *device)
+{
+    return (int)(census_hash(device) % PW_CENSUS_SHARDS);
+}
+
+void pwc_census_key(const char *topic, int32_t partition, int shard, char *out, size_t outlen)
+{
+    char tp[PWC_ORIGIN_LEN];
+    pwc_tp_key(topic, partition, tp, sizeof(tp));
+    snprintf(out, outlen, "%s|%d", tp, shard);
+}
+
+int pwc_census_init(pwc_census *c, const char *topic, int32_t partition, int shard)
+{
+    memset(c, 0, sizeof(*c));
+    pwc_census_key(topic, partition, shard, c->key, sizeof(c->key));
+    pwc_tp_key(topic, partition, c->tp, sizeof(c->tp));
+    c->shard = shard;
+    c->hw = -1;
+    c->stored_v = -1;
+    return 0;
+}
+
+void pwc_census_free(pwc_census *c)
+{
+    free(c->entries);
+    free(c->index);
+    c->entries = NULL;
+    c->index = NULL;
+    c->n = c->cap = c->nindex = 0;
+}
+
+static uint32_t *slot_of(const pwc_census *c, const char *device)
+{
+    size_t mask = c->nindex - 1;
+    for (size_t i = census_hash(device) & mask;; i = (i + 1) & mask) {
+        uint32_t v = c->index[i];
+        if (v == 0 || strcmp(c->entries[v - 1].device, device) == 0) {
+            return &c->index[i];
+        }
+    }
+}
+
+/* Keeps the index at most half full. 0 or -1. */
+static int index_grow(pwc_census *c)
+{
+    if (c->nindex && (c->n + 1) * 2 <= c->nindex) {
+        return 0;
+    }
+    size_t n = c->nindex ? c->nindex * 2 : 64;
+    uint32_t *idx = calloc(n, sizeof(*idx));
+    if (!idx) {
+        return -1;
+    }
+    free(c->index);
+    c->index = idx;
+    c->nindex = n;
+    for (size_t i = 0; i < c->n; i++) {
+        *slot_of(c, c->entries[i].device) = (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
+/* The entry of device, added empty (first_ms = INT64_MAX) when missing. */
+static pwc_census_entry *entry_get(pwc_census *c, const char *device)
+{
+    if (index_grow(c) != 0) {
+        return NULL;
+    }
+    uint32_t *slot = slot_of(c, device);
+    if (*slot) {
+        return &c->entries[*slot - 1];
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 32;
+        pwc_census_entry *e = realloc(c->entries, cap * sizeof(*e));
+        if (!e) {
+            return NULL;
+        }
+        c->entries = e;
+        c->cap = cap;
+    }
+    pwc_census_entry *e = &c->entries[c->n];
+    memset(e, 0, sizeof(*e));
+    snprintf(e->device, sizeof(e->device), "%s", device);
+    e->first_ms = INT64_MAX;
+    e->last_ms = INT64_MIN;
+    e->last_offset = -1;
+    e->unwritten = 1;
+    *slot = (uint32_t)(++c->n);
+    return e;
+}
+
+const pwc_census_entry *pwc_census_find(const pwc_census *c, const char *device)
+{
+    if (c->nindex == 0) {
+        return NULL;
+    }
+    uint32_t v = *slot_of(c, device);
+    return v ? &c->entries[v - 1] : NULL;
+}
+
+static int moved(int64_t now, int64_t written)
+{
+    int64_t d = now > written ? now - written : written - now;
+    return d >= PWC_CENSUS_RESOLUTION_MS;
+}
+
+int pwc_census_fold(pwc_census *c, const pwc_entry *e)
+{
+    if (e->offset <= c->hw) {
+        return 0;
+    }
+    const pwc_record *r = e->rec;
+    pwc_census_entry *d = entry_get(c, r->device);
+    if (!d) {
+        return -1;
+    }
+    c->hw = e->offset;
+    if (r->ts_ms < d->first_ms) {
+        d->first_ms = r->ts_ms;
+    }
+    if (r->ts_ms >= d->last_ms) {
+        if (strcmp(d->zone, r->zone) != 0 || strcmp(d->firmware, r->firmware) != 0) {
+            d->unwritten = 1;
+        }
+        d->last_ms = r->ts_ms;
+        d->last_offset = e->offset;
+        snprintf(d->zone, sizeof(d->zone), "%s", r->zone);
+        snprintf(d->firmware, sizeof(d->firmware), "%s", r->firmware);
+    }
+    if (d->unwritten || moved(d->first_ms, d->w_first_ms) || moved(d->last_ms, d->w_last_ms)) {
+        c->due = 1;
+    }
+    return 0;
+}
+
+void pwc_census_mark_written(pwc_census *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        c->entries[i].w_first_ms = c->entries[i].first_ms;
+        c->entries[i].w_last_ms = c->entries[i].last_ms;
+        c->entries[i].unwritten = 0;
+    }
+    c->due = 0;
+    c->stored = 1;
+    c->stored_v = c->hw;
+}
+
+int pwc_census_from_doc(pwc_census *c, const bson_t *doc)
+{
+    bson_iter_t it;
+    pwc_census_free(c);
+    c->hw = -1;
+    c->stored = doc != NULL;
+    c->stored_v = -1;
+    c->due = 0;
+    if (!doc) {
+        return 0;
+    }
+    if (bson_iter_init_find(&it, doc, PW_F_HW)) {
+        c->hw = bson_iter_as_int64(&it);
+    }
+    c->stored_v = c->hw;
+    if (bson_iter_init_find(&it, doc, PW_F_VERSION)) {
+        c->stored_v = bson_iter_as_int64(&it);
+    }
+    int bad = 0;
+    Iot__V1__DeviceCensus *m = (Iot__V1__DeviceCensus *)pw_store_unpack(
+        doc, PW_F_STATE, &iot__v1__device_census__descriptor, &bad);
+    int rc = bad ? -1 : 0;
+    for (size_t i = 0; m && rc == 0 && i < m->n_devices; i++) {
+        const Iot__V1__DeviceEntry *in = m->devices[i];
+        pwc_census_entry *d = entry_get(c, in->device_id);
+        if (!d) {
+            rc = -1;
+            break;
+        }
+        snprintf(d->zone, sizeof(d->zone), "%s", in->zone);
+        snprintf(d->firmware, sizeof(d->firmware), "%s", in->firmware);
+        d->first_ms = d->w_first_ms = in->first_seen_ms;
+        d->last_ms = d->w_last_ms = in->last_seen_ms;
+        d->unwritten = 0;
+    }
+    if (m) {
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+    }
+    return rc;
+}
+
+int pwc_census_doc(const pwc_census *c, int for_set, bson_t *doc)
+{
+    Iot__V1__DeviceEntry *items = calloc(c->n ? c->n : 1, sizeof(*items));
+    Iot__V1__DeviceEntry **ptrs = calloc(c->n ? c->n : 1, sizeof(*ptrs));
+    int rc = items && ptrs ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < c->n; i++) {
+        const pwc_census_entry *d = &c->entries[i];
+        iot__v1__device_entry__init(&items[i]);
+        items[i].device_id = (char *)d->device;
+        items[i].zone = (char *)d->zone;
+        items[i].firmware = (char *)d->firmware;
+        items[i].first_seen_ms = d->first_ms;
+        items[i].last_seen_ms = d->last_ms;
+        ptrs[i] = &items[i];
+    }
+    Iot__V1__DeviceCensus m = IOT__V1__DEVICE_CENSUS__INIT;
+    m.n_devices = c->n;
+    m.devices = ptrs;
+    bson_init(doc);
+    if (rc == 0) {
+        if (!for_set) {
+            BSON_APPEND_UTF8(doc, PW_F_ID, c->key);
+        }
+        BSON_APPEND_UTF8(doc, PW_F_TP, c->tp);
+        BSON_APPEND_INT32(doc, PW_F_SHARD, c->shard);
+        BSON_APPEND_INT64(doc, PW_F_HW, c->hw);
+        BSON_APPEND_INT64(doc, PW_F_VERSION, c->hw);
+        BSON_APPEND_INT64(doc, PW_F_COUNT, (int64_t)c->n);
+        rc = pw_store_append_packed(doc, PW_F_STATE, &m.base);
+    }
+    free(items);
+    free(ptrs);
+    if (rc != 0) {
+        bson_destroy(doc);
+    }
+    return rc;
+}
