@@ -222,8 +222,8 @@ static void buckets_settle(pwc_store *s, pwc_rollup_kind k, const guarded_item *
         bucket_cache_key(k, items[i].id, key, sizeof(key));
         pwc_rollup_state *st = pwc_cache_get(s->buckets, key);
         if (landed && st) {
+            st->stored_v = pwc_rollup_next_version(st);
             st->stored = 1;
-            st->stored_v = st->hw;
         } else {
             pwc_cache_remove(s->buckets, key);
         }

@@ -156,8 +156,14 @@ int pwc_census_fold(pwc_census *c, const pwc_entry *e)
     return 0;
 }
 
+int64_t pwc_census_next_version(const pwc_census *c)
+{
+    return c->stored && c->stored_v >= c->hw ? c->stored_v + 1 : c->hw;
+}
+
 void pwc_census_mark_written(pwc_census *c)
 {
+    int64_t v = pwc_census_next_version(c);
     for (size_t i = 0; i < c->n; i++) {
         c->entries[i].w_first_ms = c->entries[i].first_ms;
         c->entries[i].w_last_ms = c->entries[i].last_ms;
@@ -165,7 +171,7 @@ void pwc_census_mark_written(pwc_census *c)
     }
     c->due = 0;
     c->stored = 1;
-    c->stored_v = c->hw;
+    c->stored_v = v;
 }
 
 int pwc_census_from_doc(pwc_census *c, const bson_t *doc)
@@ -235,7 +241,7 @@ int pwc_census_doc(const pwc_census *c, int for_set, bson_t *doc)
         BSON_APPEND_UTF8(doc, PW_F_TP, c->tp);
         BSON_APPEND_INT32(doc, PW_F_SHARD, c->shard);
         BSON_APPEND_INT64(doc, PW_F_HW, c->hw);
-        BSON_APPEND_INT64(doc, PW_F_VERSION, c->hw);
+        BSON_APPEND_INT64(doc, PW_F_VERSION, pwc_census_next_version(c));
         BSON_APPEND_INT64(doc, PW_F_COUNT, (int64_t)c->n);
         rc = pw_store_append_packed(doc, PW_F_STATE, &m.base);
     }

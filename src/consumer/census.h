@@ -72,10 +72,16 @@ const pwc_census_entry *pwc_census_find(const pwc_census *c, const char *device)
  * 0, or -1 on ENOMEM (c unusable). */
 int pwc_census_fold(pwc_census *c, const pwc_entry *e);
 
-/* After c's document was written: entries as they are now are the written ones. */
+/* After c's document was written (with _v = pwc_census_next_version(c) as it
+ * was then): entries as they are now are the written ones. */
 void pwc_census_mark_written(pwc_census *c);
 
-/* The document for c with _v = c->hw: without _id when for_set. 0 or -1. */
+/* The _v the next write of c stores: its hw, or more when the stored
+ * version is already that high (versions only grow). */
+int64_t pwc_census_next_version(const pwc_census *c);
+
+/* The document for c with _v = pwc_census_next_version(c): without _id when
+ * for_set. 0 or -1. */
 int pwc_census_doc(const pwc_census *c, int for_set, bson_t *doc);
 
 #endif

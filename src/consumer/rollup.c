@@ -323,6 +323,11 @@ static int state_pb_fill(const pwc_rollup_state *s, state_pb *p)
     return 0;
 }
 
+int64_t pwc_rollup_next_version(const pwc_rollup_state *s)
+{
+    return s->stored && s->stored_v >= s->hw ? s->stored_v + 1 : s->hw;
+}
+
 int pwc_rollup_doc(pwc_rollup_kind k, pwc_rollup_res res, const pwc_rollup_group *g,
                    const pwc_entry *entries, const pwc_rollup_state *s, int for_set, bson_t *doc)
 {
@@ -347,7 +352,7 @@ int pwc_rollup_doc(pwc_rollup_kind k, pwc_rollup_res res, const pwc_rollup_group
     }
     BSON_APPEND_UTF8(doc, PW_F_TP, tp);
     BSON_APPEND_INT64(doc, PW_F_HW, s->hw);
-    BSON_APPEND_INT64(doc, PW_F_VERSION, s->hw);
+    BSON_APPEND_INT64(doc, PW_F_VERSION, pwc_rollup_next_version(s));
     BSON_APPEND_INT64(doc, PW_F_COUNT, s->count);
     state_pb p;
     if (state_pb_fill(s, &p) != 0) {

@@ -96,8 +96,13 @@ int pwc_rollup_state_from_doc(pwc_rollup_kind k, const bson_t *doc, pwc_rollup_s
 long pwc_rollup_fold(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_rollup_group *g,
                      const pwc_entry *entries);
 
+/* The _v the next write of s stores: its hw, or more when the stored
+ * version is already that high (versions only grow). */
+int64_t pwc_rollup_next_version(const pwc_rollup_state *s);
+
 /* The bucket document for state s (fields of the group's first entry), with
- * _v = s->hw: without _id when for_set (the body of a $set), else with it.
+ * _v = pwc_rollup_next_version(s): without _id when for_set (the body of a
+ * $set), else with it.
  * 0, or -1 (ENOMEM). The caller destroys doc. */
 int pwc_rollup_doc(pwc_rollup_kind k, pwc_rollup_res res, const pwc_rollup_group *g,
                    const pwc_entry *entries, const pwc_rollup_state *s, int for_set, bson_t *doc);

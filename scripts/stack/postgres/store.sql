@@ -18,7 +18,7 @@
 --    reports a write error, which the writer treats as a lost race.
 --
 -- psql variables: consumer_role, metrics_role, consumer_password,
--- metrics_password, dbname.
+-- metrics_password, dbname. The administrator (the cluster's superuser) runs it.
 
 SELECT format('CREATE ROLE %I LOGIN', :'consumer_role')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'consumer_role') \gexec
@@ -31,8 +31,11 @@ ALTER DATABASE :"dbname" OWNER TO :"consumer_role";
 REVOKE ALL ON DATABASE :"dbname" FROM PUBLIC;
 GRANT CONNECT ON DATABASE :"dbname" TO :"metrics_role";
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
--- read access to every schema and table the consumer creates from now on
+-- read access to every schema and table the consumer creates from now on;
+-- tables the administrator creates (tests, benchmarks) are the consumer's too
 ALTER DEFAULT PRIVILEGES FOR ROLE :"consumer_role" GRANT SELECT ON TABLES TO :"metrics_role";
+ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO :"metrics_role";
+ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO :"consumer_role";
 
 CREATE OR REPLACE FUNCTION plantwatch_grant_schema_usage() RETURNS event_trigger
 LANGUAGE plpgsql AS $fn$
@@ -42,6 +45,8 @@ BEGIN
     FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE command_tag = 'CREATE SCHEMA' LOOP
         EXECUTE format('GRANT USAGE ON SCHEMA %s TO %I', r.object_identity,
                        current_setting('plantwatch.metrics_role'));
+        EXECUTE format('GRANT USAGE, CREATE ON SCHEMA %s TO %I', r.object_identity,
+                       current_setting('plantwatch.consumer_role'));
     END LOOP;
 END
 $fn$;
@@ -98,3 +103,4 @@ DROP EVENT TRIGGER IF EXISTS plantwatch_grant_schema_usage;
 CREATE EVENT TRIGGER plantwatch_grant_schema_usage ON ddl_command_end
     WHEN TAG IN ('CREATE SCHEMA') EXECUTE FUNCTION plantwatch_grant_schema_usage();
 ALTER DATABASE :"dbname" SET plantwatch.metrics_role = :'metrics_role';
+ALTER DATABASE :"dbname" SET plantwatch.consumer_role = :'consumer_role';
