@@ -6,9 +6,9 @@
 #define PW_SCHEMA_H
 
 /* ---- collections --------------------------------------------------------- */
-#define PW_COLL_TELEMETRY "telemetry"          /* raw readings */
-#define PW_COLL_ALERTS "alerts"                /* raw alerts (their own dedupe gate) */
-#define PW_COLL_TOKENS "ingest_tokens"         /* dedupe gate of readings */
+#define PW_COLL_TELEMETRY "telemetry"  /* raw readings */
+#define PW_COLL_ALERTS "alerts"        /* raw alerts (their own dedupe gate) */
+#define PW_COLL_TOKENS "ingest_tokens" /* dedupe gate of readings */
 #define PW_COLL_ROLLUP_READINGS "rollup_readings"
 #define PW_COLL_ROLLUP_ALERTS "rollup_alerts"
 #define PW_COLL_DEVICE_DAY "rollup_device_day" /* presence: device active on a day */
@@ -17,10 +17,10 @@
 
 /* ---- fields shared by several documents ---------------------------------- */
 #define PW_F_ID "_id"
-#define PW_F_VERSION "_v"    /* raised by every update (guarded writes) */
-#define PW_F_HW "hw"         /* highest partition offset folded into the state */
-#define PW_F_TP "tp"         /* "<topic>:<partition>" */
-#define PW_F_STATE "state"   /* BSON binary: packed iot.v1 storage message */
+#define PW_F_VERSION "_v"  /* raised by every update (guarded writes) */
+#define PW_F_HW "hw"       /* highest partition offset folded into the state */
+#define PW_F_TP "tp"       /* "<topic>:<partition>" */
+#define PW_F_STATE "state" /* BSON binary: packed iot.v1 storage message */
 #define PW_F_COUNT "count"
 #define PW_F_ORIGIN "origin" /* "<topic>:<partition>:<offset>" that stored it */
 

@@ -144,10 +144,10 @@ void pw_store_plan_check(pw_store_plans *p, mongoc_collection_t *coll, const bso
                                           : "unknown",
                             "whole", whole),
                   "%s %s (%s): %s", name, shape, purpose,
-                  !ok            ? e.message
-                  : served == 1  ? "served by the server's filter"
-                  : whole        ? "reads the whole collection by design"
-                                 : "SCANS the collection");
+                  !ok           ? e.message
+                  : served == 1 ? "served by the server's filter"
+                  : whole       ? "reads the whole collection by design"
+                                : "SCANS the collection");
 }
 
 int pw_store_append_packed(bson_t *doc, const char *field, const ProtobufCMessage *m)

@@ -98,8 +98,8 @@ static pwc_guard_outcome guarded_write(pwc_store *s, mongoc_database_t *db, cons
     if (failed && !upd.conflict && !ins.conflict && err[0] == '\0') {
         snprintf(err, errlen, "%s: write error", coll_name);
     }
-    pwc_guard_outcome o = pwc_guard_outcome_of(expected, upd.n_matched, dups,
-                                               upd.conflict || ins.conflict, failed);
+    pwc_guard_outcome o =
+        pwc_guard_outcome_of(expected, upd.n_matched, dups, upd.conflict || ins.conflict, failed);
     if (o == PWC_GUARD_LOST) {
         pw_log(PW_LOG_INFO, "write_conflict",
                "%s: a guarded write lost a race (%lld of %zu updates matched, %zu inserts "
@@ -199,8 +199,8 @@ static int buckets_fold(pwc_store *s, pwc_rollup_kind k, pwc_rollup_res res,
             continue;
         }
         guarded_item *it = &items[*nitems];
-        if (counted < 0 || pwc_rollup_doc(k, res, &g->items[i], entries, st, st->stored,
-                                          &it->doc) != 0) {
+        if (counted < 0 ||
+            pwc_rollup_doc(k, res, &g->items[i], entries, st, st->stored, &it->doc) != 0) {
             snprintf(err, errlen, "%s: out of memory", pwc_rollup_collection(k));
             return -1;
         }
@@ -249,9 +249,9 @@ static pwc_guard_outcome rollups_attempt(pwc_store *s, mongoc_database_t *db, pw
     for (int r = 0; rc == 0 && r < PWC_ROLLUP_RESOLUTIONS; r++) {
         rc = buckets_fold(s, k, (pwc_rollup_res)r, &g[r], entries, items, &nitems, err, errlen);
     }
-    pwc_guard_outcome o = rc == 0 ? guarded_write(s, db, pwc_rollup_collection(k), items, nitems,
-                                                  err, errlen)
-                                  : PWC_GUARD_FAILED;
+    pwc_guard_outcome o =
+        rc == 0 ? guarded_write(s, db, pwc_rollup_collection(k), items, nitems, err, errlen)
+                : PWC_GUARD_FAILED;
     buckets_settle(s, k, items, nitems, o == PWC_GUARD_LANDED);
     if (rc != 0) {
         /* states folded before the failure are ahead of the store */

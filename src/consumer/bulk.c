@@ -174,9 +174,8 @@ int pwc_insert_docs(pwc_store *s, mongoc_database_t *db, const char *coll_name,
     return rc;
 }
 
-static int find_one_id(pwc_store *s, mongoc_collection_t *coll, const char *id,
-                       const bson_t *opts, pwc_found_fn fn, void *ctx, const char *purpose,
-                       char *err, size_t errlen)
+static int find_one_id(pwc_store *s, mongoc_collection_t *coll, const char *id, const bson_t *opts,
+                       pwc_found_fn fn, void *ctx, const char *purpose, char *err, size_t errlen)
 {
     bson_t filter = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&filter, PW_F_ID, id);
@@ -197,9 +196,9 @@ static int find_one_id(pwc_store *s, mongoc_collection_t *coll, const char *id,
     return rc;
 }
 
-int pwc_find_ids(pwc_store *s, mongoc_database_t *db, const char *coll_name,
-                 const char *const *ids, size_t n, const char *field, pwc_found_fn fn, void *ctx,
-                 const char *purpose, char *err, size_t errlen)
+int pwc_find_ids(pwc_store *s, mongoc_database_t *db, const char *coll_name, const char *const *ids,
+                 size_t n, const char *field, pwc_found_fn fn, void *ctx, const char *purpose,
+                 char *err, size_t errlen)
 {
     if (n == 0) {
         return 0;

@@ -30,9 +30,9 @@ typedef struct {
     char zone[PW_MAX_ZONE_LEN + 1];
     char firmware[PW_MAX_FIRMWARE_LEN + 1];
     int64_t first_ms, last_ms;
-    int64_t last_offset;       /* offset of the newest record (tie-break) */
+    int64_t last_offset;           /* offset of the newest record (tie-break) */
     int64_t w_first_ms, w_last_ms; /* as last written (or read) */
-    int unwritten;             /* new, or zone / firmware changed since written */
+    int unwritten;                 /* new, or zone / firmware changed since written */
 } pwc_census_entry;
 
 /* One (partition, shard) document's state; owns its entries. */

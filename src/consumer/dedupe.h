@@ -35,9 +35,9 @@ size_t pwc_dedupe_gate(pwc_entry *entries, size_t n, const int *gate, pwc_settle
 int pwc_dedupe_is_own(const pwc_entry *e, const char *stored_origin);
 
 typedef enum {
-    PWC_GUARD_LANDED = 0,   /* every write landed */
-    PWC_GUARD_LOST = 1,     /* at least one lost a race: re-read and re-fold */
-    PWC_GUARD_FAILED = 2,   /* the store failed: retry the batch */
+    PWC_GUARD_LANDED = 0, /* every write landed */
+    PWC_GUARD_LOST = 1,   /* at least one lost a race: re-read and re-fold */
+    PWC_GUARD_FAILED = 2, /* the store failed: retry the batch */
 } pwc_guard_outcome;
 
 /* The outcome of a guarded write command: `expected` guarded updates sent,

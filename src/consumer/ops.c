@@ -36,9 +36,9 @@ int pwc_ops_init(pwc_ops *o, pwc_store *store)
         latency_bounds, sizeof(latency_bounds) / sizeof(*latency_bounds));
     o->store_errors = pw_prom_counter(o->prom, "pw_consumer_store_errors_total",
                                       "Failed store writes (retried)", NULL);
-    o->bucket_reads =
-        pw_prom_counter(o->prom, "pw_consumer_bucket_reads_total",
-                        "Bucket and census documents read from the store before being written", NULL);
+    o->bucket_reads = pw_prom_counter(
+        o->prom, "pw_consumer_bucket_reads_total",
+        "Bucket and census documents read from the store before being written", NULL);
     o->conflicts = pw_prom_counter(
         o->prom, "pw_consumer_write_conflicts_total",
         "Guarded bucket or census writes that lost a race to another writer (read again and "

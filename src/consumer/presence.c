@@ -65,8 +65,8 @@ static void presence_doc(const pwc_entry *e, bson_t *doc)
     BSON_APPEND_UTF8(doc, PW_F_ORIGIN, origin);
 }
 
-static int presence_insert(pwc_store *s, mongoc_database_t *db, const pwc_entry *entries,
-                           size_t n, presence_key *keys, size_t m, char *err, size_t errlen)
+static int presence_insert(pwc_store *s, mongoc_database_t *db, const pwc_entry *entries, size_t n,
+                           presence_key *keys, size_t m, char *err, size_t errlen)
 {
     size_t *owners = malloc(m * sizeof(size_t));
     int *state = calloc(n, sizeof(int));
@@ -141,8 +141,8 @@ static int presence_resolve(pwc_store *s, mongoc_database_t *db, pwc_entry *entr
         }
     }
     owner_ctx c = {entries, n};
-    int rc = pwc_find_ids(s, db, PW_COLL_DEVICE_DAY, ids, u, PW_F_ORIGIN, presence_origin_seen,
-                          &c, "presence origin", err, errlen);
+    int rc = pwc_find_ids(s, db, PW_COLL_DEVICE_DAY, ids, u, PW_F_ORIGIN, presence_origin_seen, &c,
+                          "presence origin", err, errlen);
     free(ids);
     return rc;
 }

@@ -60,8 +60,8 @@ int pwc_progress_read(pwc_store *s, mongoc_database_t *db, pwc_progress_set *p, 
     return rc;
 }
 
-static int progress_write(pwc_store *s, mongoc_database_t *db, const pwc_progress_set *p,
-                          char *err, size_t errlen)
+static int progress_write(pwc_store *s, mongoc_database_t *db, const pwc_progress_set *p, char *err,
+                          size_t errlen)
 {
     mongoc_collection_t *coll = mongoc_database_get_collection(db, PW_COLL_PROGRESS);
     pwc_update_batch ub;

@@ -105,8 +105,7 @@ static void crash_if(const pwc_store *s, pwc_store_fault point)
  * duplicate _id here (the document is there already, e.g. restored by
  * another delivery) is harmless. */
 static int insert_new_readings(pwc_store *s, mongoc_database_t *db, pwc_entry *entries, size_t n,
-                               size_t *sel, size_t nsel, const int *gate, char *err,
-                               size_t errlen)
+                               size_t *sel, size_t nsel, const int *gate, char *err, size_t errlen)
 {
     size_t m = 0;
     for (size_t i = 0; i < nsel; i++) {
@@ -158,8 +157,7 @@ static int reading_stored(pwc_store *s, mongoc_collection_t *coll, const pwc_ent
     BSON_APPEND_UTF8(&filter, PW_F_META "." PW_F_DEVICE, e->rec->device);
     BSON_APPEND_DATE_TIME(&filter, PW_F_TS, e->rec->ts_ms);
     pw_store_plan_check(s->plans, coll, &filter, "raw reading restore check", PW_QUERY_FILTERED);
-    bson_t *opts = BCON_NEW("projection", "{", PW_F_ID, BCON_INT32(1), "}", "limit",
-                            BCON_INT64(1));
+    bson_t *opts = BCON_NEW("projection", "{", PW_F_ID, BCON_INT32(1), "}", "limit", BCON_INT64(1));
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, opts, NULL);
     const bson_t *doc;
     int found = mongoc_cursor_next(cur, &doc) ? 1 : 0;

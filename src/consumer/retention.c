@@ -76,8 +76,8 @@ static int mark_swept(mongoc_database_t *db, const char *coll, int64_t until, ch
 }
 
 /* Deletes the documents of each hour in [from, to). */
-static int64_t sweep_hours(pwc_store *s, mongoc_database_t *db, const sweep_target *t,
-                           int64_t from, int64_t to, char *err, size_t errlen)
+static int64_t sweep_hours(pwc_store *s, mongoc_database_t *db, const sweep_target *t, int64_t from,
+                           int64_t to, char *err, size_t errlen)
 {
     mongoc_collection_t *c = mongoc_database_get_collection(db, t->coll);
     int64_t deleted = 0;
@@ -99,8 +99,8 @@ static int64_t sweep_hours(pwc_store *s, mongoc_database_t *db, const sweep_targ
     return deleted;
 }
 
-static int64_t sweep_one(pwc_store *s, mongoc_database_t *db, const sweep_target *t,
-                         int64_t now_ms, char *err, size_t errlen)
+static int64_t sweep_one(pwc_store *s, mongoc_database_t *db, const sweep_target *t, int64_t now_ms,
+                         char *err, size_t errlen)
 {
     int failed = 0;
     int64_t cutoff = pw_time_hour_start(now_ms - t->ttl_ms);

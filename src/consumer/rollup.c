@@ -26,9 +26,8 @@ int pwc_rollup_key(pwc_rollup_kind k, pwc_rollup_res res, const pwc_entry *e, ch
     }
     char tp[PWC_ORIGIN_LEN];
     pwc_tp_key(e->topic, e->partition, tp, sizeof(tp));
-    int n = res == PWC_RES_HOUR
-                ? snprintf(out, outlen, "h|%lld|%s", (long long)e->rec->hour_ms, tp)
-                : snprintf(out, outlen, "d|%s|%s", e->rec->day, tp);
+    int n = res == PWC_RES_HOUR ? snprintf(out, outlen, "h|%lld|%s", (long long)e->rec->hour_ms, tp)
+                                : snprintf(out, outlen, "d|%s|%s", e->rec->day, tp);
     return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
 }
 

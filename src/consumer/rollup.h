@@ -76,9 +76,9 @@ typedef struct {
 
 /* The state of one bucket document; owns its cells. */
 typedef struct {
-    int stored;     /* the store holds a version of this document */
+    int stored;       /* the store holds a version of this document */
     int64_t stored_v; /* its _v (the guard of the next write) */
-    int64_t hw;     /* highest offset counted, -1 when none */
+    int64_t hw;       /* highest offset counted, -1 when none */
     int64_t count;
     pwc_rollup_cells cells;   /* records per (zone, type) / (zone, severity, code) */
     pwc_rollup_cells devices; /* devices that became active, per zone (count only) */

@@ -143,8 +143,7 @@ static void origin_seen(void *vctx, const char *token, const bson_t *doc)
 /* Uncertain duplicates of one kind: contribute when their gate's stored
  * origin is their own position; own readings get a missing raw document. */
 static int resolve_kind(pwc_store *s, mongoc_database_t *db, pwc_entry *entries,
-                        const size_t *uncertain, size_t nu, pwc_kind kind, char *err,
-                        size_t errlen)
+                        const size_t *uncertain, size_t nu, pwc_kind kind, char *err, size_t errlen)
 {
     size_t *sel = malloc((nu ? nu : 1) * sizeof(size_t));
     const char **ids = malloc((nu ? nu : 1) * sizeof(char *));
@@ -231,8 +230,8 @@ static void log_timing(const step_timer *st, size_t n)
 }
 
 /* Raw and gate inserts, contributions, presence, rollups, census, progress. */
-static int write_steps(pwc_store *s, mongoc_database_t *db, pwc_entry *entries, size_t n,
-                       int *gate, pwc_progress_set *prog, char *err, size_t errlen)
+static int write_steps(pwc_store *s, mongoc_database_t *db, pwc_entry *entries, size_t n, int *gate,
+                       pwc_progress_set *prog, char *err, size_t errlen)
 {
     step_timer st = {{0}, 0};
     step(&st);

@@ -112,9 +112,9 @@ typedef void (*pwc_found_fn)(void *ctx, const char *id, const bson_t *doc);
  * (pushed down by FerretDB, the _id index on MongoDB), projecting field
  * (NULL: whole documents). purpose names the call site in plan checks and
  * errors. 0 or -1 with err. */
-int pwc_find_ids(pwc_store *s, mongoc_database_t *db, const char *coll_name,
-                 const char *const *ids, size_t n, const char *field, pwc_found_fn fn, void *ctx,
-                 const char *purpose, char *err, size_t errlen);
+int pwc_find_ids(pwc_store *s, mongoc_database_t *db, const char *coll_name, const char *const *ids,
+                 size_t n, const char *field, pwc_found_fn fn, void *ctx, const char *purpose,
+                 char *err, size_t errlen);
 
 /* ---- raw.c ------------------------------------------------------------------ */
 

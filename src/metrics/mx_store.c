@@ -25,7 +25,8 @@ mx_store *mx_store_new(const char *db, unsigned pool_max, int explain, char *err
         mongoc_uri_set_appname(uri, "plantwatch-metrics");
     }
     mx_store *s = calloc(1, sizeof(*s));
-    if (s == NULL || (s->db = strdup(db)) == NULL || (s->plans = pw_store_plans_new(explain)) == NULL) {
+    if (s == NULL || (s->db = strdup(db)) == NULL ||
+        (s->plans = pw_store_plans_new(explain)) == NULL) {
         if (s != NULL) {
             free(s->db);
         }
@@ -79,7 +80,8 @@ mongoc_collection_t *mx_store_collection(mx_store *s, mongoc_client_t *c, const 
 void mx_store_check(mx_store *s, mongoc_collection_t *coll, const bson_t *filter,
                     const char *purpose, int whole)
 {
-    pw_store_plan_check(s->plans, coll, filter, purpose, whole ? PW_QUERY_WHOLE : PW_QUERY_FILTERED);
+    pw_store_plan_check(s->plans, coll, filter, purpose,
+                        whole ? PW_QUERY_WHOLE : PW_QUERY_FILTERED);
 }
 
 int mx_store_ping(void *store, char *why, size_t whylen)

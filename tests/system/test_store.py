@@ -5,6 +5,8 @@ state cannot roll back — neither through the guard in its filter nor through
 FerretDB's read-then-write update, which PostgreSQL refuses when `_v` does
 not grow. The consumer's own lost race is forced here too: it must read the
 bucket again, fold again and count everything once."""
+import os
+import subprocess
 import time
 import uuid
 
@@ -137,3 +139,19 @@ def test_consumer_that_loses_a_race_reads_again_and_counts_once(stack, store_vie
     after = coll.find_one({"_id": doc["_id"]})
     assert after["_v"] > doc["_v"] + 1_000_000 and after["hw"] > doc["hw"]
     assert store_view.db.telemetry.count_documents({"zone": zone}) == 2
+
+
+def test_up_refuses_a_state_directory_of_the_sqlite_layout(stack, tmp_path):
+    """A state directory written by the previous layout is detected before
+    anything starts, and the user is told exactly what to run."""
+    state = tmp_path / "old-state"
+    (state / "ferretdb" / "data").mkdir(parents=True)
+    (state / "ferretdb" / "data" / "plantwatch.sqlite").write_bytes(b"SQLite format 3\0")
+    env = dict(os.environ, PW_STATE=str(state))
+    r = subprocess.run([str(stack.root / "plantwatch"), "up"], env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "previous layout (FerretDB on SQLite" in r.stdout
+    assert f"./plantwatch down && rm -rf '{state}/ferretdb'" in r.stdout
+    assert not (state / "pids").exists() or not any((state / "pids").iterdir())
+    assert not (state / "postgres").exists()
