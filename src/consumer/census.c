@@ -51,10 +51,21 @@ void pwc_census_free(pwc_census *c)
     c->n = c->cap = c->nindex = 0;
 }
 
+/* The index's start slot: the shard hash mixed (all devices of one shard
+ * share its low bits). */
+static size_t index_start(const char *device)
+{
+    uint32_t h = census_hash(device);
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    return h;
+}
+
 static uint32_t *slot_of(const pwc_census *c, const char *device)
 {
     size_t mask = c->nindex - 1;
-    for (size_t i = census_hash(device) & mask;; i = (i + 1) & mask) {
+    for (size_t i = index_start(device) & mask;; i = (i + 1) & mask) {
         uint32_t v = c->index[i];
         if (v == 0 || strcmp(c->entries[v - 1].device, device) == 0) {
             return &c->index[i];

@@ -16,6 +16,9 @@ void mx_window(int64_t now_ms, uint32_t hours, int64_t *from_ms, int64_t *to_ms)
 size_t mx_window_days(int64_t from_ms, int64_t to_ms, mx_day_span *out, size_t max)
 {
     size_t n = 0;
+    if (from_ms >= to_ms) {
+        return 0;
+    }
     for (int64_t d = pw_time_day_start(from_ms); d < to_ms && n < max; d += PW_DAY_MS) {
         pw_time_utc_day(d, out[n].day);
         out[n].start_ms = d;

@@ -1,5 +1,6 @@
-/* Unit tests for mx_calc: window bounds in hour buckets, the trend's days,
- * merging hour buckets, top codes and firmware shares. */
+/* Unit tests for mx_calc: window bounds in hour buckets, the UTC days a
+ * window touches (whole or in part), the trend's days, merging hour buckets,
+ * top codes and firmware shares. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -175,10 +176,90 @@ static void firmware_newest_first_with_shares(void **state)
     protobuf_c_message_free_unpacked(&r->base, NULL);
 }
 
+#define DAY_25 1795564800000LL /* 2026-11-25T00:00:00Z */
+
+static void assert_span(const mx_day_span *d, const char *day, int64_t start_ms, int full)
+{
+    assert_string_equal(d->day, day);
+    assert_int_equal(d->start_ms, start_ms);
+    assert_int_equal(d->full, full);
+}
+
+static void window_days_mark_whole_days(void **state)
+{
+    (void)state;
+    mx_day_span d[MX_WINDOW_DAYS_MAX];
+    /* 10:00 on the 24th to 10:00 on the 26th: part, whole, part */
+    size_t n = mx_window_days(HOUR_10 - PW_DAY_MS, HOUR_10 + PW_DAY_MS, d, MX_WINDOW_DAYS_MAX);
+    assert_int_equal(n, 3);
+    assert_span(&d[0], "2026-11-24", DAY_25 - PW_DAY_MS, 0);
+    assert_span(&d[1], "2026-11-25", DAY_25, 1);
+    assert_span(&d[2], "2026-11-26", DAY_25 + PW_DAY_MS, 0);
+
+    /* on day boundaries: whole days only; the end is exclusive */
+    n = mx_window_days(DAY_25, DAY_25 + 2 * PW_DAY_MS, d, MX_WINDOW_DAYS_MAX);
+    assert_int_equal(n, 2);
+    assert_span(&d[0], "2026-11-25", DAY_25, 1);
+    assert_span(&d[1], "2026-11-26", DAY_25 + PW_DAY_MS, 1);
+    n = mx_window_days(DAY_25, DAY_25 + PW_DAY_MS, d, MX_WINDOW_DAYS_MAX);
+    assert_int_equal(n, 1);
+    assert_span(&d[0], "2026-11-25", DAY_25, 1);
+    /* one millisecond short of a whole day, at either end */
+    n = mx_window_days(DAY_25 + 1, DAY_25 + PW_DAY_MS, d, MX_WINDOW_DAYS_MAX);
+    assert_int_equal(n, 1);
+    assert_span(&d[0], "2026-11-25", DAY_25, 0);
+    n = mx_window_days(DAY_25, DAY_25 + PW_DAY_MS - 1, d, MX_WINDOW_DAYS_MAX);
+    assert_int_equal(n, 1);
+    assert_span(&d[0], "2026-11-25", DAY_25, 0);
+    /* 23:00 on the 24th to midnight of the 26th: part, whole */
+    n = mx_window_days(DAY_25 - PW_HOUR_MS, DAY_25 + PW_DAY_MS, d, MX_WINDOW_DAYS_MAX);
+    assert_int_equal(n, 2);
+    assert_span(&d[0], "2026-11-24", DAY_25 - PW_DAY_MS, 0);
+    assert_span(&d[1], "2026-11-25", DAY_25, 1);
+
+    /* the 24 h window of mx_window: 25 hours over two days, neither whole */
+    int64_t from, to;
+    mx_window(NOW_MS, 24, &from, &to);
+    n = mx_window_days(from, to, d, MX_WINDOW_DAYS_MAX);
+    assert_int_equal(n, 2);
+    assert_span(&d[0], "2026-11-24", DAY_25 - PW_DAY_MS, 0);
+    assert_span(&d[1], "2026-11-25", DAY_25, 0);
+
+    /* the 720 h window: 31 days, the first and the last in part */
+    mx_window(NOW_MS, 720, &from, &to);
+    n = mx_window_days(from, to, d, MX_WINDOW_DAYS_MAX);
+    assert_int_equal(n, 31);
+    assert_span(&d[0], "2026-10-26", DAY_25 - 30 * PW_DAY_MS, 0);
+    assert_span(&d[30], "2026-11-25", DAY_25, 0);
+    for (size_t i = 1; i < 30; i++) {
+        assert_int_equal(d[i].start_ms, d[0].start_ms + (int64_t)i * PW_DAY_MS);
+        assert_int_equal(d[i].full, 1);
+    }
+    assert_string_equal(d[6].day, "2026-11-01"); /* across the month */
+
+    /* at most max, oldest first */
+    n = mx_window_days(from, to, d, 2);
+    assert_int_equal(n, 2);
+    assert_span(&d[0], "2026-10-26", DAY_25 - 30 * PW_DAY_MS, 0);
+    assert_span(&d[1], "2026-10-27", DAY_25 - 29 * PW_DAY_MS, 1);
+    assert_int_equal(mx_window_days(from, to, d, 0), 0);
+
+    /* across a year */
+    int64_t jan1 = 1798761600000LL; /* 2027-01-01T00:00:00Z */
+    n = mx_window_days(jan1 - 12 * PW_HOUR_MS, jan1 + PW_DAY_MS, d, MX_WINDOW_DAYS_MAX);
+    assert_int_equal(n, 2);
+    assert_span(&d[0], "2026-12-31", jan1 - PW_DAY_MS, 0);
+    assert_span(&d[1], "2027-01-01", jan1, 1);
+    /* an empty or reversed window touches no day */
+    assert_int_equal(mx_window_days(HOUR_10, HOUR_10, d, MX_WINDOW_DAYS_MAX), 0);
+    assert_int_equal(mx_window_days(HOUR_10 + 1, HOUR_10, d, MX_WINDOW_DAYS_MAX), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(window_is_whole_hour_buckets),
+        cmocka_unit_test(window_days_mark_whole_days),
         cmocka_unit_test(trend_has_seven_days_oldest_first),
         cmocka_unit_test(buckets_merge_into_zone_stats),
         cmocka_unit_test(negative_temperatures_keep_min_max),

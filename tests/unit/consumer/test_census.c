@@ -1,0 +1,445 @@
+/* Unit tests for census: the device census per (partition, shard) — shard
+ * and _id, folding deliveries (newest record wins zone and firmware, ties go
+ * to the later offset, first seen is the oldest, offsets at or below hw are
+ * ignored), when a write is due (resolution, new devices, zone or firmware
+ * changes), the versions written, the document → state round trip and
+ * growth to thousands of devices. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "census.h"
+#include "iot/v1/storage.pb-c.h"
+#include "pw_schema.h"
+
+#define T0 1795600800000LL /* 2026-11-25T10:00:00Z */
+#define RES PWC_CENSUS_RESOLUTION_MS
+
+/* Folds one delivery of device at (ts, offset) on sensor-telemetry:0. */
+static int fold(pwc_census *c, const char *device, const char *zone, const char *firmware,
+                int64_t ts, int64_t offset)
+{
+    pwc_record r;
+    memset(&r, 0, sizeof(r));
+    r.kind = PWC_READING;
+    snprintf(r.device, sizeof(r.device), "%s", device);
+    snprintf(r.zone, sizeof(r.zone), "%s", zone);
+    snprintf(r.firmware, sizeof(r.firmware), "%s", firmware);
+    r.ts_ms = ts;
+    pwc_entry e = {&r, "sensor-telemetry", 0, offset, 1, 0};
+    return pwc_census_fold(c, &e);
+}
+
+static const pwc_census_entry *must_find(const pwc_census *c, const char *device)
+{
+    const pwc_census_entry *d = pwc_census_find(c, device);
+    if (d == NULL) {
+        fail_msg("device %s not in the census", device);
+    }
+    return d;
+}
+
+static void assert_entry(const pwc_census *c, const char *device, const char *zone,
+                         const char *firmware, int64_t first_ms, int64_t last_ms)
+{
+    const pwc_census_entry *d = must_find(c, device);
+    assert_string_equal(d->device, device);
+    assert_string_equal(d->zone, zone);
+    assert_string_equal(d->firmware, firmware);
+    assert_int_equal(d->first_ms, first_ms);
+    assert_int_equal(d->last_ms, last_ms);
+}
+
+/* FNV-1a, 32 bits, written out independently of census.c. */
+static uint32_t fnv1a(const char *s)
+{
+    uint32_t h = 0x811c9dc5u;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        h ^= *p;
+        h *= 0x01000193u;
+    }
+    return h;
+}
+
+static int64_t i64_of(const bson_t *doc, const char *key)
+{
+    bson_iter_t it;
+    assert_true(bson_iter_init_find(&it, doc, key));
+    return bson_iter_as_int64(&it);
+}
+
+static const char *utf8_of(const bson_t *doc, const char *key)
+{
+    bson_iter_t it;
+    assert_true(bson_iter_init_find(&it, doc, key));
+    assert_true(BSON_ITER_HOLDS_UTF8(&it));
+    return bson_iter_utf8(&it, NULL);
+}
+
+static void test_shard_and_key(void **state)
+{
+    (void)state;
+    /* FNV-1a("") is the offset basis: 2166136261 % 16 = 5 */
+    assert_int_equal(pwc_census_shard(""), 5);
+    assert_int_equal(pwc_census_shard("a"), (int)(0xe40c292cu % PW_CENSUS_SHARDS));
+    int seen[PW_CENSUS_SHARDS] = {0};
+    char id[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof(id), "dev-%04d", i);
+        int s = pwc_census_shard(id);
+        assert_in_range(s, 0, PW_CENSUS_SHARDS - 1);
+        assert_int_equal(s, (int)(fnv1a(id) % PW_CENSUS_SHARDS));
+        seen[s]++;
+    }
+    for (int s = 0; s < PW_CENSUS_SHARDS; s++) {
+        assert_true(seen[s] > 0); /* 1000 ids reach every shard */
+    }
+
+    char key[PWC_CENSUS_KEY_LEN];
+    pwc_census_key("sensor-telemetry", 2, 7, key, sizeof(key));
+    assert_string_equal(key, "sensor-telemetry:2|7");
+    pwc_census_key("plant.alerts", 0, 15, key, sizeof(key));
+    assert_string_equal(key, "plant_alerts:0|15");
+
+    pwc_census c;
+    assert_int_equal(pwc_census_init(&c, "sensor-alerts", 1, 12), 0);
+    assert_string_equal(c.key, "sensor-alerts:1|12");
+    assert_string_equal(c.tp, "sensor-alerts:1");
+    assert_int_equal(c.shard, 12);
+    assert_int_equal(c.hw, -1);
+    assert_int_equal(c.stored, 0);
+    assert_int_equal(c.stored_v, -1);
+    assert_int_equal(c.due, 0);
+    assert_int_equal(c.n, 0);
+    assert_null(pwc_census_find(&c, "dev-1")); /* no index yet */
+    pwc_census_free(&c);
+}
+
+static void test_newest_record_wins(void **state)
+{
+    (void)state;
+    pwc_census c;
+    assert_int_equal(pwc_census_init(&c, "sensor-telemetry", 0, 0), 0);
+    assert_int_equal(fold(&c, "d1", "zone-a", "1.0.0", T0 + 1000, 10), 0);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.hw, 10);
+    assert_entry(&c, "d1", "zone-a", "1.0.0", T0 + 1000, T0 + 1000);
+    assert_int_equal(must_find(&c, "d1")->last_offset, 10);
+
+    /* an older record (delivered later): first seen moves, zone and firmware stay */
+    assert_int_equal(fold(&c, "d1", "zone-b", "0.9.0", T0 + 500, 11), 0);
+    assert_entry(&c, "d1", "zone-a", "1.0.0", T0 + 500, T0 + 1000);
+    assert_int_equal(must_find(&c, "d1")->last_offset, 10);
+    assert_int_equal(c.hw, 11);
+
+    /* the same time as the newest: the later offset wins */
+    assert_int_equal(fold(&c, "d1", "zone-c", "1.1.0", T0 + 1000, 12), 0);
+    assert_entry(&c, "d1", "zone-c", "1.1.0", T0 + 500, T0 + 1000);
+    assert_int_equal(must_find(&c, "d1")->last_offset, 12);
+
+    /* a newer record wins */
+    assert_int_equal(fold(&c, "d1", "zone-d", "1.2.0", T0 + 2000, 13), 0);
+    assert_entry(&c, "d1", "zone-d", "1.2.0", T0 + 500, T0 + 2000);
+    assert_int_equal(c.hw, 13);
+
+    /* offsets at or below hw are ignored, however new their record */
+    assert_int_equal(fold(&c, "d1", "zone-x", "9.9.9", T0 + 9000, 13), 0);
+    assert_int_equal(fold(&c, "d1", "zone-y", "9.9.9", T0 - 9000, 3), 0);
+    assert_int_equal(fold(&c, "d2", "zone-y", "9.9.9", T0, 12), 0);
+    assert_entry(&c, "d1", "zone-d", "1.2.0", T0 + 500, T0 + 2000);
+    assert_null(pwc_census_find(&c, "d2"));
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.hw, 13);
+
+    /* devices are kept apart */
+    assert_int_equal(fold(&c, "d2", "zone-e", "2.0.0", T0 - 100, 20), 0);
+    assert_int_equal(c.n, 2);
+    assert_entry(&c, "d2", "zone-e", "2.0.0", T0 - 100, T0 - 100);
+    assert_entry(&c, "d1", "zone-d", "1.2.0", T0 + 500, T0 + 2000);
+    assert_null(pwc_census_find(&c, "d3"));
+    pwc_census_free(&c);
+    assert_int_equal(c.n, 0);
+    assert_null(c.entries);
+}
+
+static void test_due_only_beyond_resolution(void **state)
+{
+    (void)state;
+    pwc_census c;
+    assert_int_equal(pwc_census_init(&c, "sensor-telemetry", 0, 3), 0);
+    /* a new device is due */
+    assert_int_equal(fold(&c, "d1", "z1", "1.0.0", T0, 1), 0);
+    assert_int_equal(c.due, 1);
+    assert_int_equal(must_find(&c, "d1")->unwritten, 1);
+    assert_int_equal(pwc_census_next_version(&c), 1); /* new document: its hw */
+    pwc_census_mark_written(&c);
+    assert_int_equal(c.due, 0);
+    assert_int_equal(c.stored, 1);
+    assert_int_equal(c.stored_v, 1);
+    const pwc_census_entry *d = must_find(&c, "d1");
+    assert_int_equal(d->unwritten, 0);
+    assert_int_equal(d->w_first_ms, T0);
+    assert_int_equal(d->w_last_ms, T0);
+
+    /* last seen moves by less than the resolution: folded, not due */
+    assert_int_equal(fold(&c, "d1", "z1", "1.0.0", T0 + RES / 2, 2), 0);
+    assert_int_equal(c.due, 0);
+    assert_int_equal(must_find(&c, "d1")->last_ms, T0 + RES / 2);
+    assert_int_equal(must_find(&c, "d1")->w_last_ms, T0);
+    assert_int_equal(fold(&c, "d1", "z1", "1.0.0", T0 + RES - 1, 3), 0);
+    assert_int_equal(c.due, 0);
+    /* ... and by the resolution from what was written (not from the last fold): due */
+    assert_int_equal(fold(&c, "d1", "z1", "1.0.0", T0 + RES, 4), 0);
+    assert_int_equal(c.due, 1);
+    assert_int_equal(pwc_census_next_version(&c), 4);
+    pwc_census_mark_written(&c);
+    assert_int_equal(c.due, 0);
+    assert_int_equal(c.stored_v, 4);
+    assert_int_equal(must_find(&c, "d1")->w_last_ms, T0 + RES);
+
+    /* a zone change in a newer record is due at once */
+    assert_int_equal(fold(&c, "d1", "z2", "1.0.0", T0 + RES + 1, 5), 0);
+    assert_int_equal(c.due, 1);
+    assert_int_equal(must_find(&c, "d1")->unwritten, 1);
+    pwc_census_mark_written(&c);
+    assert_int_equal(c.stored_v, 5);
+    /* so is a firmware change */
+    assert_int_equal(fold(&c, "d1", "z2", "1.0.1", T0 + RES + 2, 6), 0);
+    assert_int_equal(c.due, 1);
+    pwc_census_mark_written(&c);
+    /* a change in an older record is no change */
+    assert_int_equal(fold(&c, "d1", "z9", "0.0.1", T0 + RES - 5, 7), 0);
+    assert_int_equal(c.due, 0);
+    assert_entry(&c, "d1", "z2", "1.0.1", T0, T0 + RES + 2);
+    /* the same zone and firmware again is no change either */
+    assert_int_equal(fold(&c, "d1", "z2", "1.0.1", T0 + RES + 3, 8), 0);
+    assert_int_equal(c.due, 0);
+    /* first seen moving back by the resolution is due */
+    assert_int_equal(fold(&c, "d1", "z2", "1.0.1", T0 - RES + 1, 9), 0);
+    assert_int_equal(c.due, 0);
+    assert_int_equal(fold(&c, "d1", "z2", "1.0.1", T0 - RES, 10), 0);
+    assert_int_equal(c.due, 1);
+    assert_entry(&c, "d1", "z2", "1.0.1", T0 - RES, T0 + RES + 3);
+    pwc_census_mark_written(&c);
+    /* an ignored delivery changes nothing */
+    assert_int_equal(fold(&c, "d9", "z9", "9.9.9", T0, 10), 0);
+    assert_int_equal(c.due, 0);
+    assert_int_equal(c.n, 1);
+    /* another new device is due */
+    assert_int_equal(fold(&c, "d2", "z2", "1.0.1", T0, 11), 0);
+    assert_int_equal(c.due, 1);
+    assert_int_equal(c.n, 2);
+
+    /* written again with nothing new (hw unchanged): the version still grows */
+    pwc_census_mark_written(&c);
+    assert_int_equal(c.stored_v, 11);
+    assert_int_equal(pwc_census_next_version(&c), 12);
+    pwc_census_mark_written(&c);
+    assert_int_equal(c.stored_v, 12);
+    assert_int_equal(c.hw, 11);
+    pwc_census_free(&c);
+}
+
+static void test_doc_round_trip(void **state)
+{
+    (void)state;
+    pwc_census c;
+    assert_int_equal(pwc_census_init(&c, "sensor-alerts", 1, 9), 0);
+    assert_int_equal(fold(&c, "d1", "zone-a", "1.0.0", T0 + 1000, 40), 0);
+    assert_int_equal(fold(&c, "d2", "zone-b", "2.0.0-rc.1", T0 + 5000, 41), 0);
+    assert_int_equal(fold(&c, "d1", "zone-a", "1.0.1", T0 + 90000, 42), 0);
+    assert_int_equal(fold(&c, "d3", "", "", T0 - 7, 44), 0);
+
+    bson_t doc;
+    assert_int_equal(pwc_census_doc(&c, 0, &doc), 0);
+    assert_string_equal(utf8_of(&doc, PW_F_ID), "sensor-alerts:1|9");
+    assert_string_equal(utf8_of(&doc, PW_F_TP), "sensor-alerts:1");
+    bson_iter_t it;
+    assert_true(bson_iter_init_find(&it, &doc, PW_F_SHARD));
+    assert_true(BSON_ITER_HOLDS_INT32(&it));
+    assert_int_equal(bson_iter_int32(&it), 9);
+    assert_int_equal(i64_of(&doc, PW_F_HW), 44);
+    assert_int_equal(i64_of(&doc, PW_F_VERSION), 44);
+    assert_int_equal(i64_of(&doc, PW_F_COUNT), 3);
+
+    /* the packed state is an iot.v1.DeviceCensus */
+    assert_true(bson_iter_init_find(&it, &doc, PW_F_STATE));
+    assert_true(BSON_ITER_HOLDS_BINARY(&it));
+    bson_subtype_t sub;
+    uint32_t len = 0;
+    const uint8_t *data = NULL;
+    bson_iter_binary(&it, &sub, &len, &data);
+    assert_int_equal(sub, BSON_SUBTYPE_BINARY);
+    Iot__V1__DeviceCensus *m = iot__v1__device_census__unpack(NULL, len, data);
+    assert_non_null(m);
+    assert_int_equal(m->n_devices, 3);
+    assert_string_equal(m->devices[1]->device_id, "d2");
+    assert_string_equal(m->devices[1]->firmware, "2.0.0-rc.1");
+    assert_int_equal(m->devices[1]->first_seen_ms, T0 + 5000);
+    iot__v1__device_census__free_unpacked(m, NULL);
+
+    /* for_set: the same without _id */
+    bson_t set;
+    assert_int_equal(pwc_census_doc(&c, 1, &set), 0);
+    assert_false(bson_iter_init_find(&it, &set, PW_F_ID));
+    assert_int_equal(bson_count_keys(&set) + 1, bson_count_keys(&doc));
+    assert_int_equal(i64_of(&set, PW_F_HW), 44);
+
+    /* doc → state */
+    pwc_census back;
+    assert_int_equal(pwc_census_init(&back, "sensor-alerts", 1, 9), 0);
+    assert_int_equal(pwc_census_from_doc(&back, &doc), 0);
+    assert_string_equal(back.key, "sensor-alerts:1|9");
+    assert_int_equal(back.shard, 9);
+    assert_int_equal(back.stored, 1);
+    assert_int_equal(back.stored_v, 44);
+    assert_int_equal(back.hw, 44);
+    assert_int_equal(back.due, 0);
+    assert_int_equal(back.n, 3);
+    assert_entry(&back, "d1", "zone-a", "1.0.1", T0 + 1000, T0 + 90000);
+    assert_entry(&back, "d2", "zone-b", "2.0.0-rc.1", T0 + 5000, T0 + 5000);
+    assert_entry(&back, "d3", "", "", T0 - 7, T0 - 7);
+    for (size_t i = 0; i < back.n; i++) {
+        assert_int_equal(back.entries[i].unwritten, 0);
+        assert_int_equal(back.entries[i].w_first_ms, back.entries[i].first_ms);
+        assert_int_equal(back.entries[i].w_last_ms, back.entries[i].last_ms);
+    }
+    /* what was read counts as written: a small move is not due, a new device is */
+    assert_int_equal(fold(&back, "d2", "zone-b", "2.0.0-rc.1", T0 + 6000, 45), 0);
+    assert_int_equal(back.due, 0);
+    assert_int_equal(fold(&back, "d4", "zone-b", "2.0.0", T0, 46), 0);
+    assert_int_equal(back.due, 1);
+    /* redelivered offsets of the stored document are ignored */
+    assert_int_equal(fold(&back, "d5", "zone-b", "2.0.0", T0, 44), 0);
+    assert_null(pwc_census_find(&back, "d5"));
+
+    /* state → doc → state: the same entries */
+    bson_t doc2;
+    assert_int_equal(pwc_census_doc(&back, 0, &doc2), 0);
+    assert_int_equal(i64_of(&doc2, PW_F_HW), 46);
+    assert_int_equal(i64_of(&doc2, PW_F_VERSION), 46);
+    assert_int_equal(i64_of(&doc2, PW_F_COUNT), 4);
+    assert_int_equal(pwc_census_from_doc(&back, &doc2), 0); /* replaces the entries */
+    assert_int_equal(back.n, 4);
+    assert_entry(&back, "d2", "zone-b", "2.0.0-rc.1", T0 + 5000, T0 + 6000);
+    assert_entry(&back, "d4", "zone-b", "2.0.0", T0, T0);
+    /* rewriting a stored state as it is raises the version past the stored one */
+    assert_int_equal(pwc_census_next_version(&back), 47);
+    bson_t doc3;
+    assert_int_equal(pwc_census_doc(&back, 1, &doc3), 0);
+    assert_int_equal(i64_of(&doc3, PW_F_VERSION), 47);
+    assert_int_equal(i64_of(&doc3, PW_F_HW), 46);
+
+    /* no document: an empty state */
+    assert_int_equal(pwc_census_from_doc(&back, NULL), 0);
+    assert_int_equal(back.n, 0);
+    assert_int_equal(back.stored, 0);
+    assert_int_equal(back.hw, -1);
+    assert_int_equal(back.stored_v, -1);
+    assert_null(pwc_census_find(&back, "d1"));
+    assert_string_equal(back.key, "sensor-alerts:1|9");
+
+    bson_destroy(&doc3);
+    bson_destroy(&doc2);
+    bson_destroy(&set);
+    bson_destroy(&doc);
+    pwc_census_free(&back);
+    pwc_census_free(&c);
+}
+
+static void test_state_that_does_not_decode(void **state)
+{
+    (void)state;
+    pwc_census c;
+    assert_int_equal(pwc_census_init(&c, "sensor-telemetry", 0, 1), 0);
+    bson_t *doc = BCON_NEW("_id", "sensor-telemetry:0|1", "hw", BCON_INT64(3), "state", "text");
+    assert_int_equal(pwc_census_from_doc(&c, doc), -1);
+    assert_int_equal(c.n, 0);
+    bson_destroy(doc);
+
+    static const uint8_t garbage[] = {0x0a, 0x40, 0x0a, 0x02, 'd'};
+    doc = BCON_NEW("hw", BCON_INT64(3));
+    BSON_APPEND_BINARY(doc, PW_F_STATE, BSON_SUBTYPE_BINARY, garbage, sizeof(garbage));
+    assert_int_equal(pwc_census_from_doc(&c, doc), -1);
+    assert_int_equal(c.n, 0);
+    bson_destroy(doc);
+
+    /* no state: a stored document without devices */
+    doc = BCON_NEW("hw", BCON_INT64(3), "_v", BCON_INT64(5));
+    assert_int_equal(pwc_census_from_doc(&c, doc), 0);
+    assert_int_equal(c.stored, 1);
+    assert_int_equal(c.hw, 3);
+    assert_int_equal(c.stored_v, 5);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(pwc_census_next_version(&c), 6);
+    bson_destroy(doc);
+    pwc_census_free(&c);
+}
+
+static void test_many_devices(void **state)
+{
+    (void)state;
+    enum { N = 5000, SHARD = 3 };
+    pwc_census c;
+    assert_int_equal(pwc_census_init(&c, "sensor-telemetry", 0, SHARD), 0);
+    /* the ids of one shard, as the consumer feeds them (they share their
+     * hash's low bits) */
+    static char ids[N][24];
+    int n = 0;
+    for (int i = 0; n < N; i++) {
+        char id[24];
+        snprintf(id, sizeof(id), "device-%06d", i);
+        if (pwc_census_shard(id) == SHARD) {
+            memcpy(ids[n++], id, sizeof(id));
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        char zone[16], fw[16];
+        snprintf(zone, sizeof(zone), "zone-%d", i % 7);
+        snprintf(fw, sizeof(fw), "1.%d.0", i % 5);
+        assert_int_equal(fold(&c, ids[i], zone, fw, T0 + i, 1000 + i), 0);
+    }
+    /* every device a second time, newer: zone and firmware move on */
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(fold(&c, ids[i], "zone-new", "2.0.0", T0 + N + i, 1000 + N + i), 0);
+    }
+    assert_int_equal(c.n, N);
+    assert_true(c.nindex >= 2 * c.n); /* at most half full */
+    assert_int_equal(c.hw, 1000 + 2 * N - 1);
+    for (int i = 0; i < N; i++) {
+        assert_entry(&c, ids[i], "zone-new", "2.0.0", T0 + i, T0 + N + i);
+    }
+    assert_null(pwc_census_find(&c, "device-missing"));
+
+    bson_t doc;
+    assert_int_equal(pwc_census_doc(&c, 0, &doc), 0);
+    assert_int_equal(i64_of(&doc, PW_F_COUNT), N);
+    pwc_census back;
+    assert_int_equal(pwc_census_init(&back, "sensor-telemetry", 0, SHARD), 0);
+    assert_int_equal(pwc_census_from_doc(&back, &doc), 0);
+    assert_int_equal(back.n, N);
+    for (int i = 0; i < N; i++) {
+        assert_entry(&back, ids[i], "zone-new", "2.0.0", T0 + i, T0 + N + i);
+    }
+    bson_destroy(&doc);
+    pwc_census_free(&back);
+    pwc_census_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shard_and_key),
+        cmocka_unit_test(test_newest_record_wins),
+        cmocka_unit_test(test_due_only_beyond_resolution),
+        cmocka_unit_test(test_doc_round_trip),
+        cmocka_unit_test(test_state_that_does_not_decode),
+        cmocka_unit_test(test_many_devices),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
