@@ -1,141 +1,215 @@
 """Bulk loader for the metrics benchmark: writes what the consumer would have
-stored for a synthetic fleet — rollup_readings and rollup_alerts (one
-document per hour and Kafka partition, a cell per zone and type or zone,
-severity and code), rollup_device_day (presence per device and day) and
-devices, with the consumer's document shapes (ids, fields and BSON types) —
-straight into a separate database.
+stored for a synthetic fleet in the documents every metrics view reads,
+with the consumer's shapes (ids, fields, BSON types, packed iot.v1 state;
+see src/consumer/rollup.c and census.c), straight into a separate database:
 
-The raw `telemetry` / `alerts` collections are not filled: no metrics view
-reads them (every view reads rollups or devices), so they cannot change the
-views' cost; the rollups are exactly the ones the consumer would have written
-for the stated number of readings."""
+* rollup_readings: per telemetry partition (sensor-telemetry:0..2), one
+  bucket per UTC hour ({_id "h|<hour_ms>|<tp>", res "hour", start, day,
+  hour}) and one per UTC day ({_id "d|<day>|<tp>", res "day", start, day,
+  month}), each with tp, hw, _v (= hw), count and state = a packed
+  iot.v1.RollupState: a cell per (zone, type) with count, sum, min, max, and
+  the devices that became active for their UTC day through that bucket (per
+  zone; each device once per day, in the hour bucket of its first reading of
+  the day and in that day's bucket);
+* rollup_alerts: the same per alerts partition (sensor-alerts:0..1), a cell
+  per (zone, severity, code) with its count;
+* rollup_devices: the device census, one document per (partition, shard)
+  ({_id "<tp>|<shard>", tp, shard = FNV-1a-32(device) mod 16, hw, _v, count,
+  state = packed iot.v1.DeviceCensus}); every device is in the census of its
+  telemetry partition and of its alerts partition (partition = CRC-32 of the
+  device id, the key, mod the partition count).
+
+Raw telemetry/alerts, ingest_tokens and rollup_device_day (presence) are not
+written: no metrics view reads them, so they cannot change the views' cost.
+The collections are created with the consumer's indexes (start, day+res,
+month) before loading."""
 import datetime as dt
+import pathlib
 import random
+import sys
 
-from bson.int64 import Int64
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "store"))
+import storelib as sl  # noqa: E402
 
-HOUR = 3_600_000
-DAY = 86_400_000
+HOUR, DAY = sl.HOUR, sl.DAY
 TYPES = {"temperature": (21.0, 6.0), "pressure": (1013.0, 8.0), "humidity": (45.0, 12.0)}
 SEVERITIES = ["critical", "warning", "info"]
 CODES = ["OVERHEAT", "VIBRATION", "LOW_BATTERY", "DOOR_OPEN"]
-TELEMETRY_PARTITIONS = 3
-ALERT_PARTITIONS = 2
+TELEMETRY_TOPIC, TELEMETRY_PARTITIONS = "sensor-telemetry", 3
+ALERTS_TOPIC, ALERT_PARTITIONS = "sensor-alerts", 2
 FIRMWARE = [("2.1.0", 0.45), ("2.0.3", 0.25), ("1.10.2", 0.15), ("1.9.0", 0.1), ("2.2.0-rc.1", 0.05)]
+COLLECTIONS = ("rollup_readings", "rollup_alerts", "rollup_devices")
 
 
-def date(ms):
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc)
+def split_weighted(n, weights):
+    """n as integer shares proportional to weights (largest remainder)."""
+    total = sum(weights) or 1
+    raw = [n * w / total for w in weights]
+    out = [int(x) for x in raw]
+    for i in sorted(range(len(raw)), key=lambda i: raw[i] - out[i], reverse=True)[:n - sum(out)]:
+        out[i] += 1
+    return out
 
 
-def utc_day(ms):
-    return date(ms).strftime("%Y-%m-%d")
+def merge_cells(into, cells):
+    """Adds hour cells (zone, label, code, count, sum, min, max) into a day's dict."""
+    for zone, label, code, count, s, lo, hi in cells:
+        k = (zone, label, code)
+        if k not in into:
+            into[k] = [count, s, lo, hi]
+        else:
+            c = into[k]
+            c[0] += count
+            c[1] += s
+            c[2] = min(c[2], lo)
+            c[3] = max(c[3], hi)
 
 
-def split(n, parts):
-    """n as parts near-equal shares (what keyed partitioning spreads)."""
-    return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
+def day_buckets(pb, hour_docs_src, tp_of):
+    """Day buckets of one collection: the merge of each (day, partition)'s hours.
+    hour_docs_src: {(hour_ms, p): (hw, count, cells, devices)}."""
+    days = {}
+    for (h, p), (hw, count, cells, devices) in sorted(hour_docs_src.items()):
+        d = days.setdefault((sl.day_start(h), p), {"hw": -1, "count": 0, "cells": {}, "devices": {}})
+        d["hw"] = max(d["hw"], hw)
+        d["count"] += count
+        merge_cells(d["cells"], cells)
+        for z, n in devices.items():
+            d["devices"][z] = d["devices"].get(z, 0) + n
+    return [sl.bucket_doc(pb, "day", start, tp_of(p), d["hw"], d["count"],
+                          [(*k, *v) for k, v in d["cells"].items()], d["devices"])
+            for (start, p), d in sorted(days.items())]
 
 
 def load(db, readings, devices=10_000, zones=20, days=7, alert_share=0.05, now_ms=None, seed=7,
          log=print):
-    """Writes the rollups of `readings` readings (plus alert_share × readings
-    alerts) from `devices` devices in `zones` zones over the last `days` days."""
+    """Writes the rollups and census of `readings` readings (plus alert_share ×
+    readings alerts) from `devices` devices in `zones` zones over the last
+    `days` days (the hours before the current one). Returns document counts."""
+    pb = sl.proto_modules()["storage_pb2"]
     rnd = random.Random(seed)
     now_ms = now_ms or int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
-    end_hour = now_ms - now_ms % HOUR
-    hours = [end_hour - i * HOUR for i in range(days * 24)]
+    end_hour = sl.hour_start(now_ms)
+    hours = [end_hour - i * HOUR for i in range(days * 24, 0, -1)]  # oldest first
     zone_names = [f"zone-{z:02d}" for z in range(zones)]
-    for c in ("rollup_readings", "rollup_alerts", "rollup_device_day", "devices"):
+    for c in COLLECTIONS + ("rollup_device_day", "devices"):
         db[c].drop()
+    sl.create_layout(db, COLLECTIONS)
 
-    # readings: spread evenly over (hour, zone, type) cells, ±10 %, and over the
-    # telemetry partitions: one document per (hour, partition) as the consumer writes
+    # the fleet: zone, firmware, partitions, census shard, last reading
+    versions, weights = zip(*FIRMWARE)
+    fleet = []
+    for i in range(devices):
+        dev = f"dev-{i:05d}"
+        silent = rnd.random() < 0.02  # about 2 % have gone silent
+        last = now_ms - (rnd.randint(15 * 60_000, 3 * DAY) if silent else rnd.randint(0, 60_000))
+        fleet.append({"id": dev, "zone": zone_names[i % zones],
+                      "fw": rnd.choices(versions, weights)[0],
+                      "tp": sl.partition_of(dev, TELEMETRY_PARTITIONS),
+                      "ap": sl.partition_of(dev, ALERT_PARTITIONS), "shard": sl.census_shard(dev),
+                      "first": hours[0] + rnd.randrange(HOUR), "last": last,
+                      "a_first": None, "a_last": None})
+    # devices per (zone, telemetry partition): how a zone's readings spread over partitions
+    zone_parts = {z: [0] * TELEMETRY_PARTITIONS for z in zone_names}
+    for d in fleet:
+        zone_parts[d["zone"]][d["tp"]] += 1
+
+    # readings: spread evenly over (hour, zone, type) cells, ±10 %, then over the
+    # partitions by the zone's devices there; offsets counted per partition
     ncells = len(hours) * zones * len(TYPES)
     per_cell = readings / ncells
-    docs, total = [], 0
+    src, total, offset = {}, 0, [0] * TELEMETRY_PARTITIONS
     for h in hours:
         parts = [[] for _ in range(TELEMETRY_PARTITIONS)]
         for z in zone_names:
             for typ, (mean, sd) in TYPES.items():
                 n = max(1, round(per_cell * rnd.uniform(0.9, 1.1)))
                 total += n
-                for p, share in enumerate(split(n, TELEMETRY_PARTITIONS)):
+                for p, share in enumerate(split_weighted(n, zone_parts[z])):
                     if share == 0:
                         continue
                     lo = mean - sd * rnd.uniform(1.5, 3.0)
                     hi = mean + sd * rnd.uniform(1.5, 3.0)
-                    parts[p].append({"zone": z, "type": typ, "count": Int64(share),
-                                     "sum": share * rnd.uniform(mean - 1, mean + 1),
-                                     "min": lo, "max": hi})
+                    parts[p].append((z, typ, "", share, share * rnd.uniform(mean - 1, mean + 1),
+                                     lo, hi))
         for p, cells in enumerate(parts):
-            tp = f"sensor-telemetry:{p}"
-            docs.append({"_id": f"{h}|{tp}", "hour": date(h), "day": utc_day(h), "tp": tp,
-                         "hw": Int64(total), "count": Int64(sum(c["count"] for c in cells)),
-                         "cells": cells})
+            count = sum(c[3] for c in cells)
+            offset[p] += count
+            src[(h, p)] = [offset[p] - 1, count, cells, {}]
+
+    # every device becomes active once per UTC day it reported on: in one hour
+    # bucket of its telemetry partition, an hour of that day before it went silent
+    by_day = {}
+    for h in hours:
+        by_day.setdefault(sl.day_start(h), []).append(h)
+    device_days = 0
+    for d in fleet:
+        for start, hs in by_day.items():
+            cands = [h for h in hs if d["first"] - d["first"] % HOUR <= h <= d["last"]]
+            if not cands:
+                continue
+            h = rnd.choice(cands)
+            devs = src[(h, d["tp"])][3]
+            devs[d["zone"]] = devs.get(d["zone"], 0) + 1
+            device_days += 1
+    tel_tp = lambda p: f"{TELEMETRY_TOPIC}:{p}"  # noqa: E731
+    docs = [sl.bucket_doc(pb, "hour", h, tel_tp(p), hw, count, cells, devs)
+            for (h, p), (hw, count, cells, devs) in sorted(src.items())]
+    hour_n = len(docs)
+    docs += day_buckets(pb, src, tel_tp)
     db.rollup_readings.insert_many(docs, ordered=False)
-    log(f"rollup_readings: {len(docs)} documents for {total} readings")
+    log(f"rollup_readings: {hour_n} hour and {len(docs) - hour_n} day buckets for {total:,} "
+        f"readings, {device_days:,} device-days")
+    counts = {"readings": total, "rollup_readings_hour": hour_n,
+              "rollup_readings_day": len(docs) - hour_n}
 
-    # alerts: each alert lands in a random (hour, zone, severity, code) cell of a
-    # random alerts partition
+    # alerts: each from a random device (its zone, its alerts partition) in a
+    # random hour up to its last reading, with a random severity and code
     alerts = int(readings * alert_share)
-    counts = {}
-    keys = [(h, p, z, s, c) for h in hours for p in range(ALERT_PARTITIONS) for z in zone_names
-            for s in SEVERITIES for c in CODES]
-    for k in rnd.choices(keys, k=alerts):
-        counts[k] = counts.get(k, 0) + 1
+    cnt = {}
+    for _ in range(alerts):
+        d = fleet[rnd.randrange(devices)]
+        h = rnd.choice(hours)
+        if h > d["last"]:
+            h = sl.hour_start(d["last"])
+        ts = min(h + rnd.randrange(HOUR), d["last"])
+        d["a_first"] = ts if d["a_first"] is None else min(d["a_first"], ts)
+        d["a_last"] = ts if d["a_last"] is None else max(d["a_last"], ts)
+        k = (h, d["ap"], d["zone"], rnd.choice(SEVERITIES), rnd.choice(CODES))
+        cnt[k] = cnt.get(k, 0) + 1
+    asrc, aoff = {}, [0] * ALERT_PARTITIONS
     by_doc = {}
-    for (h, p, z, s, c), n in counts.items():
-        by_doc.setdefault((h, p), []).append({"zone": z, "severity": s, "code": c,
-                                              "count": Int64(n)})
-    docs = [{"_id": f"{h}|sensor-alerts:{p}", "hour": date(h), "day": utc_day(h),
-             "tp": f"sensor-alerts:{p}", "hw": Int64(sum(c["count"] for c in cells)),
-             "count": Int64(sum(c["count"] for c in cells)), "cells": cells}
-            for (h, p), cells in by_doc.items()]
-    db.rollup_alerts.insert_many(docs, ordered=False)
-    log(f"rollup_alerts: {len(docs)} documents for {alerts} alerts")
+    for (h, p, z, s, c), n in cnt.items():
+        by_doc.setdefault((h, p), []).append((z, s, c, n, 0.0, 0.0, 0.0))
+    for (h, p), cells in sorted(by_doc.items()):
+        count = sum(c[3] for c in cells)
+        aoff[p] += count
+        asrc[(h, p)] = [aoff[p] - 1, count, sorted(cells), {}]
+    al_tp = lambda p: f"{ALERTS_TOPIC}:{p}"  # noqa: E731
+    docs = [sl.bucket_doc(pb, "hour", h, al_tp(p), hw, count, cells, devs)
+            for (h, p), (hw, count, cells, devs) in sorted(asrc.items())]
+    hour_n = len(docs)
+    docs += day_buckets(pb, asrc, al_tp)
+    if docs:
+        db.rollup_alerts.insert_many(docs, ordered=False)
+    log(f"rollup_alerts: {hour_n} hour and {len(docs) - hour_n} day buckets for {alerts:,} alerts")
+    counts.update(alerts=alerts, rollup_alerts_hour=hour_n, rollup_alerts_day=len(docs) - hour_n)
 
-    # every device becomes active once per day: one count in the "devices" array of
-    # one hourly telemetry document of that day (its first reading of the day)
-    by_id = {d["_id"]: d for d in db.rollup_readings.find({}, {"_id": 1})}
-    active = {}
-    for i in range(devices):
-        zone = zone_names[i % zones]
-        part = i % TELEMETRY_PARTITIONS
-        for d in range(days):
-            h = end_hour - (d * 24 + rnd.randrange(24)) * HOUR
-            key = f"{h}|sensor-telemetry:{part}"
-            if key in by_id:
-                active.setdefault(key, {}).setdefault(zone, 0)
-                active[key][zone] += 1
-    for key, zones_n in active.items():
-        db.rollup_readings.update_one({"_id": key}, {"$set": {"devices": [
-            {"zone": z, "count": Int64(n)} for z, n in sorted(zones_n.items())]}})
-    log(f"devices array: {sum(sum(v.values()) for v in active.values())} device-days "
-        f"in {len(active)} hourly documents")
-
-    # devices and their per-day activity (every device reports every day at these rates)
-    dev_docs, day_docs = [], []
-    versions, weights = zip(*FIRMWARE)
-    for i in range(devices):
-        dev = f"dev-{i:05d}"
-        zone = zone_names[i % zones]
-        # most devices report every few seconds; about 2 % have gone silent
-        silent = rnd.random() < 0.02
-        last = now_ms - (rnd.randint(15 * 60_000, 3 * DAY) if silent else rnd.randint(0, 60_000))
-        dev_docs.append({"_id": dev, "zone": zone, "firmware": rnd.choices(versions, weights)[0],
-                         "first_seen": date(now_ms - days * DAY), "last_seen": date(last)})
-        for d in range(days):
-            day = utc_day(now_ms - d * DAY)
-            day_docs.append({"_id": f"{day}|{dev}", "day": day, "device": dev, "zone": zone})
-    db.devices.insert_many(dev_docs, ordered=False)
-    for i in range(0, len(day_docs), 10_000):
-        db.rollup_device_day.insert_many(day_docs[i:i + 10_000], ordered=False)
-    log(f"devices: {len(dev_docs)}; rollup_device_day: {len(day_docs)}")
-    # the indexes the consumer creates
-    for coll, field in (("devices", "last_seen"), ("devices", "firmware"), ("rollup_readings", "hour"),
-                        ("rollup_readings", "day"), ("rollup_alerts", "hour"), ("rollup_alerts", "day"),
-                        ("rollup_device_day", "day")):
-        db[coll].create_index(field)
-    return {"readings": total, "alerts": alerts, "rollup_readings": db.rollup_readings.estimated_document_count(),
-            "rollup_alerts": len(docs), "rollup_device_day": len(day_docs), "devices": len(dev_docs)}
+    # the census: every device in its telemetry partition's shard, and in its
+    # alerts partition's shard when it raised an alert
+    shards = {}
+    for d in fleet:
+        shards.setdefault((tel_tp(d["tp"]), d["shard"]), []).append(
+            (d["id"], d["zone"], d["fw"], d["first"], d["last"]))
+        if d["a_first"] is not None:
+            shards.setdefault((al_tp(d["ap"]), d["shard"]), []).append(
+                (d["id"], d["zone"], d["fw"], d["a_first"], d["a_last"]))
+    hw = {tel_tp(p): offset[p] - 1 for p in range(TELEMETRY_PARTITIONS)}
+    hw.update({al_tp(p): aoff[p] - 1 for p in range(ALERT_PARTITIONS)})
+    docs = [sl.census_doc(pb, tp, shard, hw[tp], entries)
+            for (tp, shard), entries in sorted(shards.items())]
+    db.rollup_devices.insert_many(docs, ordered=False)
+    entries = sum(len(e) for e in shards.values())
+    log(f"rollup_devices: {len(docs)} census shards, {entries:,} entries for {devices:,} devices")
+    counts.update(rollup_devices=len(docs), devices=devices, census_entries=entries)
+    return counts

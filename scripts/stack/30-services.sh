@@ -5,7 +5,22 @@
 PW_PRODUCERS=(1 2)
 PW_CONSUMERS=(1 2 3)
 
-pw_bin() { echo "$PW_BUILD/src/$1/plantwatch-$1"; }
+# The consumers may run from another build tree: ./plantwatch test starts
+# them from the sanitizer build (PW_CONSUMER_BUILD=build-asan at `up`, kept
+# in $PW_STATE/consumer-build so later restarts use the same build).
+pw_consumer_build() {
+    if [ -n "${PW_CONSUMER_BUILD:-}" ]; then
+        echo "$PW_CONSUMER_BUILD"
+    else
+        cat "$PW_STATE/consumer-build" 2>/dev/null || echo "$PW_BUILD"
+    fi
+}
+
+pw_bin() {
+    local build=$PW_BUILD
+    if [ "$1" = consumer ]; then build=$(pw_consumer_build); fi
+    echo "$build/src/$1/plantwatch-$1"
+}
 
 pw_common_env() {
     echo "PW_BIND_ADDR=127.0.0.1"
@@ -43,6 +58,9 @@ pw_service_env() {
         ;;
     consumer-*)
         echo "PW_HTTP_PORT=$((8100 + n))"
+        # a sanitizer build reports memory errors and undefined behaviour in the log
+        echo "ASAN_OPTIONS=detect_leaks=0:abort_on_error=0"
+        echo "UBSAN_OPTIONS=print_stacktrace=1"
         echo "PW_MONGO_URI_FILE=$PW_STATE/secrets/consumer-mongodb.uri"
         echo "PW_KAFKA_USERNAME=consumer"
         echo "PW_KAFKA_PASSWORD_FILE=$(pw_password_file consumer)"
@@ -96,6 +114,11 @@ pw_all_services() {
 
 pw_start_services() {
     local name
+    if [ -n "${PW_CONSUMER_BUILD:-}" ]; then
+        echo "$PW_CONSUMER_BUILD" >"$PW_STATE/consumer-build"
+    else
+        rm -f "$PW_STATE/consumer-build"
+    fi
     pw_info "starting consumers 1-3, producers 1-2 and metrics"
     for name in $(pw_all_services); do pw_start_service "$name"; done
     for name in $(pw_all_services); do pw_wait_service "$name"; done

@@ -18,6 +18,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 STATE = pathlib.Path(os.environ.get("PW_STATE", ROOT / ".plantwatch"))
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "last: runs after every other test (reads what they left)")
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked `last` read what the whole run left behind (service logs):
+    they run after all others."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
 def read_env_file(path):
     values = {}
     for line in pathlib.Path(path).read_text().splitlines():
@@ -64,6 +74,14 @@ class Stack:
     @property
     def mongo_uri(self):
         return self.mongo_uri_of("admin")
+
+    @property
+    def consumer_binary(self):
+        """The consumer binary the stack runs (the sanitizer build under ./plantwatch test)."""
+        path = self.state / "consumer-build"
+        build = pathlib.Path(path.read_text().strip()) if path.exists() else \
+            pathlib.Path(os.environ.get("PW_BUILD", ROOT / "build"))
+        return build / "src" / "consumer" / "plantwatch-consumer"
 
     def service_env(self, name):
         """The environment ./plantwatch gives a service (for starting a copy of it)."""
@@ -252,6 +270,24 @@ def topic_offsets(kafka_config, topic):
 @pytest.fixture
 def watermarks(kafka_config):
     return lambda topic: topic_offsets(kafka_config, topic)
+
+
+def find_ids(coll, ids, projection=None):
+    """The documents of coll with these _ids, one {_id} query each: the store
+    serves those from an index, while an {_id: {$in: [...]}} filter is not
+    pushed down and reads the whole collection."""
+    out = []
+    for i in ids:
+        d = coll.find_one({"_id": i}, projection)
+        if d is not None:
+            out.append(d)
+    return out
+
+
+def find_devices(coll, devices, projection=None):
+    """The documents of coll from these devices, one {device} query each
+    (pushed down to the store, unlike {device: {$in: [...]}})."""
+    return [d for dev in devices for d in coll.find({"device": dev}, projection)]
 
 
 def wait_until(predicate, timeout_s=60, interval_s=0.25):

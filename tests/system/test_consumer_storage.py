@@ -10,7 +10,7 @@ import pytest
 import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from conftest import wait_until
+from conftest import find_ids, wait_until
 
 UTC = datetime.timezone.utc
 
@@ -136,8 +136,8 @@ def test_units_ids_and_times_are_normalized(stack, mongo_db):
     body = [{"device_id": dev, "zone": zone, "type": t, "value": v, "unit": u, "ts": stamp,
              "firmware": "3.1.0"} for t, v, u, _, _ in cases]
     ids = post(stack, "/v1/telemetry", body)
-    docs = wait_until(lambda: len(list(mongo_db.telemetry.find({"_id": {"$in": ids}}))) ==
-                      len(ids) and list(mongo_db.telemetry.find({"_id": {"$in": ids}})), 120)
+    docs = wait_until(lambda: len(find_ids(mongo_db.telemetry, ids)) == len(ids) and
+                      find_ids(mongo_db.telemetry, ids), 120)
     assert docs
     by_id = {d["_id"]: d for d in docs}
     expected_ts = (datetime.datetime(2026, 11, 24, 23, 30, 15, 250000) if use_fixed else

@@ -10,7 +10,7 @@ import requests
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from conftest import STATE, Stack, wait_until
+from conftest import STATE, Stack, find_ids, wait_until
 
 DAY_MS = 86_400_000
 
@@ -40,8 +40,8 @@ def test_reading_travels_gateway_kafka_store_analytics(stack, mongo_db):
     for t in tokens:
         assert str(uuid.UUID(t)) == t
 
-    stored = wait_until(lambda: mongo_db.telemetry.count_documents({"_id": {"$in": tokens}}) == 2
-                        and list(mongo_db.telemetry.find({"_id": {"$in": tokens}})), 90)
+    stored = wait_until(lambda: len(find_ids(mongo_db.telemetry, tokens)) == 2
+                        and find_ids(mongo_db.telemetry, tokens), 90)
     assert stored, "the readings did not reach the store"
     by_token = {d["_id"]: d for d in stored}
     assert by_token[tokens[0]]["device"] == f"{zone}-d1"

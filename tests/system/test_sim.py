@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, find_devices
 
 BUILD = pathlib.Path(os.environ.get("PW_BUILD", ROOT / "build"))
 SIM = BUILD / "src" / "sim" / "plantwatch-sim"
@@ -27,8 +27,8 @@ def sim():
 
 def stored(mongo_db, ids):
     """Readings and alerts in the store from the given devices."""
-    query = {"device": {"$in": ids}}
-    return mongo_db.telemetry.count_documents(query) + mongo_db.alerts.count_documents(query)
+    return sum(mongo_db[c].count_documents({"device": d})
+               for c in ("telemetry", "alerts") for d in ids)
 
 
 def wait_stable(read, expected, settle_s=5.0, poll_s=0.5, give_up_s=120.0):
@@ -99,9 +99,9 @@ def test_same_seed_sends_same_messages(stack, mongo_db, sim):
         assert proc.returncode == 0 and summary["accepted"] == summary["sent"] > 0, proc.stderr
         count = wait_stable(lambda: stored(mongo_db, ids), summary["accepted"])
         assert count == summary["accepted"]
-        docs = mongo_db.telemetry.find({"device": {"$in": ids}},
-                                       {"device": 1, "zone": 1, "type": 1, "raw_value": 1,
-                                        "raw_unit": 1, "firmware": 1})
+        docs = find_devices(mongo_db.telemetry, ids,
+                            {"device": 1, "zone": 1, "type": 1, "raw_value": 1, "raw_unit": 1,
+                             "firmware": 1})
         runs.append(sorted((d["device"][len(prefix):], d["zone"], d["type"], d["raw_value"],
                             d["raw_unit"], d["firmware"]) for d in docs))
     common = min(len(runs[0]), len(runs[1]))

@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 
+import pytest
 import requests
 
 from conftest import wait_until
@@ -76,6 +77,7 @@ def drive(stack):
             assert requests.get(stack.metrics_url + path, params=p, timeout=30).status_code == 200
 
 
+@pytest.mark.last
 def test_no_query_scans_a_collection(stack):
     drive(stack)
     seen = plans(stack)
@@ -86,3 +88,20 @@ def test_no_query_scans_a_collection(stack):
     assert whole == {("rollup_devices", "{}")}, whole
     missing = EXPECTED - set(seen)
     assert not missing, f"shapes never explained: {sorted(missing)}"
+
+
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer",
+                     "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+@pytest.mark.last
+def test_no_sanitizer_report_in_the_consumer_logs(stack):
+    """Under ./plantwatch test the consumers run from the sanitizer build
+    through every fault test (kills, SIGSTOP, store and broker outages, lost
+    races): none may have reported a memory error or undefined behaviour."""
+    found = []
+    for path in sorted((stack.state / "logs").glob("consumer-*.log")):
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if any(r in line for r in SANITIZER_REPORTS):
+                found.append(f"{path.name}:{n}: {line.strip()[:200]}")
+    assert not found, "\n".join(found[:20])
