@@ -90,6 +90,7 @@ Options (defaults in brackets):
   --no-verify             skip counting the stored raw documents in the store (uses the consumers'
                           counters only)
   --no-doc                print only; leave docs/performance.md alone
+  --doc PATH              write the section into PATH instead of docs/performance.md
 
   bench/consumer/bench.py [--messages 60000] [--rate 2500,5000,10000] [--seconds 30] [--preload]
 """
@@ -518,6 +519,7 @@ def main():
     ap.add_argument("--binary", default=str(ROOT / "build/src/consumer/plantwatch-consumer"))
     ap.add_argument("--no-verify", action="store_true")
     ap.add_argument("--no-doc", action="store_true")
+    ap.add_argument("--doc", default=None)
     args = ap.parse_args()
     if args.preload_readings is not None or args.preload_devices is not None:
         args.preload = True
@@ -664,8 +666,9 @@ def main():
         for r in rows:
             print("  " + "  ".join([f"{r[0]:<{width}}"] + [str(c) for c in r[1:]]))
     if not args.no_doc:
-        write_doc(tables, notes)
-        print("\n[bench] wrote the Consumer section of docs/performance.md")
+        doc = pathlib.Path(args.doc) if args.doc else sl.DOC
+        write_doc(tables, notes, doc)
+        print(f"\n[bench] wrote the Consumer section of {doc}")
 
 
 def render(args, R, rates, server_name, user):
@@ -846,7 +849,7 @@ def table(title, rows):
     return out
 
 
-def write_doc(tables, notes):
+def write_doc(tables, notes, path):
     t = dict(tables)
     lines = ["## Consumer", "", *notes["intro"], ""]
     lines += table("Throughput, empty store", t["Throughput, empty store"]) + [""]
@@ -866,7 +869,7 @@ def write_doc(tables, notes):
               "one to one: the store, the document layout and the ceiling have changed.", ""]
     lines += table("Previous store (FerretDB v1.24.0 on SQLite, 2026-12-01)",
                    t["Previous store (FerretDB v1.24.0 on SQLite, 2026-12-01)"]) + [""]
-    sl.write_section("Consumer", "\n".join(lines))
+    sl.write_section("Consumer", "\n".join(lines), path=path)
 
 
 if __name__ == "__main__":

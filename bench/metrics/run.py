@@ -33,6 +33,7 @@ Options (defaults in brackets):
   --keep                   keep the bench databases (for --reuse)
   --reuse                  reuse already loaded bench databases of the same size (implies --keep)
   --no-write               print only; leave docs/performance.md alone
+  --doc PATH               write the section into PATH instead of docs/performance.md
 
   python bench/metrics/run.py [--readings 1000000] [--requests 300] [--no-write]
 """
@@ -217,6 +218,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the bench databases")
     ap.add_argument("--reuse", action="store_true", help="reuse already loaded bench databases")
     ap.add_argument("--no-write", action="store_true", help="do not touch docs/performance.md")
+    ap.add_argument("--doc", default=None, help="write the section into this file instead")
     args = ap.parse_args()
 
     load_uri = args.mongo_uri or sl.uri_of("consumer")
@@ -263,8 +265,9 @@ def main():
     print()
     print(text)
     if not args.no_write:
-        sl.write_section("Metrics", text)
-        print(f"wrote the Metrics section of {sl.DOC}")
+        doc = pathlib.Path(args.doc) if args.doc else sl.DOC
+        sl.write_section("Metrics", text, path=doc)
+        print(f"wrote the Metrics section of {doc}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ Options (defaults in brackets):
   --ferretdb PATH   FerretDB binary for the SQLite instance [~/.cache/plantwatch/bin/ferretdb]
   --order ORDER     which store goes first: pg-first or sqlite-first [pg-first]
   --no-write        print only; leave docs/performance.md alone
+  --doc PATH        write the section into PATH instead of docs/performance.md
 
   python bench/store/ceiling.py [--docs 100000] [--threads 2] [--no-write]
 """
@@ -132,6 +133,7 @@ def main():
     ap.add_argument("--ferretdb", default=str(sl.FERRETDB_BIN))
     ap.add_argument("--order", choices=["pg-first", "sqlite-first"], default="pg-first")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--doc", default=None)
     args = ap.parse_args()
     import pymongo
 
@@ -166,8 +168,9 @@ def main():
     print()
     print(text)
     if not args.no_write:
-        sl.write_section("Store", text, before="Consumer")
-        print(f"[store] wrote the Store section of {sl.DOC}")
+        doc = pathlib.Path(args.doc) if args.doc else sl.DOC
+        sl.write_section("Store", text, before="Consumer", path=doc)
+        print(f"[store] wrote the Store section of {doc}")
 
 
 if __name__ == "__main__":

@@ -557,11 +557,12 @@ def autovacuum_workers():
 
 # ---- docs/performance.md ------------------------------------------------------------------
 
-def write_section(heading, body, before=None, path=DOC):
+def write_section(heading, body, before=None, path=None):
     """Replaces the section that starts with the line "## <heading>" (up to the
     next "## " line) by body (which starts with that heading line); when
     missing, it is inserted before the "## <before>" line or appended. Other
     sections are left as they are."""
+    path = path or DOC
     text = path.read_text() if path.exists() else "# Performance\n"
     lines = text.split("\n")
     head = f"## {heading}"

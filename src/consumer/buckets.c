@@ -19,13 +19,22 @@
 
 #define PWC_GUARD_ATTEMPTS 4
 
-/* One document to write: a full document to insert, or a $set body. */
+/* One document to write: a full document to insert, or a $set body (heap
+ * copies: bson_t wants an alignment that array elements do not get). */
 typedef struct {
     const char *id;
     int stored;
     int64_t guard; /* stored _v */
-    bson_t doc;
+    bson_t *doc;
 } guarded_item;
+
+/* Takes tmp (built on the stack) into the item. 0 or -1 (ENOMEM). */
+static int item_take(guarded_item *it, bson_t *tmp)
+{
+    it->doc = bson_copy(tmp);
+    bson_destroy(tmp);
+    return it->doc ? 0 : -1;
+}
 
 static int guarded_updates(pwc_store *s, mongoc_collection_t *coll, guarded_item *items, size_t n,
                            pwc_bulk_result *total, size_t *expected, char *err, size_t errlen)
@@ -41,7 +50,7 @@ static int guarded_updates(pwc_store *s, mongoc_collection_t *coll, guarded_item
         BSON_APPEND_UTF8(&sel, PW_F_ID, items[i].id);
         BSON_APPEND_INT64(&sel, PW_F_VERSION, items[i].guard);
         pw_store_plan_check(s->plans, coll, &sel, "guarded update", PW_QUERY_FILTERED);
-        BSON_APPEND_DOCUMENT(&upd, "$set", &items[i].doc);
+        BSON_APPEND_DOCUMENT(&upd, "$set", items[i].doc);
         mongoc_bulk_operation_update_one_with_opts(pwc_ub_next(&ub), &sel, &upd, NULL, NULL);
         bson_destroy(&sel);
         bson_destroy(&upd);
@@ -59,7 +68,7 @@ static int guarded_inserts(mongoc_collection_t *coll, guarded_item *items, size_
     mongoc_bulk_operation_t *bulk = pwc_bulk_new(coll);
     for (size_t i = 0; i < n; i++) {
         if (!items[i].stored) {
-            mongoc_bulk_operation_insert_with_opts(bulk, &items[i].doc, NULL, NULL);
+            mongoc_bulk_operation_insert_with_opts(bulk, items[i].doc, NULL, NULL);
             m++;
         }
     }
@@ -112,7 +121,7 @@ static pwc_guard_outcome guarded_write(pwc_store *s, mongoc_database_t *db, cons
 static void items_free(guarded_item *items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        bson_destroy(&items[i].doc);
+        bson_destroy(items[i].doc);
     }
     free(items);
 }
@@ -199,8 +208,10 @@ static int buckets_fold(pwc_store *s, pwc_rollup_kind k, pwc_rollup_res res,
             continue;
         }
         guarded_item *it = &items[*nitems];
+        bson_t tmp;
         if (counted < 0 ||
-            pwc_rollup_doc(k, res, &g->items[i], entries, st, st->stored, &it->doc) != 0) {
+            pwc_rollup_doc(k, res, &g->items[i], entries, st, st->stored, &tmp) != 0 ||
+            item_take(it, &tmp) != 0) {
             snprintf(err, errlen, "%s: out of memory", pwc_rollup_collection(k));
             return -1;
         }
@@ -392,7 +403,9 @@ static pwc_guard_outcome census_attempt(pwc_store *s, mongoc_database_t *db,
         items[m].id = touched[q]->key;
         items[m].stored = touched[q]->stored;
         items[m].guard = touched[q]->stored_v;
-        if (pwc_census_doc(touched[q], touched[q]->stored, &items[m].doc) != 0) {
+        bson_t tmp;
+        if (pwc_census_doc(touched[q], touched[q]->stored, &tmp) != 0 ||
+            item_take(&items[m], &tmp) != 0) {
             items_free(items, m);
             pwc_census_forget(s);
             return PWC_GUARD_FAILED;
