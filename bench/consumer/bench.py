@@ -95,12 +95,13 @@ Options (defaults in brackets):
   bench/consumer/bench.py [--messages 60000] [--rate 2500,5000,10000] [--seconds 30] [--preload]
 """
 import argparse
+import atexit
 import datetime
 import json
-import math
 import os
 import pathlib
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -268,6 +269,7 @@ def start_consumers(binary, k, topics, db, group, uri, uri_file, log_tag=""):
     env_users = dict(line.split("=", 1)
                      for line in (SECRETS / "kafka-users.env").read_text().split())
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="pw-bench-"))
+    atexit.register(shutil.rmtree, tmp, True)  # holds a password: removed at exit
     pw_file = tmp / "consumer.password"
     pw_file.write_text(env_users["PW_KAFKA_CONSUMER_PASSWORD"])
     pw_file.chmod(0o600)
@@ -470,7 +472,7 @@ def ceilings(client, run, items, threads, batch, log):
             chunks = sl.interleave(sl.encode_chunks(sets, batch))
             took, ndocs = sl.insert_parallel(db, chunks, threads)
         finally:
-            client.drop_database(dbname)
+            sl.drop_databases(client, [dbname], log)
         out[kind] = len(items) / took
         log(f"[bench] ceiling, {kind}: {ndocs:,} documents for {len(items):,} records in "
             f"{took:.1f} s = {out[kind]:,.0f} msg/s")
@@ -497,9 +499,8 @@ def mib(kib):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="Phases, options and defaults: see the module docstring.")
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=60000)
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--rate", default="2500,5000,10000",
@@ -534,6 +535,7 @@ def main():
     uri_file = None if args.mongo_uri else sl.uri_file("consumer")
     uri = args.mongo_uri or sl.uri_of("consumer")
     client = pymongo.MongoClient(uri)
+    sl.wait_for_store(client)
     server_name = sl.store_name(client)
     user = sl.user_of(uri)
     run = uuid.uuid4().hex[:8]
@@ -643,16 +645,15 @@ def main():
     finally:
         stop_consumers(procs)
         sampler.stop()
-        for d in (dbname, pdbname):
-            client.drop_database(d)
+        dropped = sl.drop_databases(client, [dbname, pdbname], log)
         names = list(topics.values()) + (list(ptopics.values()) if ptopics else [])
         for f in admin.delete_topics(names).values():
             try:
                 f.result()
             except Exception as e:  # noqa: BLE001 - reported, cleanup goes on
                 print(f"[bench] deleting a topic: {e}", flush=True)
-        log(f"[bench] dropped {dbname}{', ' + pdbname if args.preload else ''}, deleted the "
-            "bench topics")
+        log(f"[bench] {'dropped' if dropped else 'tried to drop'} {dbname}"
+            f"{', ' + pdbname if args.preload else ''}; deleted the bench topics")
     events = log_events(all_logs)
     if events:
         log("[bench] consumer log warnings/errors: " + ", ".join(
@@ -677,7 +678,9 @@ def render(args, R, rates, server_name, user):
     r_gate, r_raw = e["throughput"] / c["raw+gate"], e["throughput"] / c["raw"]
     stored = R.get("stored_db")
     t_empty = [
-        ("consumer throughput into the store (empty store)", f"{e['throughput']:,.0f} msg/s", "", ""),
+        ("consumer throughput into the store (empty store)", f"{e['throughput']:,.0f} msg/s"
+         + ("" if e["complete"] else f" (INCOMPLETE: {e['stored']:,.0f} of {args.messages:,} stored)"),
+         "", ""),
         ("ceiling: bulk insert of the raw documents", f"{c['raw']:,.0f} msg/s", "", ""),
         ("ceiling: bulk insert of the raw + gate documents", f"{c['raw+gate']:,.0f} msg/s", "", ""),
         ("throughput / (raw + gate) ceiling", f"{r_gate:.0%}", "≥ 80%", verdict(r_gate >= 0.8)),
@@ -707,7 +710,9 @@ def render(args, R, rates, server_name, user):
             ("preload time (load; with indexes, compaction, settling)",
              f"{pre['load_s'] / 60:,.1f} min ({pre['docs'] / pre['load_s']:,.0f} docs/s); "
              f"{pre['total_s'] / 60:,.1f} min", "", ""),
-            ("consumer throughput into the preloaded store", f"{p['throughput']:,.0f} msg/s", "", ""),
+            ("consumer throughput into the preloaded store", f"{p['throughput']:,.0f} msg/s"
+             + ("" if p["complete"] else f" (INCOMPLETE: {p['stored']:,.0f} of {args.messages:,} stored)"),
+             "", ""),
             ("throughput preloaded / empty store", f"{ratio:.0%}", "≥ 80%", verdict(ratio >= 0.8)),
             ("largest batch write (pw_consumer_write_seconds)", fmt_bucket(wm),
              "far below the 30 s socket timeout", verdict(not near)),
@@ -768,8 +773,8 @@ def render(args, R, rates, server_name, user):
     events = R.get("events") or {}
     notes = {
         "intro": [
-            f"Measured by `bench/consumer/bench.py` on {datetime.date.today()} against {server_name}"
-            f" (the local stack's store, authenticated as {user}) and the stack's 3-node Kafka; "
+            f"Measured by `bench/consumer/bench.py` on {datetime.date.today()} against the local"
+            f" stack's store, {server_name}, authenticated as {user}, and the stack's 3-node Kafka; "
             f"{args.consumers} consumer processes, PW_BATCH_MAX {os.environ.get('PW_BATCH_MAX', 2000)},"
             f" PW_BATCH_MS {os.environ.get('PW_BATCH_MS', 200)}; {sl.machine()}, shared with the "
             "rest of the stack and whatever else uses it.",
@@ -838,13 +843,16 @@ HEADERS = {
 }
 
 
+NUMERIC = {"value", "achieved msg/s", "records", "p50 ms", "p99 ms", "backlog middle → end",
+           "failed writes", "peak RSS PG + FerretDB", "of which PostgreSQL", "FerretDB",
+           "peak Pss PG + FerretDB (every 5 s)", "PG processes", "CPU s PostgreSQL",
+           "CPU s FerretDB", "phase s", "store CPU s / 1M msgs", "offered msg/s"}
+
+
 def table(title, rows):
     h = HEADERS[title]
-    right = {"value"} if title != "Latency at offered rates" else set()
     out = ["| " + " | ".join(h) + " |",
-           "|" + "|".join("---:" if (x in right or (title in ("Latency at offered rates",
-                                                                "Store resources") and i > 0))
-                          else "---" for i, x in enumerate(h)) + "|"]
+           "|" + "|".join("---:" if x in NUMERIC else "---" for x in h) + "|"]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return out
 

@@ -204,9 +204,8 @@ def render(scales, stats, counts, store, n, n_uncached, cache_ms, users):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="See the module docstring for details.")
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mongo-uri", default=None)
     ap.add_argument("--metrics-uri", default=None)
     ap.add_argument("--readings", type=int, default=1_000_000)
@@ -224,6 +223,7 @@ def main():
     load_uri = args.mongo_uri or sl.uri_of("consumer")
     metrics_uri = args.metrics_uri or sl.uri_of("metrics")
     client = pymongo.MongoClient(load_uri)
+    sl.wait_for_store(client)
     store = sl.store_name(client)
     mods = sl.proto_modules(grpc_too=True)
     pb2, pb2_grpc = mods["metrics_pb2"], mods["metrics_pb2_grpc"]
@@ -257,9 +257,8 @@ def main():
                     proc.wait(timeout=60)
     finally:
         if not (args.keep or args.reuse):
-            for db_name, _ in scales:
-                client.drop_database(db_name)
-            print("dropped the bench databases", flush=True)
+            if sl.drop_databases(client, [d for d, _ in scales]):
+                print("dropped the bench databases", flush=True)
     text = render(scales, stats, counts, store, args.requests, args.requests_uncached,
                   args.cache_ms, (sl.user_of(load_uri), sl.user_of(metrics_uri)))
     print()

@@ -90,7 +90,7 @@ def measure(client, dbname, chunks_by_kind, threads, log):
             out[kind] = (n / took, n, took)
             log(f"  {kind}: {n:,} documents into {coll} in {took:.1f} s = {n / took:,.0f} docs/s")
     finally:
-        client.drop_database(dbname)
+        sl.drop_databases(client, [dbname], log)
     return out
 
 
@@ -123,9 +123,8 @@ def render(args, res, names, today):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="See the module docstring for details.")
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=100_000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=1000)
@@ -148,6 +147,7 @@ def main():
     del raw, gate
     res, names = {}, {}
     pg_client = pymongo.MongoClient(uri, maxPoolSize=args.threads + 2)
+    sl.wait_for_store(pg_client)
     names["pg"] = sl.store_name(pg_client)
     names["user"] = sl.user_of(uri)
     with sl.SqliteFerret(args.ferretdb) as lite:

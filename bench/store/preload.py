@@ -102,8 +102,23 @@ def _init(uri, dbname, plan, batch, done):
 
 
 def _flush(coll, buf):
+    """insert_many of buf; retried through a store outage (the stack is
+    shared), duplicates of an earlier attempt's documents accepted."""
+    from pymongo.errors import AutoReconnect, BulkWriteError
     if buf:
-        _W["client"][_W["dbname"]][coll].insert_many(buf, ordered=False)
+        for attempt in range(30):
+            try:
+                _W["client"][_W["dbname"]][coll].insert_many(buf, ordered=False)
+                break
+            except BulkWriteError as e:
+                if any(err.get("code") != 11000 for err in e.details.get("writeErrors", [])) \
+                        or attempt == 0:
+                    raise
+                break
+            except AutoReconnect:
+                if attempt == 29:
+                    raise
+                time.sleep(2)
         with _W["done"].get_lock():
             _W["done"].value += len(buf)
         buf.clear()
@@ -238,7 +253,9 @@ def preload(uri, dbname, topic, readings, devices, days=30, procs=4, batch=1000,
                 eta = (expected - n) / rate if rate else float("inf")
                 log(f"[preload] {n:,} / ~{expected:,} documents ({100 * n / expected:.0f} %), "
                     f"{finished}/{len(units)} partition-days, {rate:,.0f} docs/s, "
-                    f"ETA {max(eta, 0) / 60:.1f} min", )
+                    f"ETA {max(eta, 0) / 60:.1f} min")
+        pool.close()  # workers exit normally (and remove their temporary files)
+        pool.join()
     load_s = time.time() - t0
     # the census of each (partition, shard)
     pb = sl.proto_modules()["storage_pb2"]
@@ -279,7 +296,15 @@ def preload(uri, dbname, topic, readings, devices, days=30, procs=4, batch=1000,
     settled = quiet_since is not None and time.time() - quiet_since >= 5
     log(f"[preload] PostgreSQL autovacuum {'quiet' if settled else 'STILL RUNNING'} after "
         f"{time.time() - t1:.0f} s")
-    counts = {c: db.command("collStats", c)["count"] for c in sl.LAYOUT_INDEXES}
+    counts = {}
+    for c in sl.LAYOUT_INDEXES:  # PostgreSQL's estimates after ANALYZE
+        for attempt in range(6):
+            try:
+                counts[c] = db.command("collStats", c)["count"]
+                break
+            except pymongo.errors.PyMongoError:
+                time.sleep(10)
+        counts.setdefault(c, -1)
     client.close()
     return {"plan": plan, "counts": counts, "docs": done.value + len(census),
             "load_s": load_s, "total_s": time.time() - t0, "census_shards": len(census),

@@ -164,8 +164,10 @@ def proto_modules(grpc_too=False):
     grpc_tools.protoc into a temporary directory (once per process)."""
     if "mods" in _PB and (_PB["grpc"] or not grpc_too):
         return _PB["mods"]
+    import atexit
     from grpc_tools import protoc
     out = tempfile.mkdtemp(prefix="pw-bench-pb2-")
+    atexit.register(shutil.rmtree, out, True)
     include = str(pathlib.Path(protoc.__file__).parent / "_proto")
     protos = ["iot/v1/telemetry.proto", "iot/v1/storage.proto", "iot/v1/metrics.proto"]
     argv = ["protoc", f"-I{ROOT / 'proto'}", f"-I{include}", f"--python_out={out}"]
@@ -353,6 +355,44 @@ def retention_marks(db, now_ms=None):
                                         upsert=True)
 
 
+def wait_for_store(client, log=print, timeout=600):
+    """Waits until the store answers a command that needs its backend (the
+    stack is shared: its tests stop and start PostgreSQL and FerretDB)."""
+    from pymongo.errors import PyMongoError
+    t0, said = time.time(), False
+    while True:
+        try:
+            client["admin"].command("listDatabases", nameOnly=True)
+            client["bench_probe"].list_collection_names()
+            return
+        except PyMongoError as e:
+            if time.time() - t0 > timeout:
+                raise
+            if not said:
+                log(f"[store] the store does not answer yet ({str(e)[:120]}); waiting")
+                said = True
+            time.sleep(2)
+
+
+def drop_databases(client, names, log=print, attempts=6):
+    """Drops the bench databases, retrying through a store outage (the stack
+    is shared: its tests stop and start the store); says which are left."""
+    from pymongo.errors import PyMongoError
+    left = list(names)
+    for i in range(attempts):
+        for name in list(left):
+            try:
+                client.drop_database(name)
+                left.remove(name)
+            except PyMongoError as e:
+                log(f"[store] dropping {name} failed ({e.__class__.__name__}); retrying")
+        if not left:
+            return True
+        time.sleep(10)
+    log(f"[store] NOT DROPPED (store unreachable): {', '.join(left)}")
+    return False
+
+
 # ---- bulk inserts --------------------------------------------------------------------------
 
 def encode_chunks(docs_by_coll, batch):
@@ -525,16 +565,17 @@ class StoreSampler:
         self.stop_ev.set()
 
     def begin(self, name):
-        s = self.sample()
+        s = self.sample(pss=True)
         with self.lock:
             self.open[name] = {"t0": time.time(), "first": s, "peak": 0, "peak_pg": 0,
-                               "peak_fe": 0, "peak_procs": 0, "peak_pss": 0, "samples": 0,
+                               "peak_fe": 0, "peak_procs": 0, "peak_pss": s["pss"], "samples": 0,
                                "pids": (s["pg_pid"], s["fe_pid"]), "restarted": False}
 
     def end(self, name):
-        s = self.sample()
+        s = self.sample(pss=True)
         with self.lock:
             w = self.open.pop(name)
+        w["peak_pss"] = max(w["peak_pss"], s["pss"])
         w["seconds"] = time.time() - w["t0"]
         w["pg_cpu"] = s["pg_cpu"] - w["first"]["pg_cpu"]
         w["fe_cpu"] = s["fe_cpu"] - w["first"]["fe_cpu"]

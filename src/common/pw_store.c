@@ -20,6 +20,26 @@ struct pw_store_plans {
     char seen[PW_PLANS_MAX][PW_SHAPE_LEN];
 };
 
+static void store_log(mongoc_log_level_t level, const char *domain, const char *message, void *data)
+{
+    (void)data;
+    pw_log_level l = level <= MONGOC_LOG_LEVEL_CRITICAL  ? PW_LOG_ERROR
+                     : level == MONGOC_LOG_LEVEL_WARNING ? PW_LOG_WARN
+                     : level <= MONGOC_LOG_LEVEL_INFO    ? PW_LOG_INFO
+                                                         : PW_LOG_DEBUG;
+    if (strstr(message, "endSessions")) { /* FerretDB 1.x has no sessions: noise */
+        l = PW_LOG_DEBUG;
+    }
+    if (pw_log_enabled(l)) {
+        pw_log(l, "mongoc", "%s: %s", domain, message);
+    }
+}
+
+void pw_store_log_to_json(void)
+{
+    mongoc_log_set_handler(store_log, NULL);
+}
+
 pw_store_plans *pw_store_plans_new(int enabled)
 {
     pw_store_plans *p = calloc(1, sizeof(*p));

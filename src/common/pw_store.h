@@ -18,6 +18,11 @@
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
 
+/* Routes mongo-c-driver's log lines into the JSON log (pw_log); FerretDB's
+ * missing sessions ("endSessions") are logged at debug. Call once in main
+ * before mongoc_init. */
+void pw_store_log_to_json(void);
+
 /* Registry of the shapes already checked; thread-safe. */
 typedef struct pw_store_plans pw_store_plans;
 

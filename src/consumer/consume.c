@@ -42,7 +42,6 @@ struct pwc_consumer {
     volatile sig_atomic_t *stop;
     int paused;
     int64_t last_lag_us;
-    int64_t last_sweep_ms;
 };
 
 /* ---- batch --------------------------------------------------------------- */
@@ -552,23 +551,6 @@ static void update_lag(pwc_consumer *c)
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
-static void maybe_sweep(pwc_consumer *c)
-{
-    if (!pwc_store_is_ferretdb(c->store) || c->cfg->sweep_interval_s <= 0)
-        return;
-    int64_t now = pw_now_ms();
-    if (c->last_sweep_ms && now - c->last_sweep_ms < c->cfg->sweep_interval_s * 1000LL)
-        return;
-    c->last_sweep_ms = now;
-    char err[256] = "";
-    int64_t n = pwc_store_sweep(c->store, now, c->cfg->telemetry_ttl_s, c->cfg->alerts_ttl_s, err,
-                                sizeof(err));
-    if (n < 0)
-        pw_log(PW_LOG_WARN, "retention_sweep_failed", "%s", err);
-    else
-        pw_log(PW_LOG_INFO, "retention_sweep", "deleted %" PRId64 " expired documents", n);
-}
-
 int pwc_consumer_run(pwc_consumer *c)
 {
     while (!*c->stop) {
@@ -583,7 +565,6 @@ int pwc_consumer_run(pwc_consumer *c)
             (c->batch.n > 0 && age_ms >= c->cfg->batch_ms))
             process_batch(c);
         update_lag(c);
-        maybe_sweep(c);
     }
     pw_log(PW_LOG_INFO, "stopping", "finishing the batch of %zu, committing, leaving the group",
            c->batch.n);

@@ -13,6 +13,7 @@
 #include "ops.h"
 #include "pw_log.h"
 #include "store.h"
+#include "sweeper.h"
 
 static volatile sig_atomic_t stop_requested; /* set by the signal handler only */
 
@@ -64,6 +65,7 @@ int main(void)
     pwc_ops ops;
     pwc_dlq *dlq = NULL;
     pwc_consumer *consumer = NULL;
+    pwc_sweeper *sweeper = NULL;
     pwc_store *store = pwc_store_new(cfg.mongo_db, cfg.instance, (int)cfg.store_explain,
                                      (pwc_store_fault)cfg.test_fault, err, sizeof(err));
     if (!store || pwc_ops_init(&ops, store) != 0) {
@@ -79,6 +81,7 @@ int main(void)
         rc = 0; /* stopped while waiting */
         goto out;
     }
+    sweeper = pwc_sweeper_start(&cfg, store);
     dlq = pwc_dlq_new(&cfg, err, sizeof(err));
     if (!dlq)
         goto out;
@@ -92,6 +95,7 @@ out:
     if (rc == 1)
         pw_log(PW_LOG_ERROR, "startup_failed", "%s", err);
     pwc_consumer_free(consumer);
+    pwc_sweeper_stop(sweeper);
     pwc_dlq_free(dlq);
     pwc_ops_free(&ops);
     pwc_store_free(store);

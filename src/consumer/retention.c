@@ -75,17 +75,21 @@ static int mark_swept(mongoc_database_t *db, const char *coll, int64_t until, ch
     return rc;
 }
 
-/* Deletes the documents of each hour in [from, to). */
+/* Deletes the documents of each hour in [from, to). The filter's plan is
+ * checked even when no hour is due. */
 static int64_t sweep_hours(pwc_store *s, mongoc_database_t *db, const sweep_target *t, int64_t from,
                            int64_t to, char *err, size_t errlen)
 {
     mongoc_collection_t *c = mongoc_database_get_collection(db, t->coll);
+    bson_t probe = BSON_INITIALIZER;
+    BSON_APPEND_DATE_TIME(&probe, t->field, to);
+    pw_store_plan_check(s->plans, c, &probe, "retention sweep", PW_QUERY_FILTERED);
+    bson_destroy(&probe);
     int64_t deleted = 0;
     for (int64_t h = from; h < to && deleted >= 0; h += PWC_HOUR_MS) {
         bson_t sel = BSON_INITIALIZER, reply;
         bson_error_t e;
         BSON_APPEND_DATE_TIME(&sel, t->field, h);
-        pw_store_plan_check(s->plans, c, &sel, "retention sweep", PW_QUERY_FILTERED);
         if (mongoc_collection_delete_many(c, &sel, NULL, &reply, &e)) {
             deleted += reply_count(&reply);
         } else {
@@ -113,11 +117,8 @@ static int64_t sweep_one(pwc_store *s, mongoc_database_t *db, const sweep_target
          * as the oldest time the producer accepts, before the store began */
         from = pw_time_hour_start(cutoff - PW_MAX_PAST_MS);
     }
-    if (from >= cutoff) {
-        return 0;
-    }
     int64_t n = sweep_hours(s, db, t, from, cutoff, err, errlen);
-    if (n >= 0 && mark_swept(db, t->coll, cutoff, err, errlen) != 0) {
+    if (n >= 0 && from < cutoff && mark_swept(db, t->coll, cutoff, err, errlen) != 0) {
         n = -1;
     }
     return n;

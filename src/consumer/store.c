@@ -23,28 +23,11 @@ static void drop_state(void *v)
     pwc_rollup_state_free(v);
 }
 
-/* mongoc's own log lines become JSON log lines (it talks to stderr otherwise). */
-static void mongoc_to_pw_log(mongoc_log_level_t level, const char *domain, const char *message,
-                             void *data)
-{
-    (void)data;
-    pw_log_level l = level <= MONGOC_LOG_LEVEL_CRITICAL  ? PW_LOG_ERROR
-                     : level == MONGOC_LOG_LEVEL_WARNING ? PW_LOG_WARN
-                     : level <= MONGOC_LOG_LEVEL_INFO    ? PW_LOG_INFO
-                                                         : PW_LOG_DEBUG;
-    if (strstr(message, "endSessions")) { /* FerretDB 1.x has no sessions: noise */
-        l = PW_LOG_DEBUG;
-    }
-    if (pw_log_enabled(l)) {
-        pw_log(l, "mongoc", "%s: %s", domain, message);
-    }
-}
-
 pwc_store *pwc_store_new(const char *db, const char *app_name, int explain, pwc_store_fault fault,
                          char *err, size_t errlen)
 {
+    pw_store_log_to_json();
     mongoc_init();
-    mongoc_log_set_handler(mongoc_to_pw_log, NULL);
     pwc_store *s = calloc(1, sizeof(*s));
     if (!s) {
         return NULL;

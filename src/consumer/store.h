@@ -68,7 +68,8 @@ void pwc_store_forget_buckets(pwc_store *s);
 /* Deletes what is older than its retention on servers without TTL indexes
  * (FerretDB): raw telemetry and alerts, gate tokens, rollup buckets and
  * presence, one pushed-down {<bucket field>: <hour>} delete per expired hour.
- * Returns the number deleted, or -1 with err. */
+ * Returns the number deleted, or -1 with err. Thread-safe (its own client;
+ * run by the sweeper thread). */
 int64_t pwc_store_sweep(pwc_store *s, int64_t now_ms, long telemetry_ttl_s, long alerts_ttl_s,
                         char *err, size_t errlen);
 

@@ -18,6 +18,7 @@
 #include "pw_env.h"
 #include "pw_grpc.h"
 #include "pw_log.h"
+#include "pw_store.h"
 
 typedef struct {
     const char *bind_addr;
@@ -98,20 +99,6 @@ static pw_grpc_server *start_grpc(const mx_config *cfg, mx_service *svc)
     return g;
 }
 
-/* Routes the driver's own messages into the JSON log. */
-static void mongoc_log_to_json(mongoc_log_level_t level, const char *domain, const char *message,
-                               void *ctx)
-{
-    (void)ctx;
-    pw_log_level l = level <= MONGOC_LOG_LEVEL_CRITICAL  ? PW_LOG_ERROR
-                     : level == MONGOC_LOG_LEVEL_WARNING ? PW_LOG_WARN
-                     : level <= MONGOC_LOG_LEVEL_INFO    ? PW_LOG_INFO
-                                                         : PW_LOG_DEBUG;
-    if (pw_log_enabled(l)) {
-        pw_log(l, "mongoc", "%s: %s", domain, message);
-    }
-}
-
 /* Blocks until SIGTERM or SIGINT (both blocked in every thread). */
 static int wait_for_signal(const sigset_t *set)
 {
@@ -137,7 +124,7 @@ int main(void)
     if (load_config(&cfg) != 0) {
         return 2;
     }
-    mongoc_log_set_handler(mongoc_log_to_json, NULL);
+    pw_store_log_to_json();
     mongoc_init();
     char err[256];
     int rc = 1;

@@ -130,6 +130,37 @@ def _reachable(url):
         return False
 
 
+_LOG_MARKS = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def log_marks():
+    """Where each service log ended when the run began: tests that read the
+    logs (plans, sanitizer reports) read only what this run wrote."""
+    for path in (STATE / "logs").glob("*.log"):
+        _LOG_MARKS[path.name] = path.stat().st_size
+    return _LOG_MARKS
+
+
+def run_log(name, since_start=False):
+    """The part of .plantwatch/logs/<name>.log written during this run; with
+    since_start, from the start of the process that was running when the run
+    began (its first line: a C service's "listening" or "started" event)."""
+    path = STATE / "logs" / f"{name}.log"
+    if not path.exists():
+        return ""
+    data = path.read_bytes()
+    mark = _LOG_MARKS.get(path.name, 0)
+    if since_start:
+        # consumers log "listening" first, the metrics service only "started"
+        first = data.rfind(b'"event":"listening"', 0, mark)
+        if first < 0:
+            first = data.rfind(b'"event":"started"', 0, mark)
+        if first >= 0:
+            mark = data.rfind(b"\n", 0, first) + 1
+    return data[mark:].decode(errors="replace")
+
+
 @pytest.fixture(scope="session")
 def stack():
     s = Stack()
