@@ -162,7 +162,7 @@ def render(scales, stats, counts, store, n, n_uncached, cache_ms, users):
              f"database (`{base[0]}`, `{big[0]}`), written by `bench/metrics/loader.py` in the consumer's "
              "shapes: per Kafka partition (3 telemetry, 2 alerts) one bucket per UTC hour and one per "
              "UTC day with the cells packed in `state`, and the device census (every device in a shard "
-             "of its telemetry and of its alerts partition, 16 shards each). Raw documents, gate tokens "
+             "of its telemetry and of its alerts partition, 8 shards each). Raw documents, gate tokens "
              "and presence were not written because no view reads them. What a call reads depends on "
              "buckets and devices, not readings:",
              "",

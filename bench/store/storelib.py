@@ -33,7 +33,7 @@ DOC = ROOT / "docs" / "performance.md"
 
 HOUR = 3_600_000
 DAY = 86_400_000
-CENSUS_SHARDS = 16          # PW_CENSUS_SHARDS (src/common/pw_schema.h)
+CENSUS_SHARDS = 8           # PW_CENSUS_SHARDS (src/common/pw_schema.h)
 TOKEN_TTL_S = 8 * 86400     # PWC_TOKEN_TTL_S (src/consumer/store_int.h)
 
 
@@ -263,16 +263,72 @@ def origin(topic, partition, offset):
     return f"{topic}:{partition}:{offset}"
 
 
+def packed(msg):
+    """A packed state field as pw_store_append_packed writes it: BSON binary of
+    subtype 0x80, a little-endian uint32 with the message's length, then the
+    message deflated with zlib."""
+    import struct
+    import zlib
+    from bson.binary import Binary
+    raw = msg.SerializeToString()
+    return Binary(struct.pack("<I", len(raw)) + zlib.compress(raw, 1), 0x80)
+
+
+def unpacked(pb_cls, value):
+    """The message in a packed state field (subtype 0x80 or 0)."""
+    import struct
+    import zlib
+    raw = bytes(value)
+    if getattr(value, "subtype", 0) == 0x80:
+        n = struct.unpack("<I", raw[:4])[0]
+        raw = zlib.decompress(raw[4:])
+        assert len(raw) == n
+    msg = pb_cls()
+    msg.ParseFromString(raw)
+    return msg
+
+
+def census_message(pb, entries):
+    """iot.v1.DeviceCensus in its columns (as pwc_census_doc writes it).
+    entries: (device_id, zone, firmware, first_seen_ms, last_seen_ms)."""
+    m = pb.DeviceCensus()
+    rows = sorted(entries, key=lambda e: (e[4], e[0]))
+    zones = sorted({e[1] for e in rows})
+    firmwares = sorted({e[2] for e in rows})
+    zi = {z: i for i, z in enumerate(zones)}
+    fi = {f: i for i, f in enumerate(firmwares)}
+    m.zones.extend(zones)
+    m.firmwares.extend(firmwares)
+    prev = 0
+    for dev, zone, fw, first, last in rows:
+        m.device_ids.append(dev)
+        m.zone.append(zi[zone])
+        m.firmware.append(fi[fw])
+        m.last_seen_delta_ms.append(last - prev)
+        m.seen_for_ms.append(last - first)
+        prev = last
+    return m
+
+
+def census_entries(m):
+    """(device_id, zone, firmware, first_seen_ms, last_seen_ms) of a DeviceCensus."""
+    out, last = [], 0
+    for i, dev in enumerate(m.device_ids):
+        last += m.last_seen_delta_ms[i]
+        out.append((dev, m.zones[m.zone[i]], m.firmwares[m.firmware[i]],
+                    last - m.seen_for_ms[i], last))
+    return out
+
+
 def rollup_state(pb, cells, devices):
     """Packed iot.v1.RollupState. cells: (zone, label, code, count, sum, min, max);
     devices: {zone: count}."""
-    from bson.binary import Binary
     st = pb.RollupState()
     for zone, label, code, count, s, lo, hi in cells:
         st.cells.add(zone=zone, label=label, code=code, count=count, sum=s, min=lo, max=hi)
     for zone, count in sorted(devices.items()):
         st.devices.add(zone=zone, count=count)
-    return Binary(st.SerializeToString(), 0)
+    return packed(st)
 
 
 def bucket_doc(pb, res, start_ms, tp, hw, count, cells, devices):
@@ -294,13 +350,10 @@ def bucket_doc(pb, res, start_ms, tp, hw, count, cells, devices):
 def census_doc(pb, tp, shard, hw, entries):
     """pwc_census_doc: one (partition, shard) census, _id "<tp>|<shard>".
     entries: (device_id, zone, firmware, first_seen_ms, last_seen_ms)."""
-    from bson.binary import Binary
     from bson.int64 import Int64
-    m = pb.DeviceCensus()
-    for dev, zone, fw, first, last in entries:
-        m.devices.add(device_id=dev, zone=zone, firmware=fw, first_seen_ms=first, last_seen_ms=last)
+    m = census_message(pb, entries)
     return {"_id": f"{tp}|{shard}", "tp": tp, "shard": shard, "hw": Int64(hw), "_v": Int64(hw),
-            "count": Int64(len(entries)), "state": Binary(m.SerializeToString(), 0)}
+            "count": Int64(len(entries)), "state": packed(m)}
 
 
 # ---- the consumer's layout (src/consumer/layout.c, FerretDB branch) ---------------------

@@ -56,7 +56,7 @@
 
 /* ---- census (rollup_devices) ----------------------------------------------- */
 #define PW_F_SHARD "shard"
-#define PW_CENSUS_SHARDS 16 /* shards per partition */
+#define PW_CENSUS_SHARDS 8 /* shards per partition */
 
 /* ---- consumer_progress ------------------------------------------------------ */
 #define PW_F_SETTLED "settled" /* highest offset whose batch was completely written */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "pw_env.h"
 #include "pw_log.h"
@@ -173,14 +174,49 @@ void pw_store_plan_check(pw_store_plans *p, mongoc_collection_t *coll, const bso
 int pw_store_append_packed(bson_t *doc, const char *field, const ProtobufCMessage *m)
 {
     size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (buf == NULL) {
+    if (len > PW_STORE_PACKED_MAX) {
         return -1;
     }
-    protobuf_c_message_pack(m, buf);
-    bool ok = bson_append_binary(doc, field, -1, BSON_SUBTYPE_BINARY, buf, (uint32_t)len);
-    free(buf);
-    return ok ? 0 : -1;
+    uLongf zlen = compressBound((uLong)len);
+    uint8_t *raw = malloc(len ? len : 1), *out = malloc(4 + zlen);
+    int rc = raw && out ? 0 : -1;
+    if (rc == 0) {
+        protobuf_c_message_pack(m, raw);
+        for (int i = 0; i < 4; i++) {
+            out[i] = (uint8_t)(len >> (8 * i));
+        }
+        rc = compress2(out + 4, &zlen, raw, (uLong)len, 1) == Z_OK ? 0 : -1;
+    }
+    if (rc == 0 &&
+        !bson_append_binary(doc, field, -1, PW_STORE_SUBTYPE_DEFLATED, out, (uint32_t)(4 + zlen))) {
+        rc = -1;
+    }
+    free(raw);
+    free(out);
+    return rc;
+}
+
+/* The inflated bytes of a deflated packed field (caller frees), or NULL. */
+static uint8_t *inflate_packed(const uint8_t *data, uint32_t len, size_t *outlen)
+{
+    if (len < 4) {
+        return NULL;
+    }
+    uLongf n =
+        (uLongf)data[0] | (uLongf)data[1] << 8 | (uLongf)data[2] << 16 | (uLongf)data[3] << 24;
+    if (n > PW_STORE_PACKED_MAX) {
+        return NULL;
+    }
+    /* one byte more than stated: a stream that inflates to more is caught
+     * (zlib cannot tell with an output buffer of 0 bytes) */
+    uint8_t *out = malloc(n + 1);
+    uLongf got = n + 1;
+    if (out == NULL || uncompress(out, &got, data + 4, len - 4) != Z_OK || got != n) {
+        free(out);
+        return NULL;
+    }
+    *outlen = n;
+    return out;
 }
 
 ProtobufCMessage *pw_store_unpack(const bson_t *doc, const char *field,
@@ -198,10 +234,16 @@ ProtobufCMessage *pw_store_unpack(const bson_t *doc, const char *field,
     uint32_t len = 0;
     const uint8_t *data = NULL;
     bson_iter_binary(&it, &st, &len, &data);
-    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, data);
-    if (m == NULL) {
-        *bad = 1;
+    if (st != PW_STORE_SUBTYPE_DEFLATED) {
+        ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, data);
+        *bad |= m == NULL;
+        return m;
     }
+    size_t n = 0;
+    uint8_t *raw = inflate_packed(data, len, &n);
+    ProtobufCMessage *m = raw ? protobuf_c_message_unpack(d, NULL, n, raw) : NULL;
+    free(raw);
+    *bad |= m == NULL;
     return m;
 }
 

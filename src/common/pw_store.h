@@ -8,7 +8,9 @@
  *   COLLSCAN). A test reads these lines to prove that no query scans a
  *   collection silently. Reads of a whole collection are declared as such by
  *   their caller and logged as "whole".
- * - Packed state: a protobuf message stored as a BSON binary field.
+ * - Packed state: a protobuf message stored as a BSON binary field of
+ *   subtype 0x80 — a little-endian uint32 with the message's length, then
+ *   the message deflated with zlib (subtype 0: the message as is).
  * - The client URI: PW_MONGO_URI_FILE or PW_MONGO_URI, with timeouts that fail
  *   fast when the store is down. */
 #ifndef PW_STORE_H
@@ -45,12 +47,17 @@ void pw_store_plan_check(pw_store_plans *p, mongoc_collection_t *coll, const bso
  * operators of operator documents). Writes at most outlen bytes. */
 void pw_store_filter_shape(const bson_t *filter, char *out, size_t outlen);
 
-/* Appends m, packed, as BSON binary field `field`. 0, or -1 (ENOMEM). */
+#define PW_STORE_SUBTYPE_DEFLATED 0x80
+#define PW_STORE_PACKED_MAX (64u << 20) /* a packed message is never larger */
+
+/* Appends m, packed and deflated, as BSON binary field `field`. 0, or -1
+ * (ENOMEM, or larger than PW_STORE_PACKED_MAX). */
 int pw_store_append_packed(bson_t *doc, const char *field, const ProtobufCMessage *m);
 
 /* The message packed in binary field `field` of doc, unpacked with d; free it
  * with protobuf_c_message_free_unpacked. NULL when the field is absent, not
- * binary, or does not decode (*bad = 1 then; absent leaves *bad alone). */
+ * binary, does not inflate (or claims more than PW_STORE_PACKED_MAX) or does
+ * not decode (*bad = 1 then; absent leaves *bad alone). */
 ProtobufCMessage *pw_store_unpack(const bson_t *doc, const char *field,
                                   const ProtobufCMessageDescriptor *d, int *bad);
 

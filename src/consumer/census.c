@@ -185,6 +185,37 @@ void pwc_census_mark_written(pwc_census *c)
     c->stored_v = v;
 }
 
+/* Adds the entries of a census message to c (as written). 0 or -1. */
+static int entries_from_pb(pwc_census *c, const Iot__V1__DeviceCensus *m)
+{
+    int64_t last = 0;
+    size_t n = m->n_device_ids;
+    if (m->n_zone != n || m->n_firmware != n || m->n_last_seen_delta_ms != n ||
+        m->n_seen_for_ms != n) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (m->zone[i] >= m->n_zones || m->firmware[i] >= m->n_firmwares) {
+            return -1;
+        }
+        pwc_census_entry *d = entry_get(c, m->device_ids[i]);
+        if (!d) {
+            return -1;
+        }
+        int64_t first;
+        if (__builtin_add_overflow(last, m->last_seen_delta_ms[i], &last) ||
+            __builtin_sub_overflow(last, m->seen_for_ms[i], &first)) {
+            return -1;
+        }
+        snprintf(d->zone, sizeof(d->zone), "%s", m->zones[m->zone[i]]);
+        snprintf(d->firmware, sizeof(d->firmware), "%s", m->firmwares[m->firmware[i]]);
+        d->last_ms = d->w_last_ms = last;
+        d->first_ms = d->w_first_ms = first;
+        d->unwritten = 0;
+    }
+    return 0;
+}
+
 int pwc_census_from_doc(pwc_census *c, const bson_t *doc)
 {
     bson_iter_t it;
@@ -207,57 +238,143 @@ int pwc_census_from_doc(pwc_census *c, const bson_t *doc)
     Iot__V1__DeviceCensus *m = (Iot__V1__DeviceCensus *)pw_store_unpack(
         doc, PW_F_STATE, &iot__v1__device_census__descriptor, &bad);
     int rc = bad ? -1 : 0;
-    for (size_t i = 0; m && rc == 0 && i < m->n_devices; i++) {
-        const Iot__V1__DeviceEntry *in = m->devices[i];
-        pwc_census_entry *d = entry_get(c, in->device_id);
-        if (!d) {
-            rc = -1;
-            break;
-        }
-        snprintf(d->zone, sizeof(d->zone), "%s", in->zone);
-        snprintf(d->firmware, sizeof(d->firmware), "%s", in->firmware);
-        d->first_ms = d->w_first_ms = in->first_seen_ms;
-        d->last_ms = d->w_last_ms = in->last_seen_ms;
-        d->unwritten = 0;
-    }
     if (m) {
+        rc = entries_from_pb(c, m);
         protobuf_c_message_free_unpacked(&m->base, NULL);
     }
     return rc;
 }
 
+/* The columns of a census message, pointing into c's entries. */
+typedef struct {
+    Iot__V1__DeviceCensus msg;
+    const pwc_census_entry **order; /* by last seen */
+    char **ids, **zones, **firmwares;
+    uint32_t *zone, *firmware;
+    int64_t *delta, *seen_for;
+} census_pb;
+
+static int cmp_last(const void *a, const void *b)
+{
+    const pwc_census_entry *x = *(const pwc_census_entry *const *)a;
+    const pwc_census_entry *y = *(const pwc_census_entry *const *)b;
+    if (x->last_ms != y->last_ms) {
+        return x->last_ms < y->last_ms ? -1 : 1;
+    }
+    return strcmp(x->device, y->device);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The sorted distinct strings of in[0..n) into out; their number. */
+static size_t dictionary(char **in, size_t n, char **out)
+{
+    memcpy(out, in, n * sizeof(*out));
+    qsort(out, n, sizeof(*out), cmp_str);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m == 0 || strcmp(out[m - 1], out[i]) != 0) {
+            out[m++] = out[i];
+        }
+    }
+    return m;
+}
+
+static uint32_t dict_index(char **dict, size_t n, const char *s)
+{
+    char **hit = bsearch(&s, dict, n, sizeof(*dict), cmp_str);
+    return hit ? (uint32_t)(hit - dict) : 0;
+}
+
+static void census_pb_free(census_pb *p)
+{
+    free(p->order);
+    free(p->ids);
+    free(p->zones);
+    free(p->firmwares);
+    free(p->zone);
+    free(p->firmware);
+    free(p->delta);
+    free(p->seen_for);
+}
+
+static int census_pb_fill(const pwc_census *c, census_pb *p)
+{
+    size_t n = c->n, cap = n ? n : 1;
+    memset(p, 0, sizeof(*p));
+    iot__v1__device_census__init(&p->msg);
+    p->order = malloc(cap * sizeof(*p->order));
+    p->ids = malloc(cap * sizeof(char *));
+    p->zones = malloc(cap * sizeof(char *));
+    p->firmwares = malloc(cap * sizeof(char *));
+    p->zone = malloc(cap * sizeof(uint32_t));
+    p->firmware = malloc(cap * sizeof(uint32_t));
+    p->delta = malloc(cap * sizeof(int64_t));
+    p->seen_for = malloc(cap * sizeof(int64_t));
+    if (!p->order || !p->ids || !p->zones || !p->firmwares || !p->zone || !p->firmware ||
+        !p->delta || !p->seen_for) {
+        census_pb_free(p);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        p->order[i] = &c->entries[i];
+    }
+    qsort(p->order, n, sizeof(*p->order), cmp_last);
+    for (size_t i = 0; i < n; i++) {
+        p->ids[i] = (char *)p->order[i]->zone; /* scratch: the zone column first */
+    }
+    size_t nz = dictionary(p->ids, n, p->zones);
+    for (size_t i = 0; i < n; i++) {
+        p->ids[i] = (char *)p->order[i]->firmware;
+    }
+    size_t nf = dictionary(p->ids, n, p->firmwares);
+    int64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        const pwc_census_entry *d = p->order[i];
+        p->ids[i] = (char *)d->device;
+        p->zone[i] = dict_index(p->zones, nz, d->zone);
+        p->firmware[i] = dict_index(p->firmwares, nf, d->firmware);
+        p->delta[i] = d->last_ms - prev;
+        p->seen_for[i] = d->last_ms - d->first_ms;
+        prev = d->last_ms;
+    }
+    p->msg.n_device_ids = n;
+    p->msg.device_ids = p->ids;
+    p->msg.n_zones = nz;
+    p->msg.zones = p->zones;
+    p->msg.n_firmwares = nf;
+    p->msg.firmwares = p->firmwares;
+    p->msg.n_zone = n;
+    p->msg.zone = p->zone;
+    p->msg.n_firmware = n;
+    p->msg.firmware = p->firmware;
+    p->msg.n_last_seen_delta_ms = n;
+    p->msg.last_seen_delta_ms = p->delta;
+    p->msg.n_seen_for_ms = n;
+    p->msg.seen_for_ms = p->seen_for;
+    return 0;
+}
+
 int pwc_census_doc(const pwc_census *c, int for_set, bson_t *doc)
 {
-    Iot__V1__DeviceEntry *items = calloc(c->n ? c->n : 1, sizeof(*items));
-    Iot__V1__DeviceEntry **ptrs = calloc(c->n ? c->n : 1, sizeof(*ptrs));
-    int rc = items && ptrs ? 0 : -1;
-    for (size_t i = 0; rc == 0 && i < c->n; i++) {
-        const pwc_census_entry *d = &c->entries[i];
-        iot__v1__device_entry__init(&items[i]);
-        items[i].device_id = (char *)d->device;
-        items[i].zone = (char *)d->zone;
-        items[i].firmware = (char *)d->firmware;
-        items[i].first_seen_ms = d->first_ms;
-        items[i].last_seen_ms = d->last_ms;
-        ptrs[i] = &items[i];
+    census_pb p;
+    if (census_pb_fill(c, &p) != 0) {
+        return -1;
     }
-    Iot__V1__DeviceCensus m = IOT__V1__DEVICE_CENSUS__INIT;
-    m.n_devices = c->n;
-    m.devices = ptrs;
     bson_init(doc);
-    if (rc == 0) {
-        if (!for_set) {
-            BSON_APPEND_UTF8(doc, PW_F_ID, c->key);
-        }
-        BSON_APPEND_UTF8(doc, PW_F_TP, c->tp);
-        BSON_APPEND_INT32(doc, PW_F_SHARD, c->shard);
-        BSON_APPEND_INT64(doc, PW_F_HW, c->hw);
-        BSON_APPEND_INT64(doc, PW_F_VERSION, pwc_census_next_version(c));
-        BSON_APPEND_INT64(doc, PW_F_COUNT, (int64_t)c->n);
-        rc = pw_store_append_packed(doc, PW_F_STATE, &m.base);
+    if (!for_set) {
+        BSON_APPEND_UTF8(doc, PW_F_ID, c->key);
     }
-    free(items);
-    free(ptrs);
+    BSON_APPEND_UTF8(doc, PW_F_TP, c->tp);
+    BSON_APPEND_INT32(doc, PW_F_SHARD, c->shard);
+    BSON_APPEND_INT64(doc, PW_F_HW, c->hw);
+    BSON_APPEND_INT64(doc, PW_F_VERSION, pwc_census_next_version(c));
+    BSON_APPEND_INT64(doc, PW_F_COUNT, (int64_t)c->n);
+    int rc = pw_store_append_packed(doc, PW_F_STATE, &p.msg.base);
+    census_pb_free(&p);
     if (rc != 0) {
         bson_destroy(doc);
     }

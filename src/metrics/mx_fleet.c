@@ -85,30 +85,52 @@ static int newer(const mx_device *d, int64_t last_ms, const char *tp)
     return last_ms > d->last_ms || (last_ms == d->last_ms && strcmp(tp, d->tp) > 0);
 }
 
-static void merge(mx_fleet *f, const Iot__V1__DeviceEntry *e, const char *tp)
+/* One census entry, as the shard's columns give it. */
+typedef struct {
+    const char *device, *zone, *firmware;
+    int64_t first_ms, last_ms;
+} census_entry;
+
+static void merge(mx_fleet *f, const census_entry *e, const char *tp)
 {
-    uint32_t *slot = slot_of(f, e->device_id);
+    uint32_t *slot = slot_of(f, e->device);
     if (*slot == 0) {
         mx_device *d = &f->v[f->n];
-        d->device = e->device_id;
+        d->device = e->device;
         d->zone = e->zone;
         d->firmware = e->firmware;
-        d->first_ms = e->first_seen_ms;
-        d->last_ms = e->last_seen_ms;
+        d->first_ms = e->first_ms;
+        d->last_ms = e->last_ms;
         d->tp = tp;
         *slot = (uint32_t)(++f->n);
         return;
     }
     mx_device *d = &f->v[*slot - 1];
-    if (e->first_seen_ms < d->first_ms) {
-        d->first_ms = e->first_seen_ms;
+    if (e->first_ms < d->first_ms) {
+        d->first_ms = e->first_ms;
     }
-    if (newer(d, e->last_seen_ms, tp)) {
+    if (newer(d, e->last_ms, tp)) {
         d->zone = e->zone;
         d->firmware = e->firmware;
-        d->last_ms = e->last_seen_ms;
+        d->last_ms = e->last_ms;
         d->tp = tp;
     }
+}
+
+/* 1 when the shard's columns agree with each other. */
+static int columns_valid(const Iot__V1__DeviceCensus *m)
+{
+    size_t n = m->n_device_ids;
+    if (m->n_zone != n || m->n_firmware != n || m->n_last_seen_delta_ms != n ||
+        m->n_seen_for_ms != n) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (m->zone[i] >= m->n_zones || m->firmware[i] >= m->n_firmwares) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 int mx_fleet_add_shard(mx_fleet *f, Iot__V1__DeviceCensus *m, const char *tp)
@@ -133,11 +155,18 @@ int mx_fleet_add_shard(mx_fleet *f, Iot__V1__DeviceCensus *m, const char *tp)
     }
     f->tps[f->nshards] = tpc;
     f->shards[f->nshards++] = m;
-    if (reserve(f, m->n_devices) != 0) {
+    if (!columns_valid(m) || reserve(f, m->n_device_ids) != 0) {
         return -1;
     }
-    for (size_t i = 0; i < m->n_devices; i++) {
-        merge(f, m->devices[i], tpc);
+    int64_t last = 0, first;
+    for (size_t i = 0; i < m->n_device_ids; i++) {
+        if (__builtin_add_overflow(last, m->last_seen_delta_ms[i], &last) ||
+            __builtin_sub_overflow(last, m->seen_for_ms[i], &first)) {
+            return -1; /* a corrupt shard: times beyond int64 */
+        }
+        census_entry e = {m->device_ids[i], m->zones[m->zone[i]], m->firmwares[m->firmware[i]],
+                          first, last};
+        merge(f, &e, tpc);
     }
     return 0;
 }
@@ -161,7 +190,8 @@ int mx_fleet_load(mx_store *store, mx_fleet *f, char *err, size_t errlen)
             snprintf(err, errlen, "a %s document does not decode", PW_COLL_CENSUS);
             rc = -1;
         } else if (m != NULL && mx_fleet_add_shard(f, m, mx_bson_str(doc, PW_F_TP, "")) != 0) {
-            snprintf(err, errlen, "out of memory");
+            snprintf(err, errlen, "a %s document is inconsistent (or out of memory)",
+                     PW_COLL_CENSUS);
             rc = -1;
         }
     }

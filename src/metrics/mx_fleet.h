@@ -35,7 +35,8 @@ void mx_fleet_init(mx_fleet *f);
 void mx_fleet_free(mx_fleet *f);
 
 /* Merges the census shard m of partition tp (takes ownership of m; tp is
- * copied). 0 or -1 (ENOMEM). */
+ * copied). 0, or -1 (ENOMEM, or columns that disagree in length or index
+ * beyond their dictionaries). */
 int mx_fleet_add_shard(mx_fleet *f, Iot__V1__DeviceCensus *m, const char *tp);
 
 /* Reads every census document of the store into f. 0, or -1 with err. */

@@ -5,11 +5,13 @@ import importlib
 import os
 import pathlib
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import types
+import zlib
 
 import pytest
 import requests
@@ -234,11 +236,22 @@ class StoreView:
     def __init__(self, db, storage_pb2):
         self.db, self.pb = db, storage_pb2
 
-    def state(self, doc):
-        msg = self.pb.RollupState()
-        if doc.get("state") is not None:
-            msg.ParseFromString(bytes(doc["state"]))
+    def unpack(self, cls, value):
+        """A packed state field: subtype 0x80 = little-endian uint32 length,
+        then the message deflated with zlib (subtype 0: the message as is)."""
+        msg = cls()
+        if value is None:
+            return msg
+        raw = bytes(value)
+        if getattr(value, "subtype", 0) == 0x80:
+            n = struct.unpack("<I", raw[:4])[0]
+            raw = zlib.decompress(raw[4:])
+            assert len(raw) == n, "packed state length prefix disagrees"
+        msg.ParseFromString(raw)
         return msg
+
+    def state(self, doc):
+        return self.unpack(self.pb.RollupState, doc.get("state"))
 
     def buckets(self, coll, res="hour"):
         """(document, RollupState) of every bucket of one resolution."""
@@ -255,10 +268,13 @@ class StoreView:
         """tp -> {device: DeviceEntry} over all census shards."""
         out = {}
         for d in self.db.rollup_devices.find():
-            msg = self.pb.DeviceCensus()
-            msg.ParseFromString(bytes(d["state"]))
-            for e in msg.devices:
-                out.setdefault(d["tp"], {})[e.device_id] = e
+            m = self.unpack(self.pb.DeviceCensus, d["state"])
+            last = 0
+            for i, dev in enumerate(m.device_ids):
+                last += m.last_seen_delta_ms[i]
+                out.setdefault(d["tp"], {})[dev] = types.SimpleNamespace(
+                    device_id=dev, zone=m.zones[m.zone[i]], firmware=m.firmwares[m.firmware[i]],
+                    first_seen_ms=last - m.seen_for_ms[i], last_seen_ms=last)
         return out
 
     def device(self, device_id):

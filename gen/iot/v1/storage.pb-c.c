@@ -142,51 +142,6 @@ void   iot__v1__rollup_state__free_unpacked
   assert(message->base.descriptor == &iot__v1__rollup_state__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-void   iot__v1__device_entry__init
-                     (Iot__V1__DeviceEntry         *message)
-{
-  static const Iot__V1__DeviceEntry init_value = IOT__V1__DEVICE_ENTRY__INIT;
-  *message = init_value;
-}
-size_t iot__v1__device_entry__get_packed_size
-                     (const Iot__V1__DeviceEntry *message)
-{
-  assert(message->base.descriptor == &iot__v1__device_entry__descriptor);
-  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
-}
-size_t iot__v1__device_entry__pack
-                     (const Iot__V1__DeviceEntry *message,
-                      uint8_t       *out)
-{
-  assert(message->base.descriptor == &iot__v1__device_entry__descriptor);
-  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
-}
-size_t iot__v1__device_entry__pack_to_buffer
-                     (const Iot__V1__DeviceEntry *message,
-                      ProtobufCBuffer *buffer)
-{
-  assert(message->base.descriptor == &iot__v1__device_entry__descriptor);
-  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
-}
-Iot__V1__DeviceEntry *
-       iot__v1__device_entry__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data)
-{
-  return (Iot__V1__DeviceEntry *)
-     protobuf_c_message_unpack (&iot__v1__device_entry__descriptor,
-                                allocator, len, data);
-}
-void   iot__v1__device_entry__free_unpacked
-                     (Iot__V1__DeviceEntry *message,
-                      ProtobufCAllocator *allocator)
-{
-  if(!message)
-    return;
-  assert(message->base.descriptor == &iot__v1__device_entry__descriptor);
-  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
-}
 void   iot__v1__device_census__init
                      (Iot__V1__DeviceCensus         *message)
 {
@@ -450,15 +405,39 @@ const ProtobufCMessageDescriptor iot__v1__rollup_state__descriptor =
   (ProtobufCMessageInit) iot__v1__rollup_state__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor iot__v1__device_entry__field_descriptors[5] =
+static const ProtobufCFieldDescriptor iot__v1__device_census__field_descriptors[7] =
 {
   {
-    "device_id",
+    "device_ids",
     1,
-    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_LABEL_REPEATED,
     PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Iot__V1__DeviceEntry, device_id),
+    offsetof(Iot__V1__DeviceCensus, n_device_ids),
+    offsetof(Iot__V1__DeviceCensus, device_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "zones",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Iot__V1__DeviceCensus, n_zones),
+    offsetof(Iot__V1__DeviceCensus, zones),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "firmwares",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Iot__V1__DeviceCensus, n_firmwares),
+    offsetof(Iot__V1__DeviceCensus, firmwares),
     NULL,
     &protobuf_c_empty_string,
     0,             /* flags */
@@ -466,102 +445,66 @@ static const ProtobufCFieldDescriptor iot__v1__device_entry__field_descriptors[5
   },
   {
     "zone",
-    2,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Iot__V1__DeviceEntry, zone),
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Iot__V1__DeviceCensus, n_zone),
+    offsetof(Iot__V1__DeviceCensus, zone),
     NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
     "firmware",
-    3,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Iot__V1__DeviceEntry, firmware),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "first_seen_ms",
-    4,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_INT64,
-    0,   /* quantifier_offset */
-    offsetof(Iot__V1__DeviceEntry, first_seen_ms),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "last_seen_ms",
     5,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_INT64,
-    0,   /* quantifier_offset */
-    offsetof(Iot__V1__DeviceEntry, last_seen_ms),
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Iot__V1__DeviceCensus, n_firmware),
+    offsetof(Iot__V1__DeviceCensus, firmware),
     NULL,
     NULL,
-    0,             /* flags */
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
-};
-static const unsigned iot__v1__device_entry__field_indices_by_name[] = {
-  0,   /* field[0] = device_id */
-  2,   /* field[2] = firmware */
-  3,   /* field[3] = first_seen_ms */
-  4,   /* field[4] = last_seen_ms */
-  1,   /* field[1] = zone */
-};
-static const ProtobufCIntRange iot__v1__device_entry__number_ranges[1 + 1] =
-{
-  { 1, 0 },
-  { 0, 5 }
-};
-const ProtobufCMessageDescriptor iot__v1__device_entry__descriptor =
-{
-  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "iot.v1.DeviceEntry",
-  "DeviceEntry",
-  "Iot__V1__DeviceEntry",
-  "iot.v1",
-  sizeof(Iot__V1__DeviceEntry),
-  5,
-  iot__v1__device_entry__field_descriptors,
-  iot__v1__device_entry__field_indices_by_name,
-  1,  iot__v1__device_entry__number_ranges,
-  (ProtobufCMessageInit) iot__v1__device_entry__init,
-  NULL,NULL,NULL    /* reserved[123] */
-};
-static const ProtobufCFieldDescriptor iot__v1__device_census__field_descriptors[1] =
-{
   {
-    "devices",
-    1,
+    "last_seen_delta_ms",
+    6,
     PROTOBUF_C_LABEL_REPEATED,
-    PROTOBUF_C_TYPE_MESSAGE,
-    offsetof(Iot__V1__DeviceCensus, n_devices),
-    offsetof(Iot__V1__DeviceCensus, devices),
-    &iot__v1__device_entry__descriptor,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Iot__V1__DeviceCensus, n_last_seen_delta_ms),
+    offsetof(Iot__V1__DeviceCensus, last_seen_delta_ms),
     NULL,
-    0,             /* flags */
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "seen_for_ms",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Iot__V1__DeviceCensus, n_seen_for_ms),
+    offsetof(Iot__V1__DeviceCensus, seen_for_ms),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
 };
 static const unsigned iot__v1__device_census__field_indices_by_name[] = {
-  0,   /* field[0] = devices */
+  0,   /* field[0] = device_ids */
+  4,   /* field[4] = firmware */
+  2,   /* field[2] = firmwares */
+  5,   /* field[5] = last_seen_delta_ms */
+  6,   /* field[6] = seen_for_ms */
+  3,   /* field[3] = zone */
+  1,   /* field[1] = zones */
 };
 static const ProtobufCIntRange iot__v1__device_census__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor iot__v1__device_census__descriptor =
 {
@@ -571,7 +514,7 @@ const ProtobufCMessageDescriptor iot__v1__device_census__descriptor =
   "Iot__V1__DeviceCensus",
   "iot.v1",
   sizeof(Iot__V1__DeviceCensus),
-  1,
+  7,
   iot__v1__device_census__field_descriptors,
   iot__v1__device_census__field_indices_by_name,
   1,  iot__v1__device_census__number_ranges,

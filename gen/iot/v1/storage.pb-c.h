@@ -18,7 +18,6 @@ PROTOBUF_C__BEGIN_DECLS
 typedef struct Iot__V1__RollupCell Iot__V1__RollupCell;
 typedef struct Iot__V1__ZoneCount Iot__V1__ZoneCount;
 typedef struct Iot__V1__RollupState Iot__V1__RollupState;
-typedef struct Iot__V1__DeviceEntry Iot__V1__DeviceEntry;
 typedef struct Iot__V1__DeviceCensus Iot__V1__DeviceCensus;
 
 
@@ -88,35 +87,37 @@ struct  Iot__V1__RollupState
 
 
 /*
- * What one Kafka partition's records say about one device: its newest record
- * (zone, firmware, time) and its oldest record time.
- */
-struct  Iot__V1__DeviceEntry
-{
-  ProtobufCMessage base;
-  char *device_id;
-  char *zone;
-  char *firmware;
-  int64_t first_seen_ms;
-  int64_t last_seen_ms;
-};
-#define IOT__V1__DEVICE_ENTRY__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&iot__v1__device_entry__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
-
-
-/*
- * One shard of a partition's device census.
+ * One shard of a partition's device census: what the partition's records
+ * say about each of its devices — the zone and firmware of the newest
+ * record, its time, and the time of the oldest — in columns: entry i is
+ * device_ids[i], zones[zone[i]], firmwares[firmware[i]]; entries are sorted
+ * by last seen, and last_seen_delta_ms[i] is entry i's last seen time minus
+ * entry i-1's (entry 0: minus 0).
  */
 struct  Iot__V1__DeviceCensus
 {
   ProtobufCMessage base;
-  size_t n_devices;
-  Iot__V1__DeviceEntry **devices;
+  size_t n_device_ids;
+  char **device_ids;
+  size_t n_zones;
+  char **zones;
+  size_t n_firmwares;
+  char **firmwares;
+  size_t n_zone;
+  uint32_t *zone;
+  size_t n_firmware;
+  uint32_t *firmware;
+  size_t n_last_seen_delta_ms;
+  int64_t *last_seen_delta_ms;
+  /*
+   * last seen minus first seen
+   */
+  size_t n_seen_for_ms;
+  int64_t *seen_for_ms;
 };
 #define IOT__V1__DEVICE_CENSUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&iot__v1__device_census__descriptor) \
-    , 0,NULL }
+    , 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL }
 
 
 /* Iot__V1__RollupCell methods */
@@ -176,25 +177,6 @@ Iot__V1__RollupState *
 void   iot__v1__rollup_state__free_unpacked
                      (Iot__V1__RollupState *message,
                       ProtobufCAllocator *allocator);
-/* Iot__V1__DeviceEntry methods */
-void   iot__v1__device_entry__init
-                     (Iot__V1__DeviceEntry         *message);
-size_t iot__v1__device_entry__get_packed_size
-                     (const Iot__V1__DeviceEntry   *message);
-size_t iot__v1__device_entry__pack
-                     (const Iot__V1__DeviceEntry   *message,
-                      uint8_t             *out);
-size_t iot__v1__device_entry__pack_to_buffer
-                     (const Iot__V1__DeviceEntry   *message,
-                      ProtobufCBuffer     *buffer);
-Iot__V1__DeviceEntry *
-       iot__v1__device_entry__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data);
-void   iot__v1__device_entry__free_unpacked
-                     (Iot__V1__DeviceEntry *message,
-                      ProtobufCAllocator *allocator);
 /* Iot__V1__DeviceCensus methods */
 void   iot__v1__device_census__init
                      (Iot__V1__DeviceCensus         *message);
@@ -225,9 +207,6 @@ typedef void (*Iot__V1__ZoneCount_Closure)
 typedef void (*Iot__V1__RollupState_Closure)
                  (const Iot__V1__RollupState *message,
                   void *closure_data);
-typedef void (*Iot__V1__DeviceEntry_Closure)
-                 (const Iot__V1__DeviceEntry *message,
-                  void *closure_data);
 typedef void (*Iot__V1__DeviceCensus_Closure)
                  (const Iot__V1__DeviceCensus *message,
                   void *closure_data);
@@ -240,7 +219,6 @@ typedef void (*Iot__V1__DeviceCensus_Closure)
 extern const ProtobufCMessageDescriptor iot__v1__rollup_cell__descriptor;
 extern const ProtobufCMessageDescriptor iot__v1__zone_count__descriptor;
 extern const ProtobufCMessageDescriptor iot__v1__rollup_state__descriptor;
-extern const ProtobufCMessageDescriptor iot__v1__device_entry__descriptor;
 extern const ProtobufCMessageDescriptor iot__v1__device_census__descriptor;
 
 PROTOBUF_C__END_DECLS

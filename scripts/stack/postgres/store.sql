@@ -9,7 +9,9 @@
 -- 2. Indexes FerretDB can use: FerretDB creates btree indexes on
 --    (_jsonb -> 'field'), but pushes equality filters down as
 --    (_jsonb -> 'field') @> value, which only a GIN index serves. Every btree
---    index FerretDB creates on a collection table gets a GIN twin.
+--    index FerretDB creates on a collection table gets a GIN twin of its
+--    leading key (the equality a query is built around; a second key such
+--    as a resolution has too few values to be worth an index of its own).
 -- 3. Linearizable updates: FerretDB applies an update as a read, then a
 --    write of the whole document in another statement, so two concurrent
 --    updates of one document can both pass a guard and the later write wins.
@@ -69,7 +71,6 @@ DECLARE
     r record;
     tbl regclass;
     am text;
-    nkeys int;
     expr text;
 BEGIN
     FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
@@ -79,18 +80,16 @@ BEGIN
                            'FOR EACH ROW EXECUTE FUNCTION plantwatch_version_must_grow()',
                            r.object_identity);
         ELSIF r.command_tag = 'CREATE INDEX' AND r.object_type = 'index' THEN
-            SELECT i.indrelid, i.indnkeyatts, a.amname INTO tbl, nkeys, am
+            SELECT i.indrelid, a.amname INTO tbl, am
             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
             WHERE i.indexrelid = r.objid;
             CONTINUE WHEN am IS DISTINCT FROM 'btree' OR tbl::text LIKE '%._ferretdb_%'
                 OR tbl::text LIKE '_ferretdb_%';
-            FOR k IN 1..nkeys LOOP
-                expr := pg_get_indexdef(r.objid, k, true);
-                CONTINUE WHEN expr NOT LIKE '%_jsonb%';
-                EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((%s) jsonb_path_ops)',
-                               left((SELECT relname FROM pg_class WHERE oid = r.objid), 56) || '_gin' || k,
-                               tbl, expr);
-            END LOOP;
+            expr := pg_get_indexdef(r.objid, 1, true);
+            CONTINUE WHEN expr NOT LIKE '%_jsonb%';
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((%s) jsonb_path_ops)',
+                           left((SELECT relname FROM pg_class WHERE oid = r.objid), 58) || '_gin',
+                           tbl, expr);
         END IF;
     END LOOP;
 END

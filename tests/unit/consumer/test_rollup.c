@@ -1,13 +1,17 @@
 /* Unit tests for rollup: bucket keys per resolution (hour, day) and kind,
  * grouping a batch per resolution, folding a batch into a bucket state above
- * its hw offset, and the bucket documents with their packed state (fields,
- * for_set, doc → state → doc round trip, undecodable states). */
+ * its hw offset, and the bucket documents with their packed state (fields;
+ * the state deflated: subtype 0x80, length prefix, zlib stream; for_set;
+ * doc → state → doc round trip; subtype-0 states still read; undecodable
+ * states). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include <cmocka.h>
 
@@ -387,7 +391,8 @@ static void test_hour_doc_round_trip(void **state)
     assert_int_equal(i64_of(&doc, PW_F_COUNT), 4);
     assert_false(has(&doc, "cells")); /* the cells live in the packed state only */
 
-    /* the state field is a binary (subtype 0) iot.v1.RollupState */
+    /* the state field: binary of subtype 0x80, the packed length as a
+     * little-endian uint32, then the iot.v1.RollupState deflated */
     bson_iter_t it;
     assert_true(bson_iter_init_find(&it, &doc, PW_F_STATE));
     assert_true(BSON_ITER_HOLDS_BINARY(&it));
@@ -395,16 +400,41 @@ static void test_hour_doc_round_trip(void **state)
     uint32_t len = 0;
     const uint8_t *data = NULL;
     bson_iter_binary(&it, &sub, &len, &data);
-    assert_int_equal(sub, BSON_SUBTYPE_BINARY);
-    Iot__V1__RollupState *pb = iot__v1__rollup_state__unpack(NULL, len, data);
+    assert_int_equal(sub, PW_STORE_SUBTYPE_DEFLATED);
+    assert_true(len > 4);
+    uLongf raw_len =
+        (uLongf)data[0] | (uLongf)data[1] << 8 | (uLongf)data[2] << 16 | (uLongf)data[3] << 24;
+    uint8_t *raw = malloc(raw_len + 1);
+    assert_non_null(raw);
+    uLongf got = raw_len + 1; /* room for one more byte than the prefix says */
+    assert_int_equal(uncompress(raw, &got, data + 4, len - 4), Z_OK);
+    assert_int_equal(got, raw_len);
+    Iot__V1__RollupState *pb = iot__v1__rollup_state__unpack(NULL, got, raw);
+    free(raw);
     assert_non_null(pb);
+    assert_int_equal(protobuf_c_message_get_packed_size(&pb->base), raw_len);
     assert_int_equal(pb->n_cells, 3);
     assert_int_equal(pb->n_devices, 2);
     assert_string_equal(pb->cells[0]->zone, "z1");
     assert_string_equal(pb->cells[0]->label, "temperature");
     assert_int_equal(pb->cells[0]->count, 2);
     assert_true(pb->cells[0]->sum == 10.0);
+
+    /* a state of subtype 0 (the message as is, from before the change)
+     * reads the same */
+    size_t plen = protobuf_c_message_get_packed_size(&pb->base);
+    uint8_t *plain = malloc(plen);
+    assert_non_null(plain);
+    protobuf_c_message_pack(&pb->base, plain);
     iot__v1__rollup_state__free_unpacked(pb, NULL);
+    bson_t *old = BCON_NEW("hw", BCON_INT64(43), "_v", BCON_INT64(43), "count", BCON_INT64(4));
+    BSON_APPEND_BINARY(old, PW_F_STATE, BSON_SUBTYPE_BINARY, plain, plen);
+    free(plain);
+    pwc_rollup_state from_old;
+    assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, old, &from_old), 0);
+    assert_same_state(&st, &from_old);
+    pwc_rollup_state_free(&from_old);
+    bson_destroy(old);
 
     /* doc → state: the same state, stored at version hw */
     pwc_rollup_state back;
@@ -589,6 +619,64 @@ static void test_state_that_does_not_decode(void **state)
     assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, doc, &st), -1);
     bson_destroy(doc);
 
+    /* subtype 0x80 that does not inflate: shorter than the length prefix,
+     * not a zlib stream, a length above PW_STORE_PACKED_MAX, a stream of
+     * another length than the prefix says */
+    static const uint8_t short2[] = {0x04, 0x00};
+    static const uint8_t not_zlib[] = {0x04, 0x00, 0x00, 0x00, 0x0a, 0x02, 'z', '1'};
+    static const uint8_t too_long[] = {0x01, 0x00, 0x00, 0x04, 0x78, 0x01}; /* 64 MiB + 1 */
+    const uint8_t *bins[] = {short2, not_zlib, too_long};
+    const size_t lens[] = {sizeof(short2), sizeof(not_zlib), sizeof(too_long)};
+    for (size_t i = 0; i < 3; i++) {
+        doc = BCON_NEW("hw", BCON_INT64(8));
+        assert_true(
+            bson_append_binary(doc, PW_F_STATE, -1, PW_STORE_SUBTYPE_DEFLATED, bins[i], lens[i]));
+        assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, doc, &st), -1);
+        assert_int_equal(st.cells.n, 0);
+        assert_null(st.cells.items);
+        bson_destroy(doc);
+    }
+    /* a real state whose prefix claims one byte less than the stream holds */
+    pwc_record r = reading("d1", "z1", 1);
+    pwc_entry e = {&r, "sensor-telemetry", 0, 5, 1, 1};
+    pwc_rollup_groups g;
+    assert_int_equal(pwc_rollup_group_entries(PWC_ROLLUP_READINGS, PWC_RES_HOUR, &e, 1, &g), 0);
+    pwc_rollup_state_init(&st);
+    assert_int_equal(pwc_rollup_fold(PWC_ROLLUP_READINGS, &st, &g.items[0], &e), 1);
+    bson_t good;
+    assert_int_equal(
+        pwc_rollup_doc(PWC_ROLLUP_READINGS, PWC_RES_HOUR, &g.items[0], &e, &st, 0, &good), 0);
+    pwc_rollup_state_free(&st);
+    pwc_rollup_groups_free(&g);
+    bson_iter_t it;
+    assert_true(bson_iter_init_find(&it, &good, PW_F_STATE));
+    bson_subtype_t sub;
+    uint32_t len = 0;
+    const uint8_t *data = NULL;
+    bson_iter_binary(&it, &sub, &len, &data);
+    assert_int_equal(sub, PW_STORE_SUBTYPE_DEFLATED);
+    uint8_t *copy = malloc(len);
+    assert_non_null(copy);
+    memcpy(copy, data, len);
+    assert_true(copy[0] > 0);
+    copy[0]--;
+    doc = BCON_NEW("hw", BCON_INT64(8));
+    assert_true(bson_append_binary(doc, PW_F_STATE, -1, PW_STORE_SUBTYPE_DEFLATED, copy, len));
+    assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, doc, &st), -1);
+    assert_int_equal(st.cells.n, 0);
+    bson_destroy(doc);
+    /* ... and the copy as it was reads */
+    copy[0]++;
+    doc = BCON_NEW("hw", BCON_INT64(8));
+    assert_true(bson_append_binary(doc, PW_F_STATE, -1, PW_STORE_SUBTYPE_DEFLATED, copy, len));
+    assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, doc, &st), 0);
+    assert_int_equal(st.cells.n, 1);
+    assert_int_equal(st.devices.n, 1);
+    pwc_rollup_state_free(&st);
+    bson_destroy(doc);
+    free(copy);
+    bson_destroy(&good);
+
     /* no state field: a stored bucket without cells (hw, _v and count kept) */
     doc = BCON_NEW("_id", "x", "hw", BCON_INT64(8), "_v", BCON_INT64(7), "count", BCON_INT64(5));
     assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, doc, &st), 0);
@@ -600,7 +688,7 @@ static void test_state_that_does_not_decode(void **state)
     pwc_rollup_state_free(&st);
     bson_destroy(doc);
 
-    /* an empty state (zero bytes) decodes to no cells */
+    /* an empty state (zero bytes of subtype 0) decodes to no cells */
     doc = BCON_NEW("hw", BCON_INT64(3));
     BSON_APPEND_BINARY(doc, PW_F_STATE, BSON_SUBTYPE_BINARY, garbage, 0);
     assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, doc, &st), 0);
