@@ -101,5 +101,9 @@ CREATE EVENT TRIGGER plantwatch_on_ddl ON ddl_command_end
 DROP EVENT TRIGGER IF EXISTS plantwatch_grant_schema_usage;
 CREATE EVENT TRIGGER plantwatch_grant_schema_usage ON ddl_command_end
     WHEN TAG IN ('CREATE SCHEMA') EXECUTE FUNCTION plantwatch_grant_schema_usage();
+-- Every query plantwatch sends has an index (see 2.); a sequential scan would
+-- detoast every (large, compressed) document of a table to test one field,
+-- which the planner underestimates on small tables.
+ALTER DATABASE :"dbname" SET enable_seqscan = off;
 ALTER DATABASE :"dbname" SET plantwatch.metrics_role = :'metrics_role';
 ALTER DATABASE :"dbname" SET plantwatch.consumer_role = :'consumer_role';
