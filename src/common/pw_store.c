@@ -10,6 +10,7 @@
 
 #include "pw_env.h"
 #include "pw_log.h"
+#include "pw_schema.h"
 
 #define PW_PLANS_MAX 256
 #define PW_SHAPE_LEN 256
@@ -245,6 +246,31 @@ ProtobufCMessage *pw_store_unpack(const bson_t *doc, const char *field,
     free(raw);
     *bad |= m == NULL;
     return m;
+}
+
+const char *pw_store_str(const bson_t *doc, const char *field)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, field) && BSON_ITER_HOLDS_UTF8(&it)) {
+        return bson_iter_utf8(&it, NULL);
+    }
+    return NULL;
+}
+
+void pw_store_versions(const bson_t *doc, int64_t *hw, int64_t *v)
+{
+    bson_iter_t it;
+    *hw = bson_iter_init_find(&it, doc, PW_F_HW) ? bson_iter_as_int64(&it) : -1;
+    *v = bson_iter_init_find(&it, doc, PW_F_VERSION) ? bson_iter_as_int64(&it) : *hw;
+}
+
+uint32_t pw_store_fnv1a32(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) {
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    }
+    return h;
 }
 
 static void uri_default_int(mongoc_uri_t *uri, const char *option, int value)

@@ -19,6 +19,7 @@
 #include <mongoc/mongoc.h>
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Routes mongo-c-driver's log lines into the JSON log (pw_log); FerretDB's
  * missing sessions ("endSessions") are logged at debug. Call once in main
@@ -60,6 +61,16 @@ int pw_store_append_packed(bson_t *doc, const char *field, const ProtobufCMessag
  * not decode (*bad = 1 then; absent leaves *bad alone). */
 ProtobufCMessage *pw_store_unpack(const bson_t *doc, const char *field,
                                   const ProtobufCMessageDescriptor *d, int *bad);
+
+/* The UTF-8 string of field `field` of doc, or NULL when absent or not a string. */
+const char *pw_store_str(const bson_t *doc, const char *field);
+
+/* A versioned document's `hw` (-1 when absent) and `_v` (hw when absent). */
+void pw_store_versions(const bson_t *doc, int64_t *hw, int64_t *v);
+
+/* FNV-1a, 32 bits, of a NUL-terminated string: how a device id is mapped to
+ * its census shard (and a hash for in-memory indexes keyed by device). */
+uint32_t pw_store_fnv1a32(const char *s);
 
 /* A parsed client URI from PW_MONGO_URI_FILE / PW_MONGO_URI (default
  * mongodb://127.0.0.1:27017) with serverSelectionTimeoutMS,

@@ -14,6 +14,7 @@
 #include "dedupe.h"
 #include "pw_log.h"
 #include "pw_schema.h"
+#include "pw_time.h"
 #include "rollup.h"
 #include "store_int.h"
 
@@ -377,20 +378,21 @@ static pwc_guard_outcome census_attempt(pwc_store *s, mongoc_database_t *db,
                                         const pwc_entry *entries, size_t n, char *err,
                                         size_t errlen)
 {
-    pwc_census *touched[PWC_CENSUS_STATES];
-    size_t nt = 0;
     for (size_t i = 0; i < n; i++) {
         pwc_census *c = census_get(s, db, &entries[i], err, errlen);
         if (!c || pwc_census_fold(c, &entries[i]) != 0) {
             pwc_census_forget(s);
             return PWC_GUARD_FAILED;
         }
-        size_t q = 0;
-        while (q < nt && touched[q] != c) {
-            q++;
-        }
-        if (q == nt && c->due && nt < PWC_CENSUS_STATES) {
-            touched[nt++] = c;
+    }
+    /* every known shard whose write is due, also one this batch did not
+     * touch whose time moves waited for the resolution */
+    int64_t now_us = pw_monotonic_us();
+    pwc_census *touched[PWC_CENSUS_STATES];
+    size_t nt = 0;
+    for (size_t q = 0; q < s->ncensus; q++) {
+        if (pwc_census_write_due(s->census[q], now_us)) {
+            touched[nt++] = s->census[q];
         }
     }
     guarded_item *items = calloc(nt ? nt : 1, sizeof(*items));
@@ -414,7 +416,7 @@ static pwc_guard_outcome census_attempt(pwc_store *s, mongoc_database_t *db,
     pwc_guard_outcome o = guarded_write(s, db, PW_COLL_CENSUS, items, m, err, errlen);
     for (size_t q = 0; q < nt; q++) {
         if (o == PWC_GUARD_LANDED) {
-            pwc_census_mark_written(touched[q]);
+            pwc_census_mark_written(touched[q], now_us);
         } else {
             census_drop(s, touched[q]->key);
         }

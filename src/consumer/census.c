@@ -10,18 +10,9 @@
 #include "pw_schema.h"
 #include "pw_store.h"
 
-static uint32_t census_hash(const char *s)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++) {
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    }
-    return h;
-}
-
 int pwc_census_shard(const char *device)
 {
-    return (int)(census_hash(device) % PW_CENSUS_SHARDS);
+    return (int)(pw_store_fnv1a32(device) % PW_CENSUS_SHARDS);
 }
 
 void pwc_census_key(const char *topic, int32_t partition, int shard, char *out, size_t outlen)
@@ -55,7 +46,7 @@ void pwc_census_free(pwc_census *c)
  * share its low bits). */
 static size_t index_start(const char *device)
 {
-    uint32_t h = census_hash(device);
+    uint32_t h = pw_store_fnv1a32(device);
     h ^= h >> 16;
     h *= 0x85ebca6bu;
     h ^= h >> 13;
@@ -161,6 +152,9 @@ int pwc_census_fold(pwc_census *c, const pwc_entry *e)
         snprintf(d->zone, sizeof(d->zone), "%s", r->zone);
         snprintf(d->firmware, sizeof(d->firmware), "%s", r->firmware);
     }
+    if (d->unwritten) {
+        c->urgent = 1; /* a new device, or its zone or firmware changed */
+    }
     if (d->unwritten || moved(d->first_ms, d->w_first_ms) || moved(d->last_ms, d->w_last_ms)) {
         c->due = 1;
     }
@@ -172,7 +166,12 @@ int64_t pwc_census_next_version(const pwc_census *c)
     return c->stored && c->stored_v >= c->hw ? c->stored_v + 1 : c->hw;
 }
 
-void pwc_census_mark_written(pwc_census *c)
+int pwc_census_write_due(const pwc_census *c, int64_t now_us)
+{
+    return c->urgent || (c->due && now_us - c->written_us >= PWC_CENSUS_RESOLUTION_MS * 1000LL);
+}
+
+void pwc_census_mark_written(pwc_census *c, int64_t now_us)
 {
     int64_t v = pwc_census_next_version(c);
     for (size_t i = 0; i < c->n; i++) {
@@ -181,6 +180,8 @@ void pwc_census_mark_written(pwc_census *c)
         c->entries[i].unwritten = 0;
     }
     c->due = 0;
+    c->urgent = 0;
+    c->written_us = now_us;
     c->stored = 1;
     c->stored_v = v;
 }
@@ -218,22 +219,16 @@ static int entries_from_pb(pwc_census *c, const Iot__V1__DeviceCensus *m)
 
 int pwc_census_from_doc(pwc_census *c, const bson_t *doc)
 {
-    bson_iter_t it;
     pwc_census_free(c);
     c->hw = -1;
     c->stored = doc != NULL;
     c->stored_v = -1;
     c->due = 0;
+    c->urgent = 0;
     if (!doc) {
         return 0;
     }
-    if (bson_iter_init_find(&it, doc, PW_F_HW)) {
-        c->hw = bson_iter_as_int64(&it);
-    }
-    c->stored_v = c->hw;
-    if (bson_iter_init_find(&it, doc, PW_F_VERSION)) {
-        c->stored_v = bson_iter_as_int64(&it);
-    }
+    pw_store_versions(doc, &c->hw, &c->stored_v);
     int bad = 0;
     Iot__V1__DeviceCensus *m = (Iot__V1__DeviceCensus *)pw_store_unpack(
         doc, PW_F_STATE, &iot__v1__device_census__descriptor, &bad);

@@ -12,7 +12,9 @@
  *
  * first_seen and last_seen have a resolution of PWC_CENSUS_RESOLUTION_MS: a
  * batch that only moves them by less is folded in memory but needs no write
- * (pwc_census_fold reports whether a write is due). */
+ * (pwc_census_fold reports whether a write is due), and a shard whose only
+ * news are such moves is written at most once per PWC_CENSUS_RESOLUTION_MS.
+ * A new device, or a zone or firmware change, is written with its batch. */
 #ifndef PWC_CENSUS_H
 #define PWC_CENSUS_H
 
@@ -40,10 +42,12 @@ typedef struct {
     char key[PWC_CENSUS_KEY_LEN]; /* _id */
     char tp[PWC_ORIGIN_LEN];
     int shard;
-    int stored;       /* the store holds a version */
-    int64_t stored_v; /* its _v (guard of the next write) */
-    int64_t hw;       /* highest offset folded (in memory) */
-    int due;          /* a write is due (changes beyond the resolution) */
+    int stored;         /* the store holds a version */
+    int64_t stored_v;   /* its _v (guard of the next write) */
+    int64_t hw;         /* highest offset folded (in memory) */
+    int due;            /* a write is due (changes beyond the resolution) */
+    int urgent;         /* ... and cannot wait: a new device, a zone or firmware change */
+    int64_t written_us; /* monotonic time of the last write (or read) */
     pwc_census_entry *entries;
     size_t n, cap;
     uint32_t *index; /* open addressing: entry index + 1, 0 = empty */
@@ -72,9 +76,14 @@ const pwc_census_entry *pwc_census_find(const pwc_census *c, const char *device)
  * 0, or -1 on ENOMEM (c unusable). */
 int pwc_census_fold(pwc_census *c, const pwc_entry *e);
 
-/* After c's document was written (with _v = pwc_census_next_version(c) as it
- * was then): entries as they are now are the written ones. */
-void pwc_census_mark_written(pwc_census *c);
+/* 1 when c's document should be written now (at monotonic now_us): an urgent
+ * change, or time moves and the last write is at least the resolution ago. */
+int pwc_census_write_due(const pwc_census *c, int64_t now_us);
+
+/* After c's document was written at now_us (with _v =
+ * pwc_census_next_version(c) as it was then): entries as they are now are the
+ * written ones. */
+void pwc_census_mark_written(pwc_census *c, int64_t now_us);
 
 /* The _v the next write of c stores: its hw, or more when the stored
  * version is already that high (versions only grow). */

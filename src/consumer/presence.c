@@ -96,10 +96,7 @@ typedef struct {
 static void presence_origin_seen(void *vctx, const char *key, const bson_t *doc)
 {
     owner_ctx *c = vctx;
-    bson_iter_t it;
-    const char *origin = bson_iter_init_find(&it, doc, PW_F_ORIGIN) && BSON_ITER_HOLDS_UTF8(&it)
-                             ? bson_iter_utf8(&it, NULL)
-                             : NULL;
+    const char *origin = pw_store_str(doc, PW_F_ORIGIN);
     char k[PWC_ROLLUP_KEY_LEN];
     for (size_t i = 0; i < c->n; i++) {
         pwc_entry *e = &c->entries[i];

@@ -172,13 +172,7 @@ int pwc_rollup_state_from_doc(pwc_rollup_kind k, const bson_t *doc, pwc_rollup_s
         return 0;
     }
     s->stored = 1;
-    if (bson_iter_init_find(&it, doc, PW_F_HW)) {
-        s->hw = bson_iter_as_int64(&it);
-    }
-    s->stored_v = s->hw;
-    if (bson_iter_init_find(&it, doc, PW_F_VERSION)) {
-        s->stored_v = bson_iter_as_int64(&it);
-    }
+    pw_store_versions(doc, &s->hw, &s->stored_v);
     if (bson_iter_init_find(&it, doc, PW_F_COUNT)) {
         s->count = bson_iter_as_int64(&it);
     }

@@ -111,10 +111,7 @@ typedef struct {
 static void origin_seen(void *vctx, const char *token, const bson_t *doc)
 {
     origin_ctx *c = vctx;
-    bson_iter_t it;
-    const char *origin = bson_iter_init_find(&it, doc, PW_F_ORIGIN) && BSON_ITER_HOLDS_UTF8(&it)
-                             ? bson_iter_utf8(&it, NULL)
-                             : NULL;
+    const char *origin = pw_store_str(doc, PW_F_ORIGIN);
     for (size_t i = 0; i < c->n; i++) {
         const pwc_entry *e = &c->entries[c->idx[i]];
         if (strcmp(e->rec->token, token) == 0 && pwc_dedupe_is_own(e, origin)) {

@@ -25,19 +25,10 @@ void mx_fleet_free(mx_fleet *f)
     mx_fleet_init(f);
 }
 
-static uint32_t fleet_hash(const char *s)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++) {
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    }
-    return h;
-}
-
 static uint32_t *slot_of(const mx_fleet *f, const char *device)
 {
     size_t mask = f->nindex - 1;
-    for (size_t i = fleet_hash(device) & mask;; i = (i + 1) & mask) {
+    for (size_t i = pw_store_fnv1a32(device) & mask;; i = (i + 1) & mask) {
         uint32_t v = f->index[i];
         if (v == 0 || strcmp(f->v[v - 1].device, device) == 0) {
             return &f->index[i];

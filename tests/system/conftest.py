@@ -319,6 +319,20 @@ def watermarks(kafka_config):
     return lambda topic: topic_offsets(kafka_config, topic)
 
 
+def post_accepted(stack, path, body, key=None):
+    """POSTs body through the gateway (waiting out 429s) and returns the
+    tokens of the 202 answer."""
+    key = key or sorted(stack.keys.values())[0]
+    for _ in range(100):
+        r = requests.post(f"{stack.gateway_url}{path}", json=body, headers={"apikey": key},
+                          timeout=60)
+        if r.status_code != 429:
+            break
+        time.sleep(0.5)
+    assert r.status_code == 202, r.text
+    return r.json()["ids"]
+
+
 def find_ids(coll, ids, projection=None):
     """The documents of coll with these _ids, one {_id} query each: the store
     serves those from an index, while an {_id: {$in: [...]}} filter is not

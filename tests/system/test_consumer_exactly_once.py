@@ -18,7 +18,7 @@ import requests
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from conftest import wait_until
+from conftest import post_accepted, wait_until
 
 TOPICS = ("sensor-telemetry", "sensor-alerts")
 GROUP = "plantwatch-consumers"
@@ -167,14 +167,7 @@ def assert_rollups_match(store_view, zone):
 
 
 def post_alert(stack, key, alert):
-    for _ in range(100):
-        r = requests.post(f"{stack.gateway_url}/v1/alerts", headers={"apikey": key}, json=alert,
-                          timeout=60)
-        if r.status_code != 429:
-            break
-        time.sleep(0.5)
-    assert r.status_code == 202, r.text
-    return r.json()["ids"]
+    return post_accepted(stack, "/v1/alerts", alert, key)
 
 
 def consumer_metric(stack, name):

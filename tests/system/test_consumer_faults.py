@@ -15,7 +15,7 @@ import uuid
 
 import requests
 
-from conftest import find_ids, wait_until
+from conftest import find_ids, post_accepted, wait_until
 from test_consumer_exactly_once import (STORE_TIMEOUT_S, Stream, assert_exactly_once,
                                         consumer_metric)
 
@@ -82,18 +82,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-def post(stack, path, body):
-    key = sorted(stack.keys.values())[0]
-    for _ in range(100):
-        r = requests.post(stack.gateway_url + path, json=body, headers={"apikey": key},
-                          timeout=60)
-        if r.status_code != 429:
-            break
-        time.sleep(0.5)
-    assert r.status_code == 202, r.text
-    return r.json()["ids"]
-
-
 def test_crash_between_gate_and_raw_insert_is_restored_by_the_redelivery(stack, store_view,
                                                                            tmp_path):
     db = store_view.db
@@ -109,7 +97,7 @@ def test_crash_between_gate_and_raw_insert_is_restored_by_the_redelivery(stack, 
         binary = stack.consumer_binary
         with open(log, "wb") as out:
             proc = subprocess.Popen([str(binary)], env=env, stdout=out, stderr=subprocess.STDOUT)
-        ids = post(stack, "/v1/telemetry", [
+        ids = post_accepted(stack, "/v1/telemetry", [
             {"device_id": f"{zone}-d{i % 5}", "zone": zone, "type": "temperature",
              "value": float(i), "unit": "C", "firmware": "1.0.0"} for i in range(50)])
         assert proc.wait(timeout=STORE_TIMEOUT_S) == 137, log.read_text()

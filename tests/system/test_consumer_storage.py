@@ -10,21 +10,13 @@ import pytest
 import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from conftest import find_ids, wait_until
+from conftest import find_ids, post_accepted, wait_until
 
 UTC = datetime.timezone.utc
 
 
 def post(stack, path, body):
-    key = sorted(stack.keys.values())[0]
-    for _ in range(100):
-        r = requests.post(f"{stack.gateway_url}{path}", json=body, headers={"apikey": key},
-                          timeout=60)
-        if r.status_code != 429:
-            break
-        time.sleep(0.5)
-    assert r.status_code == 202, r.text
-    return r.json()["ids"]
+    return post_accepted(stack, path, body)
 
 
 def produce(kafka_config, topic, partition, key, value, headers=None):

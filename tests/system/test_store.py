@@ -7,15 +7,13 @@ not grow. The consumer's own lost race is forced here too: it must read the
 bucket again, fold again and count everything once."""
 import os
 import subprocess
-import time
 import uuid
 
 import pymongo
 import pytest
-import requests
 from pymongo.errors import OperationFailure
 
-from conftest import wait_until
+from conftest import post_accepted, wait_until
 from test_consumer_exactly_once import consumer_metric
 
 
@@ -24,15 +22,7 @@ def client(uri):
 
 
 def post_readings(stack, items):
-    key = sorted(stack.keys.values())[0]
-    for _ in range(100):
-        r = requests.post(f"{stack.gateway_url}/v1/telemetry", json=items,
-                          headers={"apikey": key}, timeout=60)
-        if r.status_code != 429:
-            break
-        time.sleep(0.5)
-    assert r.status_code == 202, r.text
-    return r.json()["ids"]
+    return post_accepted(stack, "/v1/telemetry", items)
 
 
 def test_server_is_ferretdb_on_postgresql(mongo_db):

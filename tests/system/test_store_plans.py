@@ -14,7 +14,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import run_log, wait_until
+from conftest import post_accepted, run_log, wait_until
 
 LOGS = ["consumer-1", "consumer-2", "consumer-3", "metrics"]
 
@@ -46,7 +46,6 @@ def plans(stack):
 
 def drive(stack):
     zone = f"plans-{uuid.uuid4().hex[:8]}"
-    key = sorted(stack.keys.values())[0]
     now = int(time.time() * 1000)
     for path, body in (
             ("/v1/telemetry", [{"device_id": f"{zone}-d{i}", "zone": zone, "type": "temperature",
@@ -54,13 +53,7 @@ def drive(stack):
                                 "ts": now - i * 3_600_000} for i in range(30)]),
             ("/v1/alerts", [{"device_id": f"{zone}-d1", "zone": zone, "severity": "warning",
                              "code": "PLAN", "message": "plan check", "firmware": "1.0.0"}])):
-        for _ in range(50):
-            r = requests.post(stack.gateway_url + path, json=body, headers={"apikey": key},
-                              timeout=60)
-            if r.status_code != 429:
-                break
-            time.sleep(0.5)
-        assert r.status_code == 202, r.text
+        post_accepted(stack, path, body)
 
     def stored():
         r = requests.get(stack.metrics_url + "/v1/metrics/activity/trend",

@@ -270,7 +270,7 @@ static void test_due_only_beyond_resolution(void **state)
     assert_int_equal(c.due, 1);
     assert_int_equal(must_find(&c, "d1")->unwritten, 1);
     assert_int_equal(pwc_census_next_version(&c), 1); /* new document: its hw */
-    pwc_census_mark_written(&c);
+    pwc_census_mark_written(&c, 0);
     assert_int_equal(c.due, 0);
     assert_int_equal(c.stored, 1);
     assert_int_equal(c.stored_v, 1);
@@ -290,7 +290,7 @@ static void test_due_only_beyond_resolution(void **state)
     assert_int_equal(fold(&c, "d1", "z1", "1.0.0", T0 + RES, 4), 0);
     assert_int_equal(c.due, 1);
     assert_int_equal(pwc_census_next_version(&c), 4);
-    pwc_census_mark_written(&c);
+    pwc_census_mark_written(&c, 0);
     assert_int_equal(c.due, 0);
     assert_int_equal(c.stored_v, 4);
     assert_int_equal(must_find(&c, "d1")->w_last_ms, T0 + RES);
@@ -299,12 +299,12 @@ static void test_due_only_beyond_resolution(void **state)
     assert_int_equal(fold(&c, "d1", "z2", "1.0.0", T0 + RES + 1, 5), 0);
     assert_int_equal(c.due, 1);
     assert_int_equal(must_find(&c, "d1")->unwritten, 1);
-    pwc_census_mark_written(&c);
+    pwc_census_mark_written(&c, 0);
     assert_int_equal(c.stored_v, 5);
     /* so is a firmware change */
     assert_int_equal(fold(&c, "d1", "z2", "1.0.1", T0 + RES + 2, 6), 0);
     assert_int_equal(c.due, 1);
-    pwc_census_mark_written(&c);
+    pwc_census_mark_written(&c, 0);
     /* a change in an older record is no change */
     assert_int_equal(fold(&c, "d1", "z9", "0.0.1", T0 + RES - 5, 7), 0);
     assert_int_equal(c.due, 0);
@@ -318,7 +318,7 @@ static void test_due_only_beyond_resolution(void **state)
     assert_int_equal(fold(&c, "d1", "z2", "1.0.1", T0 - RES, 10), 0);
     assert_int_equal(c.due, 1);
     assert_entry(&c, "d1", "z2", "1.0.1", T0 - RES, T0 + RES + 3);
-    pwc_census_mark_written(&c);
+    pwc_census_mark_written(&c, 0);
     /* an ignored delivery changes nothing */
     assert_int_equal(fold(&c, "d9", "z9", "9.9.9", T0, 10), 0);
     assert_int_equal(c.due, 0);
@@ -329,12 +329,48 @@ static void test_due_only_beyond_resolution(void **state)
     assert_int_equal(c.n, 2);
 
     /* written again with nothing new (hw unchanged): the version still grows */
-    pwc_census_mark_written(&c);
+    pwc_census_mark_written(&c, 0);
     assert_int_equal(c.stored_v, 11);
     assert_int_equal(pwc_census_next_version(&c), 12);
-    pwc_census_mark_written(&c);
+    pwc_census_mark_written(&c, 0);
     assert_int_equal(c.stored_v, 12);
     assert_int_equal(c.hw, 11);
+    pwc_census_free(&c);
+}
+
+/* Time moves alone are written at most once per resolution; a new device,
+ * a zone or a firmware change is written with its batch. */
+static void test_write_due_throttles_time_moves(void **state)
+{
+    (void)state;
+    const int64_t us = RES * 1000LL; /* the resolution in microseconds */
+    pwc_census c;
+    assert_int_equal(pwc_census_init(&c, "sensor-telemetry", 1, 2), 0);
+    assert_int_equal(pwc_census_write_due(&c, 0), 0); /* nothing folded */
+    assert_int_equal(fold(&c, "d1", "z1", "1.0.0", T0, 1), 0);
+    assert_int_equal(c.urgent, 1); /* a new device */
+    assert_int_equal(pwc_census_write_due(&c, 5), 1);
+    pwc_census_mark_written(&c, 5);
+    assert_int_equal(c.urgent, 0);
+    assert_int_equal(c.written_us, 5);
+    /* a time move beyond the resolution, soon after the write: waits */
+    assert_int_equal(fold(&c, "d1", "z1", "1.0.0", T0 + RES, 2), 0);
+    assert_int_equal(c.due, 1);
+    assert_int_equal(c.urgent, 0);
+    assert_int_equal(pwc_census_write_due(&c, 5 + us - 1), 0);
+    assert_int_equal(pwc_census_write_due(&c, 5 + us), 1);
+    /* a firmware change cannot wait */
+    assert_int_equal(fold(&c, "d1", "z1", "1.0.1", T0 + RES + 1, 3), 0);
+    assert_int_equal(c.urgent, 1);
+    assert_int_equal(pwc_census_write_due(&c, 6), 1);
+    pwc_census_mark_written(&c, 6);
+    /* nor does a new device */
+    assert_int_equal(fold(&c, "d2", "z1", "1.0.1", T0, 4), 0);
+    assert_int_equal(pwc_census_write_due(&c, 7), 1);
+    pwc_census_mark_written(&c, 7);
+    /* small moves are never due, whatever the time */
+    assert_int_equal(fold(&c, "d2", "z1", "1.0.1", T0 + RES / 2, 5), 0);
+    assert_int_equal(pwc_census_write_due(&c, 7 + 10 * us), 0);
     pwc_census_free(&c);
 }
 
@@ -797,6 +833,7 @@ int main(void)
         cmocka_unit_test(test_shard_and_key),
         cmocka_unit_test(test_newest_record_wins),
         cmocka_unit_test(test_due_only_beyond_resolution),
+        cmocka_unit_test(test_write_due_throttles_time_moves),
         cmocka_unit_test(test_doc_round_trip),
         cmocka_unit_test(test_doc_sorted_columns_and_ties),
         cmocka_unit_test(test_from_doc_decodes_columns),
