@@ -39,7 +39,28 @@ pw_pg_bindir() {
     echo "$d"
 }
 
-pw_pg_dir() { echo "$PW_STATE/postgres"; }
+# $PW_STATE/postgres holds the cluster. When ./plantwatch runs as root and
+# Debian's "postgres" user cannot reach $PW_STATE (a checkout under a private
+# home directory), the cluster lives in /var/lib/plantwatch/<id> instead and
+# $PW_STATE/postgres is a symbolic link to it.
+pw_pg_dir() {
+    local dir=$PW_STATE/postgres
+    if [ -L "$dir" ]; then
+        readlink -f "$dir"
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ] || [ -d "$dir/data" ] ||
+        setpriv --reuid=postgres --regid=postgres --clear-groups -- test -x "$PW_STATE" 2>/dev/null; then
+        echo "$dir"
+        return 0
+    fi
+    local real
+    real=/var/lib/plantwatch/$(printf '%s' "$PW_STATE" | sha256sum | cut -c1-12)
+    # no link yet: whatever is there belonged to a state directory since removed
+    rm -rf "$real"
+    mkdir -p "$real" && chmod 755 /var/lib/plantwatch && ln -sfn "$real" "$dir"
+    echo "$real"
+}
 
 # PostgreSQL refuses to run as root: then it runs as Debian's "postgres" user
 # (setpriv execs, so the pid and process group stay the server's own).
@@ -93,7 +114,7 @@ pw_pg_init() {
     [ -f "$dir/data/PG_VERSION" ] && return 0
     bin=$(pw_pg_bindir)
     pw_info "creating the store's PostgreSQL cluster in $dir/data"
-    mkdir -p "$dir"
+    mkdir -p "$dir/"
     rm -rf "$dir/data" && mkdir -m 700 "$dir/data"
     pw=$dir/.initdb-pw
     (umask 077 && pw_store_password admin >"$pw")
