@@ -165,13 +165,18 @@ pw_start_postgres() {
     pw_pg_init
     pw_info "starting PostgreSQL on 127.0.0.1:$PW_POSTGRES_PORT ($dir/data)"
     # -c settings: loopback only, no Unix socket; custom plans so FerretDB's
-    # parameterised filters (_jsonb -> $1 @> $2) can use the GIN indexes
+    # parameterised filters (_jsonb -> $1 @> $2) can use the GIN indexes;
+    # checkpoints far apart and compressed WAL, because inserts into large
+    # random-key indexes would otherwise write a full page image per insert
+    # after every checkpoint
     local prefix
     read -r -a prefix <<<"$(pw_pg_owner_prefix)"
     pw_spawn postgres "$PW_STATE/logs/postgres.log" "${prefix[@]}" "$bin/postgres" -D "$dir/data" \
         -c listen_addresses=127.0.0.1 -c port="$PW_POSTGRES_PORT" -c unix_socket_directories= \
         -c max_connections=400 -c shared_buffers="${PW_POSTGRES_SHARED_BUFFERS:-256MB}" \
         -c plan_cache_mode=force_custom_plan -c logging_collector=off \
+        -c max_wal_size="${PW_POSTGRES_MAX_WAL_SIZE:-4GB}" -c checkpoint_timeout=15min \
+        -c checkpoint_completion_target=0.9 -c wal_compression=lz4 \
         -c log_min_messages=warning -c log_min_error_statement=panic \
         -c log_line_prefix='%m [%p] %q%u@%d '
     pw_pg_wait || pw_die "PostgreSQL did not start (log: $PW_STATE/logs/postgres.log)"
