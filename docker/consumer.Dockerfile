@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# plantwatch-consumer image: Kafka to MongoDB writer (ops HTTP on 8101).
+# plantwatch-consumer image: Kafka to MongoDB writer (ops HTTP on 8101), with the
+# dead-letter tool plantwatch-dlq (kubectl exec ... -- plantwatch-dlq list).
 # Build from the repository root:
 #   docker build -f docker/consumer.Dockerfile -t plantwatch-consumer:TAG .
 # Stage 1 compiles with the same Debian -dev packages and CMake build as the project;
@@ -16,9 +17,11 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
- && cmake --build /build --target plantwatch-consumer --parallel "$(nproc)" \
+ && cmake --build /build --target plantwatch-consumer plantwatch-dlq --parallel "$(nproc)" \
  && install -D -m 0755 "$(find /build -type f -name plantwatch-consumer -perm -u+x | head -n1)" \
-      /out/usr/local/bin/plantwatch-consumer
+      /out/usr/local/bin/plantwatch-consumer \
+ && install -D -m 0755 "$(find /build -type f -name plantwatch-dlq -perm -u+x | head -n1)" \
+      /out/usr/local/bin/plantwatch-dlq
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -65,6 +65,14 @@ pw_service_env() {
         echo "PW_KAFKA_USERNAME=consumer"
         echo "PW_KAFKA_PASSWORD_FILE=$(pw_password_file consumer)"
         ;;
+    dlq)
+        # the DLQ tool reads sensor-dlq as the consumer and publishes replays
+        # to the source topics as the producer (the users that hold those rights)
+        echo "PW_KAFKA_USERNAME=consumer"
+        echo "PW_KAFKA_PASSWORD_FILE=$(pw_password_file consumer)"
+        echo "PW_DLQ_REPLAY_USERNAME=producer"
+        echo "PW_DLQ_REPLAY_PASSWORD_FILE=$(pw_password_file producer)"
+        ;;
     metrics)
         echo "PW_HTTP_PORT=8090"
         echo "PW_MONGO_URI_FILE=$PW_STATE/secrets/metrics-mongodb.uri"

@@ -178,6 +178,7 @@ def test_kafka_users_have_least_privilege(prod):
         ("topic", "sensor-alerts", "literal", "Read"),
         ("topic", "sensor-alerts", "literal", "Describe"),
         ("topic", "sensor-dlq", "literal", "Write"),
+        ("topic", "sensor-dlq", "literal", "Read"),  # plantwatch-dlq list/replay
         ("topic", "sensor-dlq", "literal", "Describe"),
         ("group", "plantwatch-consumers", "literal", "Read"),
     }
