@@ -323,6 +323,42 @@ void pw_prom_observe(pw_prom_family *f, const char *const *label_values, double 
     pthread_mutex_unlock(&f->mu);
 }
 
+/* Unlinks s from its hash chain and the rendering order; call with f->mu held. */
+static void pw_prom_series_unlink(pw_prom_family *f, pw_prom_series *s)
+{
+    pw_prom_series **slot = &f->buckets[s->hash % PW_PROM_BUCKETS];
+    while (*slot != s) {
+        slot = &(*slot)->hash_next;
+    }
+    *slot = s->hash_next;
+    pw_prom_series *prev = NULL;
+    for (pw_prom_series *x = f->first; x != s; x = x->next) {
+        prev = x;
+    }
+    if (prev) {
+        prev->next = s->next;
+    } else {
+        f->first = s->next;
+    }
+    if (f->last == s) {
+        f->last = prev;
+    }
+}
+
+void pw_prom_remove(pw_prom_family *f, const char *const *label_values)
+{
+    if (f == NULL || f->type == PW_PROM_GAUGE_FN) {
+        return;
+    }
+    pthread_mutex_lock(&f->mu);
+    pw_prom_series *s = pw_prom_series_get(f, label_values, 0);
+    if (s != NULL) {
+        pw_prom_series_unlink(f, s);
+        pw_prom_series_free(s, f->nlabels);
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
 double pw_prom_value(pw_prom_family *f, const char *const *label_values)
 {
     if (f == NULL)

@@ -29,6 +29,10 @@ void pw_prom_add(pw_prom_family *f, const char *const *label_values, double v);
 void pw_prom_set(pw_prom_family *f, const char *const *label_values, double v);
 void pw_prom_observe(pw_prom_family *f, const char *const *label_values, double v);
 
+/* Drops the series with these label values (no-op when absent), e.g. a
+ * per-partition series when the partition is no longer owned. */
+void pw_prom_remove(pw_prom_family *f, const char *const *label_values);
+
 /* Current value of a counter/gauge series (0 if absent); for tests. */
 double pw_prom_value(pw_prom_family *f, const char *const *label_values);
 

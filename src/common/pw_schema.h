@@ -36,6 +36,10 @@
 #define PW_F_UNIT "unit"
 #define PW_F_RAW_VALUE "raw_value"
 #define PW_F_RAW_UNIT "raw_unit"
+/* the sensor's id as sent, only where normalization (trim, ASCII lower-case) changed it */
+#define PW_F_DEVICE_ORIG "device_id_orig"
+#define PW_F_ZONE_ORIG "zone_orig"
+#define PW_F_TYPE_ORIG "type_orig"
 #define PW_F_FIRMWARE "firmware"
 #define PW_F_RECEIVED "received"
 #define PW_F_CONSUMER "consumer"
@@ -59,7 +63,8 @@
 #define PW_CENSUS_SHARDS 8 /* shards per partition */
 
 /* ---- consumer_progress ------------------------------------------------------ */
-#define PW_F_SETTLED "settled" /* highest offset whose batch was completely written */
-#define PW_F_UNTIL "until"     /* retention: hour start swept up to (exclusive) */
+#define PW_F_SETTLED "settled"   /* highest offset whose batch was completely written */
+#define PW_F_UNTIL "until"       /* retention: hour start swept up to (exclusive) */
+#define PW_F_LOOKBACK "lookback" /* retention: time (ms) of the last look-back pass */
 
 #endif

@@ -30,9 +30,9 @@ void pw_errors_free(pw_errors *e)
     pw_errors_init(e);
 }
 
-/* A name cut to fit field[] may end inside a UTF-8 sequence: drop the
- * incomplete tail so the name stays valid in JSON. */
-static void pw_utf8_trim_tail(char *s)
+/* A text cut to fit a buffer may end inside a UTF-8 sequence: drop the
+ * incomplete tail so the text stays valid in JSON. */
+void pw_utf8_trim_tail(char *s)
 {
     size_t n = strlen(s);
     size_t start = n;
@@ -107,8 +107,10 @@ void pw_errors_summary(const pw_errors *e, char *out, size_t n)
             break;
         off += (size_t)w;
     }
-    if (off >= n)
+    if (off >= n) {
         out[n - 1] = '\0';
+        pw_utf8_trim_tail(out);
+    }
 }
 
 /* ---- strings ------------------------------------------------------------- */
@@ -120,8 +122,8 @@ enum {
 
 /* Decodes strict UTF-8 (no overlongs, surrogates or values above U+10FFFF),
  * counting code points and control characters (C0, DEL, C1). -1 if invalid. */
-static int pw_utf8_scan(const unsigned char *s, size_t len, unsigned flags, size_t *ncp,
-                        int *has_ctrl)
+static int pw_utf8_decode(const unsigned char *s, size_t len, unsigned flags, size_t *ncp,
+                          int *has_ctrl)
 {
     size_t i = 0, count = 0;
     int ctrl = 0;
@@ -166,6 +168,19 @@ static int pw_utf8_scan(const unsigned char *s, size_t len, unsigned flags, size
     return 0;
 }
 
+int pw_utf8_scan(const char *s, size_t len, int allow_ws, size_t *nchars, int *has_ctrl)
+{
+    size_t n = 0;
+    int ctrl = 0;
+    if (pw_utf8_decode((const unsigned char *)s, len, allow_ws ? PW_STR_MULTILINE : 0, &n, &ctrl) !=
+        0) {
+        return -1;
+    }
+    *nchars = n;
+    *has_ctrl = ctrl;
+    return 0;
+}
+
 static int pw_is_blank(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
@@ -182,7 +197,7 @@ static int pw_check_text(const char *s, size_t len, size_t max_chars, unsigned f
 {
     size_t ncp = 0;
     int ctrl = 0;
-    if (pw_utf8_scan((const unsigned char *)s, len, flags, &ncp, &ctrl) != 0) {
+    if (pw_utf8_decode((const unsigned char *)s, len, flags, &ncp, &ctrl) != 0) {
         pw_errors_add(errs, index, field, "must be valid UTF-8");
         return -1;
     }
@@ -476,14 +491,22 @@ static int pw_pb_str(const char *s, const pw_str_rule *rule, int index, pw_error
     return pw_check_text(s, strlen(s), rule->max_chars, rule->flags, index, rule->key, errs);
 }
 
-static int pw_pb_ts(int64_t ts, int index, int64_t now_ms, int allow_zero_ts, pw_errors *errs)
+static int pw_pb_ts(int64_t ts, int index, int64_t now_ms, unsigned flags, pw_errors *errs)
 {
-    if (ts == 0 && allow_zero_ts)
+    if (ts == 0 && (flags & PW_CHECK_ZERO_TS)) {
         return 0;
+    }
+    if (flags & PW_CHECK_NO_WINDOW) {
+        if (ts <= 0) {
+            pw_errors_add(errs, index, "ts", ts ? "must not be negative" : "is required");
+            return -1;
+        }
+        return 0;
+    }
     return pw_check_ts_range(ts, index, now_ms, errs);
 }
 
-int pw_reading_check(const Iot__V1__Reading *r, int index, int64_t now_ms, int allow_zero_ts,
+int pw_reading_check(const Iot__V1__Reading *r, int index, int64_t now_ms, unsigned flags,
                      pw_errors *errs)
 {
     int bad = 0;
@@ -492,12 +515,12 @@ int pw_reading_check(const Iot__V1__Reading *r, int index, int64_t now_ms, int a
     bad |= pw_pb_str(r->type, &pw_rule_type, index, errs);
     bad |= pw_check_value(r->value, index, errs);
     bad |= pw_pb_str(r->unit, &pw_rule_unit, index, errs);
-    bad |= pw_pb_ts(r->ts_ms, index, now_ms, allow_zero_ts, errs);
+    bad |= pw_pb_ts(r->ts_ms, index, now_ms, flags, errs);
     bad |= pw_pb_str(r->firmware, &pw_rule_firmware, index, errs);
     return bad ? -1 : 0;
 }
 
-int pw_alert_check(const Iot__V1__Alert *a, int index, int64_t now_ms, int allow_zero_ts,
+int pw_alert_check(const Iot__V1__Alert *a, int index, int64_t now_ms, unsigned flags,
                    pw_errors *errs)
 {
     int bad = 0;
@@ -509,7 +532,7 @@ int pw_alert_check(const Iot__V1__Alert *a, int index, int64_t now_ms, int allow
     }
     bad |= pw_pb_str(a->code, &pw_rule_code, index, errs);
     bad |= pw_pb_str(a->message, &pw_rule_message, index, errs);
-    bad |= pw_pb_ts(a->ts_ms, index, now_ms, allow_zero_ts, errs);
+    bad |= pw_pb_ts(a->ts_ms, index, now_ms, flags, errs);
     bad |= pw_pb_str(a->firmware, &pw_rule_firmware, index, errs);
     return bad ? -1 : 0;
 }

@@ -104,6 +104,8 @@ static pwc_guard_outcome guarded_write(pwc_store *s, mongoc_database_t *db, cons
     int urc = guarded_updates(s, coll, items, n, &upd, &expected, err, errlen);
     int irc = urc == 0 ? guarded_inserts(coll, items, n, &ins, &dups, err, errlen) : 0;
     mongoc_collection_destroy(coll);
+    pwc_note_refusal(s, &upd);
+    pwc_note_refusal(s, &ins);
     int failed = urc != 0 || irc != 0 || upd.other_error || ins.other_error;
     if (failed && !upd.conflict && !ins.conflict && err[0] == '\0') {
         snprintf(err, errlen, "%s: write error", coll_name);
@@ -236,6 +238,9 @@ static void buckets_settle(pwc_store *s, pwc_rollup_kind k, const guarded_item *
         if (landed && st) {
             st->stored_v = pwc_rollup_next_version(st);
             st->stored = 1;
+            s->res->overflow[k][items[i].id[0] == 'h' ? PWC_RES_HOUR : PWC_RES_DAY] +=
+                (size_t)st->overflowed;
+            st->overflowed = 0;
         } else {
             pwc_cache_remove(s->buckets, key);
         }
@@ -384,6 +389,10 @@ static pwc_guard_outcome census_attempt(pwc_store *s, mongoc_database_t *db,
             pwc_census_forget(s);
             return PWC_GUARD_FAILED;
         }
+    }
+    for (size_t q = 0; q < s->ncensus; q++) {
+        s->res->census_overflow += (size_t)s->census[q]->overflowed;
+        s->census[q]->overflowed = 0;
     }
     /* every known shard whose write is due, also one this batch did not
      * touch whose time moves waited for the resolution */

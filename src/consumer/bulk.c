@@ -14,6 +14,52 @@ void pwc_set_err(char *err, size_t errlen, const char *what, const bson_error_t 
     snprintf(err, errlen, "%s: %s", what, e ? e->message : "failed");
 }
 
+/* Server codes that say "this document / value can never be written":
+ * BadValue, TypeMismatch, InvalidLength, DollarPrefixedFieldName,
+ * EmptyFieldName, BSONObjectTooLarge and its relatives, KeyTooLong,
+ * InvalidBSON, document validation failure. */
+int pwc_code_is_refusal(int64_t code)
+{
+    static const int64_t codes[] = {2,     14,    16, 52,  56,    10334, 17419,
+                                    17420, 17280, 22, 121, 15974, 16837};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(*codes); i++) {
+        if (codes[i] == code) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int pwc_error_is_refusal(const bson_error_t *e)
+{
+    if (e->domain == MONGOC_ERROR_BSON) {
+        return 1; /* the client refused to encode it (too large, invalid) */
+    }
+    if (e->domain == MONGOC_ERROR_COMMAND && e->code == MONGOC_ERROR_COMMAND_INVALID_ARG) {
+        return 1; /* e.g. keys the client refuses to send */
+    }
+    return e->domain == MONGOC_ERROR_SERVER && pwc_code_is_refusal(e->code);
+}
+
+void pwc_note_refusal(pwc_store *s, const pwc_bulk_result *r)
+{
+    if (r->refused && !s->refused) {
+        s->refused = 1;
+        snprintf(s->refused_msg, sizeof(s->refused_msg), "%s", r->refused_msg);
+    }
+}
+
+static void note_refused(pwc_bulk_result *r, int64_t code, const char *msg)
+{
+    if (!r->refused) {
+        r->refused = 1;
+        int n = snprintf(r->refused_msg, sizeof(r->refused_msg), "code %lld: ", (long long)code);
+        size_t off = n > 0 && (size_t)n < sizeof(r->refused_msg) ? (size_t)n : 0;
+        snprintf(r->refused_msg + off, sizeof(r->refused_msg) - off, "%.150s",
+                 msg ? msg : "refused");
+    }
+}
+
 static int64_t reply_int(const bson_t *reply, const char *field)
 {
     bson_iter_t it;
@@ -53,6 +99,9 @@ static void scan_write_errors(const bson_t *reply, pwc_bulk_result *r, size_t no
             r->conflict = 1;
         } else if (code != PWC_E_DUPLICATE) {
             r->other_error = 1;
+            if (pwc_code_is_refusal(code)) {
+                note_refused(r, code, msg);
+            }
         } else if (r->dup && idx >= 0 && (size_t)idx < nops) {
             r->dup[idx] = 1;
         }
@@ -74,6 +123,9 @@ int pwc_bulk_exec(mongoc_bulk_operation_t *bulk, pwc_bulk_result *r, size_t nops
     bson_destroy(&reply);
     if (!ok && r->nerrors == before) {
         r->conflict |= is_stale_write(e.message);
+        if (!r->conflict && pwc_error_is_refusal(&e)) {
+            note_refused(r, e.code, e.message);
+        }
         pwc_set_err(err, errlen, "bulk write", &e);
         return -1;
     }
@@ -116,6 +168,10 @@ static void ub_flush(pwc_update_batch *u)
         u->total.nerrors += r.nerrors;
         u->total.other_error |= r.other_error;
         u->total.conflict |= r.conflict;
+        if (r.refused && !u->total.refused) {
+            u->total.refused = 1;
+            memcpy(u->total.refused_msg, r.refused_msg, sizeof(r.refused_msg));
+        }
     }
     u->bulk = NULL;
     u->nops = 0;
@@ -139,11 +195,26 @@ int pwc_ub_finish(pwc_update_batch *u)
     return u->failed ? -1 : 0;
 }
 
+/* Test fault "refuse_device:<id>": that device's documents carry a field
+ * name the store refuses, as a document it can never accept would. */
+static void add_insert(const pwc_store *s, mongoc_bulk_operation_t *bulk, const pwc_entry *e,
+                       bson_t *doc)
+{
+    if (s->refuse_device[0] == '\0' || strcmp(e->rec->device, s->refuse_device) != 0) {
+        mongoc_bulk_operation_insert_with_opts(bulk, doc, NULL, NULL);
+        return;
+    }
+    bson_t opts = BSON_INITIALIZER;
+    BSON_APPEND_BOOL(&opts, "validate", false);
+    BSON_APPEND_BOOL(doc, "$refused", true);
+    mongoc_bulk_operation_insert_with_opts(bulk, doc, &opts, NULL);
+    bson_destroy(&opts);
+}
+
 int pwc_insert_docs(pwc_store *s, mongoc_database_t *db, const char *coll_name,
                     pwc_doc_builder build, const pwc_entry *entries, const size_t *sel, size_t nsel,
                     int *state, char *err, size_t errlen)
 {
-    (void)s;
     if (nsel == 0) {
         return 0;
     }
@@ -152,7 +223,7 @@ int pwc_insert_docs(pwc_store *s, mongoc_database_t *db, const char *coll_name,
     for (size_t i = 0; i < nsel; i++) {
         bson_t doc;
         build(&entries[sel[i]], &doc);
-        mongoc_bulk_operation_insert_with_opts(bulk, &doc, NULL, NULL);
+        add_insert(s, bulk, &entries[sel[i]], &doc);
         bson_destroy(&doc);
     }
     pwc_bulk_result r = {0};
@@ -162,8 +233,10 @@ int pwc_insert_docs(pwc_store *s, mongoc_database_t *db, const char *coll_name,
         mongoc_bulk_operation_destroy(bulk);
         snprintf(err, errlen, "out of memory");
     }
+    pwc_note_refusal(s, &r);
     if (rc == 0 && (r.other_error || r.conflict)) {
-        snprintf(err, errlen, "insert into %s: write error other than duplicate key", coll_name);
+        snprintf(err, errlen, "insert into %s: %s", coll_name,
+                 r.refused ? r.refused_msg : "write error other than duplicate key");
         rc = -1;
     }
     for (size_t i = 0; rc == 0 && i < nsel; i++) {

@@ -40,6 +40,7 @@ void pwc_census_free(pwc_census *c)
     c->entries = NULL;
     c->index = NULL;
     c->n = c->cap = c->nindex = 0;
+    c->bytes = 0;
 }
 
 /* The index's start slot: the shard hash mixed (all devices of one shard
@@ -129,28 +130,56 @@ static int moved(int64_t now, int64_t written)
     return d >= PWC_CENSUS_RESOLUTION_MS;
 }
 
+static size_t entry_bytes(const char *device, const char *zone, const char *firmware)
+{
+    return strlen(device) + strlen(zone) + strlen(firmware) + 32;
+}
+
+/* The newest zone and firmware of d, when the shard's bound allows the
+ * change; else the old ones stay (counted in overflowed). */
+static void take_zone_firmware(pwc_census *c, pwc_census_entry *d, const pwc_record *r)
+{
+    if (strcmp(d->zone, r->zone) == 0 && strcmp(d->firmware, r->firmware) == 0) {
+        return;
+    }
+    size_t old = entry_bytes(d->device, d->zone, d->firmware);
+    size_t now = entry_bytes(d->device, r->zone, r->firmware);
+    if (now > old && c->bytes + (now - old) > PWC_CENSUS_BUDGET) {
+        c->overflowed++;
+        return;
+    }
+    c->bytes = c->bytes - old + now;
+    d->unwritten = 1;
+    snprintf(d->zone, sizeof(d->zone), "%s", r->zone);
+    snprintf(d->firmware, sizeof(d->firmware), "%s", r->firmware);
+}
+
 int pwc_census_fold(pwc_census *c, const pwc_entry *e)
 {
     if (e->offset <= c->hw) {
         return 0;
     }
     const pwc_record *r = e->rec;
+    c->hw = e->offset;
+    if (!pwc_census_find(c, r->device) && c->bytes + entry_bytes(r->device, r->zone, r->firmware) >
+                                              PWC_CENSUS_BUDGET - PWC_CENSUS_RESERVE) {
+        c->overflowed++;
+        return 0;
+    }
     pwc_census_entry *d = entry_get(c, r->device);
     if (!d) {
         return -1;
     }
-    c->hw = e->offset;
+    if (d->last_offset < 0 && d->last_ms == INT64_MIN) {
+        c->bytes += entry_bytes(d->device, "", "");
+    }
     if (r->ts_ms < d->first_ms) {
         d->first_ms = r->ts_ms;
     }
     if (r->ts_ms >= d->last_ms) {
-        if (strcmp(d->zone, r->zone) != 0 || strcmp(d->firmware, r->firmware) != 0) {
-            d->unwritten = 1;
-        }
         d->last_ms = r->ts_ms;
         d->last_offset = e->offset;
-        snprintf(d->zone, sizeof(d->zone), "%s", r->zone);
-        snprintf(d->firmware, sizeof(d->firmware), "%s", r->firmware);
+        take_zone_firmware(c, d, r);
     }
     if (d->unwritten) {
         c->urgent = 1; /* a new device, or its zone or firmware changed */
@@ -210,6 +239,7 @@ static int entries_from_pb(pwc_census *c, const Iot__V1__DeviceCensus *m)
         }
         snprintf(d->zone, sizeof(d->zone), "%s", m->zones[m->zone[i]]);
         snprintf(d->firmware, sizeof(d->firmware), "%s", m->firmwares[m->firmware[i]]);
+        c->bytes += entry_bytes(d->device, d->zone, d->firmware);
         d->last_ms = d->w_last_ms = last;
         d->first_ms = d->w_first_ms = first;
         d->unwritten = 0;

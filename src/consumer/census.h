@@ -28,9 +28,9 @@
 #define PWC_CENSUS_KEY_LEN (PWC_ORIGIN_LEN + 8)
 
 typedef struct {
-    char device[PW_MAX_ID_LEN + 1];
-    char zone[PW_MAX_ZONE_LEN + 1];
-    char firmware[PW_MAX_FIRMWARE_LEN + 1];
+    char device[PW_MAX_ID_BYTES + 1]; /* the longest accepted values, whole */
+    char zone[PW_MAX_ZONE_BYTES + 1];
+    char firmware[PW_MAX_FIRMWARE_BYTES + 1];
     int64_t first_ms, last_ms;
     int64_t last_offset;           /* offset of the newest record (tie-break) */
     int64_t w_first_ms, w_last_ms; /* as last written (or read) */
@@ -52,7 +52,19 @@ typedef struct {
     size_t n, cap;
     uint32_t *index; /* open addressing: entry index + 1, 0 = empty */
     size_t nindex;
+    size_t bytes;       /* bound of the packed entries (see PWC_CENSUS_BUDGET) */
+    int64_t overflowed; /* devices or changes left out for the bound, not yet reported */
 } pwc_census;
+
+/* The bound of a census document's packed state (before deflating): each
+ * entry is accounted at most strlen(device) + strlen(zone) +
+ * strlen(firmware) + 32 bytes. A new device is added while the shard stays
+ * within PWC_CENSUS_BUDGET - PWC_CENSUS_RESERVE, and a zone or firmware
+ * change while it stays within PWC_CENSUS_BUDGET; what does not fit is left
+ * out and counted (pwc_census.overflowed). With typical ids that is tens of
+ * thousands of devices per shard. */
+#define PWC_CENSUS_BUDGET (768u * 1024u)
+#define PWC_CENSUS_RESERVE (128u * 1024u)
 
 /* The shard of a device id. */
 int pwc_census_shard(const char *device);

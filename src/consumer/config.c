@@ -46,10 +46,15 @@ int pwc_config_from_env(pwc_config *cfg, char *err, size_t errlen)
             return -1;
     }
     const char *fault = pw_env_str("PW_TEST_FAULT", "");
+    static const char refuse[] = "refuse_device:";
     if (strcmp(fault, "after_gate") == 0) {
         cfg->test_fault = 1;
+    } else if (strncmp(fault, refuse, sizeof(refuse) - 1) == 0 && fault[sizeof(refuse) - 1]) {
+        cfg->test_refuse_device = strdup(fault + sizeof(refuse) - 1);
     } else if (fault[0] != '\0') {
-        snprintf(err, errlen, "PW_TEST_FAULT: unknown fault \"%s\" (after_gate)", fault);
+        snprintf(err, errlen,
+                 "PW_TEST_FAULT: unknown fault \"%s\" (after_gate, refuse_device:<device id>)",
+                 fault);
         return -1;
     }
     if (pw_kafka_settings_from_env(&cfg->kafka, "consumer", err, errlen) != 0)
@@ -67,6 +72,7 @@ void pwc_config_free(pwc_config *cfg)
     free(cfg->topic_dlq);
     free(cfg->group);
     free(cfg->mongo_db);
+    free(cfg->test_refuse_device);
     pw_kafka_settings_free(&cfg->kafka);
     memset(cfg, 0, sizeof(*cfg));
 }

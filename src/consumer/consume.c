@@ -21,8 +21,9 @@ typedef struct {
     int prepared;
     const char *reason; /* NULL: storable */
     char detail[256];
-    int dlq_queued;
-    int dlq_status; /* written by the DLQ delivery callback */
+    int stored;              /* the store acknowledged it */
+    pwc_dlq_ticket *dlq;     /* its dead letter in flight or acknowledged (a reference) */
+    int dead_letter_counted; /* counted in dead_lettered once */
 } pwc_item;
 
 typedef struct {
@@ -68,6 +69,7 @@ static int batch_add(pwc_batch *b, rd_kafka_message_t *m)
 
 static void item_free(pwc_item *it)
 {
+    pwc_dlq_ticket_release(it->dlq);
     rd_kafka_message_destroy(it->msg);
     free(it);
 }
@@ -168,7 +170,7 @@ static void on_offset_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- pause / resume -------------------------------------------------------- */
 
-static void set_paused(pwc_consumer *c, int paused)
+static void set_paused(pwc_consumer *c, int paused, const char *why)
 {
     if (c->paused == paused)
         return;
@@ -183,18 +185,20 @@ static void set_paused(pwc_consumer *c, int paused)
     c->paused = paused;
     pw_prom_set(c->ops->paused, NULL, paused);
     pw_log(paused ? PW_LOG_WARN : PW_LOG_INFO, paused ? "partitions_paused" : "partitions_resumed",
-           paused ? "store unavailable: partitions paused" : "store back: partitions resumed");
+           "%s", paused ? why : "writes succeed again: partitions resumed");
 }
 
 /* ---- rebalance ------------------------------------------------------------- */
 
-static void set_lag_zero(pwc_consumer *c, const rd_kafka_topic_partition_list_t *parts)
+/* A partition this process no longer owns has no lag series here: the new
+ * owner exports it. */
+static void drop_lag(pwc_consumer *c, const rd_kafka_topic_partition_list_t *parts)
 {
     char part[16];
     for (int i = 0; i < parts->cnt; i++) {
         snprintf(part, sizeof(part), "%" PRId32, parts->elems[i].partition);
         const char *labels[] = {parts->elems[i].topic, part};
-        pw_prom_set(c->ops->lag, labels, 0);
+        pw_prom_remove(c->ops->lag, labels);
     }
 }
 
@@ -211,8 +215,7 @@ static void log_parts(const char *event, const rd_kafka_topic_partition_list_t *
 static void on_revoke(pwc_consumer *c, rd_kafka_topic_partition_list_t *parts)
 {
     int lost = rd_kafka_assignment_lost(c->rk);
-    /* dead letters in flight point into batch items: let them finish first */
-    pwc_dlq_flush(c->dlq, PWC_DLQ_FLUSH_MS);
+    /* dead letters still in flight keep their own ticket reference */
     size_t dropped = batch_drop(&c->batch, parts);
     rd_kafka_topic_partition_list_t *mine = rd_kafka_topic_partition_list_new(parts->cnt);
     for (int i = 0; i < parts->cnt; i++) {
@@ -227,7 +230,7 @@ static void on_revoke(pwc_consumer *c, rd_kafka_topic_partition_list_t *parts)
     if (!lost)
         commit_list(c, mine);
     rd_kafka_topic_partition_list_destroy(mine);
-    set_lag_zero(c, parts);
+    drop_lag(c, parts);
     log_parts(lost ? "partitions_lost" : "partitions_revoked", parts);
     if (dropped)
         pw_log(PW_LOG_INFO, "batch_dropped", "%zu unstored records of revoked partitions dropped",
@@ -418,107 +421,200 @@ static void prepare_items(pwc_consumer *c)
     }
 }
 
-/* Produces every pending dead letter and waits for the acks. 0 when all acked. */
+/* Produces every dead letter not yet acknowledged (again when its last
+ * attempt failed) and waits for the answers. 0 when all are acknowledged. */
 static int dead_letter(pwc_consumer *c)
 {
     int queued = 0;
     for (size_t i = 0; i < c->batch.n; i++) {
         pwc_item *it = c->batch.items[i];
-        if (!it->reason || (it->dlq_queued && it->dlq_status >= 0))
+        if (!it->reason || (it->dlq && pwc_dlq_ticket_status(it->dlq) >= 0)) {
             continue;
-        it->dlq_queued = 1;
-        pwc_dlq_produce(c->dlq, it->msg, it->reason, it->detail, &it->dlq_status);
+        }
+        pwc_dlq_ticket_release(it->dlq);
+        it->dlq = pwc_dlq_produce(c->dlq, it->msg, it->reason, it->detail);
         queued++;
     }
-    if (queued == 0)
-        return 0;
-    pwc_dlq_flush(c->dlq, PWC_DLQ_FLUSH_MS);
-    int ok = 0;
+    if (queued > 0) {
+        pwc_dlq_flush(c->dlq, PWC_DLQ_FLUSH_MS);
+    }
+    int rc = 0;
     for (size_t i = 0; i < c->batch.n; i++) {
         pwc_item *it = c->batch.items[i];
-        if (!it->reason)
+        if (!it->reason) {
             continue;
-        if (it->dlq_status <= 0)
-            return -1;
-        if (it->dlq_queued == 1) {
-            it->dlq_queued = 2; /* counted once */
+        }
+        if (pwc_dlq_ticket_status(it->dlq) <= 0) {
+            rc = -1;
+        } else if (!it->dead_letter_counted) {
+            it->dead_letter_counted = 1;
             const char *labels[] = {it->reason};
             pw_prom_add(c->ops->dead_lettered, labels, 1);
         }
-        ok++;
     }
-    (void)ok;
+    atomic_store(&c->ops->dlq_unavailable, rc != 0);
+    pw_prom_set(c->ops->dlq_down, NULL, rc != 0);
+    return rc;
+}
+
+static void count_stored(pwc_consumer *c, const pwc_entry *entries, size_t n,
+                         const pwc_write_result *res)
+{
+    const char *tel[] = {"telemetry"}, *alr[] = {"alerts"};
+    pw_prom_add(c->ops->stored, tel, (double)res->stored_readings);
+    pw_prom_add(c->ops->stored, alr, (double)res->stored_alerts);
+    pw_prom_add(c->ops->duplicates, NULL, (double)res->duplicates);
+    pw_prom_add(c->ops->bucket_reads, NULL, (double)res->bucket_reads);
+    pw_prom_add(c->ops->restored, NULL, (double)res->restored);
+    static const char *const colls[2] = {"rollup_readings", "rollup_alerts"};
+    static const char *const resolutions[2] = {"hour", "day"};
+    for (int k = 0; k < 2; k++) {
+        for (int r = 0; r < 2; r++) {
+            const char *labels[] = {colls[k], resolutions[r]};
+            if (res->overflow[k][r] > 0) {
+                pw_prom_add(c->ops->overflow, labels, (double)res->overflow[k][r]);
+            }
+        }
+    }
+    pw_prom_add(c->ops->census_overflow, NULL, (double)res->census_overflow);
+    int64_t now = pw_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        if (entries[i].rec->received_ms > 0) {
+            pw_prom_observe(c->ops->e2e, NULL,
+                            (double)(now - entries[i].rec->received_ms) / 1000.0);
+        }
+    }
+    if (res->duplicates) {
+        pw_log(PW_LOG_INFO, "duplicates", "%zu deliveries were already stored", res->duplicates);
+    }
+}
+
+/* One store call for entries[0..n) (owned by items owners[0..n)); marks
+ * them stored on success. *refused: the call failed for good. */
+static int write_entries(pwc_consumer *c, pwc_entry *entries, pwc_item **owners, size_t n,
+                         int *refused, char *err, size_t errlen)
+{
+    pwc_write_result res;
+    int64_t t0 = pw_monotonic_us();
+    int rc = pwc_store_write(c->store, entries, n, &res, err, errlen);
+    pw_prom_add(c->ops->conflicts, NULL, (double)res.conflicts);
+    *refused = rc != 0 && res.refused;
+    if (rc != 0) {
+        pw_prom_add(c->ops->store_errors, NULL, 1);
+        pw_log(PW_LOG_WARN, "store_failed", "batch of %zu not stored: %s", n, err);
+        return -1;
+    }
+    pw_prom_observe(c->ops->write_latency, NULL, (double)(pw_monotonic_us() - t0) / 1e6);
+    count_stored(c, entries, n, &res);
+    for (size_t i = 0; i < n; i++) {
+        owners[i]->stored = 1;
+    }
     return 0;
 }
 
-static int store_items(pwc_consumer *c, int64_t *write_us)
+static void refuse_item(pwc_item *it, const char *why)
 {
-    size_t n = 0;
-    pwc_entry *entries = calloc(c->batch.n ? c->batch.n : 1, sizeof(*entries));
-    if (!entries)
+    it->reason = PWC_REASON_REFUSED;
+    snprintf(it->detail, sizeof(it->detail), "%s", why);
+    pw_log_fields(PW_LOG_WARN, "dead_letter",
+                  json_pack("{s:s,s:s,s:i,s:I}", "reason", it->reason, "topic",
+                            rd_kafka_topic_name(it->msg->rkt), "partition", (int)it->msg->partition,
+                            "offset", (json_int_t)it->msg->offset),
+                  "%s", it->detail);
+}
+
+/* The store refused a write of entries[0..n): writes halves until the
+ * refused records are alone, and gives those the reason store_refused.
+ * 0 when everything else is stored, -1 on a transient failure. */
+static int isolate(pwc_consumer *c, pwc_entry *entries, pwc_item **owners, size_t n,
+                   const char *why)
+{
+    if (n == 1) {
+        refuse_item(owners[0], why);
+        return 0;
+    }
+    size_t half = n / 2;
+    size_t off[2] = {0, half}, len[2] = {half, n - half};
+    for (int k = 0; k < 2; k++) {
+        char err[512] = "";
+        int refused = 0;
+        pw_prom_add(c->ops->isolated, NULL, 1);
+        if (write_entries(c, entries + off[k], owners + off[k], len[k], &refused, err,
+                          sizeof(err)) == 0) {
+            continue;
+        }
+        if (!refused || isolate(c, entries + off[k], owners + off[k], len[k], err) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Stores the items that are neither stored nor dead letters. 0 when they
+ * are (a record the store refuses for good becomes a dead letter), -1 on a
+ * transient failure (retry). */
+static int store_items(pwc_consumer *c)
+{
+    size_t n = 0, cap = c->batch.n ? c->batch.n : 1;
+    pwc_entry *entries = calloc(cap, sizeof(*entries));
+    pwc_item **owners = calloc(cap, sizeof(*owners));
+    if (!entries || !owners) {
+        free(entries);
+        free(owners);
         return -1;
+    }
     for (size_t i = 0; i < c->batch.n; i++) {
         pwc_item *it = c->batch.items[i];
-        if (it->reason)
+        if (it->reason || it->stored) {
             continue;
+        }
         entries[n].rec = &it->rec;
         entries[n].topic = rd_kafka_topic_name(it->msg->rkt);
         entries[n].partition = it->msg->partition;
         entries[n].offset = it->msg->offset;
-        n++;
+        owners[n++] = it;
     }
-    pwc_write_result res;
     char err[512] = "";
-    int64_t t0 = pw_monotonic_us();
-    int rc = pwc_store_write(c->store, entries, n, &res, err, sizeof(err));
-    *write_us = pw_monotonic_us() - t0;
-    pw_prom_add(c->ops->conflicts, NULL, (double)res.conflicts);
-    if (rc != 0) {
-        pw_prom_add(c->ops->store_errors, NULL, 1);
-        pw_log(PW_LOG_WARN, "store_failed", "batch of %zu not stored: %s", n, err);
-    } else {
-        const char *tel[] = {"telemetry"}, *alr[] = {"alerts"};
-        pw_prom_add(c->ops->stored, tel, (double)res.stored_readings);
-        pw_prom_add(c->ops->stored, alr, (double)res.stored_alerts);
-        pw_prom_add(c->ops->duplicates, NULL, (double)res.duplicates);
-        pw_prom_add(c->ops->bucket_reads, NULL, (double)res.bucket_reads);
-        pw_prom_add(c->ops->restored, NULL, (double)res.restored);
-        int64_t now = pw_now_ms();
-        for (size_t i = 0; i < n; i++) {
-            if (entries[i].rec->received_ms > 0)
-                pw_prom_observe(c->ops->e2e, NULL,
-                                (double)(now - entries[i].rec->received_ms) / 1000.0);
-        }
-        if (res.duplicates)
-            pw_log(PW_LOG_INFO, "duplicates", "%zu deliveries were already stored", res.duplicates);
+    int refused = 0;
+    int rc = n == 0 ? 0 : write_entries(c, entries, owners, n, &refused, err, sizeof(err));
+    if (rc != 0 && refused) {
+        pw_log(PW_LOG_WARN, "store_refused", "isolating the refused records of %zu: %s", n, err);
+        rc = isolate(c, entries, owners, n, err);
     }
     free(entries);
+    free(owners);
     return rc;
 }
 
-/* Stores the batch (retrying through outages) and commits. -1 only when
- * stopping before the batch could be stored (nothing is committed then). */
+/* Stores the batch and writes its dead letters (retrying through outages of
+ * the store or the DLQ topic with paused partitions), then commits. -1 only
+ * when stopping before that (nothing is committed then). */
 static int process_batch(pwc_consumer *c)
 {
     long backoff = 100;
-    int64_t write_us = 0;
     for (;;) {
         prepare_items(c);
-        if (c->batch.n == 0)
+        if (c->batch.n == 0) {
             break;
-        if (dead_letter(c) == 0 && store_items(c, &write_us) == 0)
+        }
+        int stored = store_items(c) == 0;
+        if (stored && dead_letter(c) == 0) {
             break;
-        if (*c->stop)
+        }
+        if (*c->stop) {
             return -1;
-        set_paused(c, 1);
+        }
+        set_paused(c, 1,
+                   stored ? "dead-letter topic unavailable: partitions paused"
+                          : "store unavailable: partitions paused");
         backoff_wait(c, backoff);
         backoff = backoff * 2 > c->cfg->retry_max_ms ? c->cfg->retry_max_ms : backoff * 2;
     }
-    set_paused(c, 0);
-    if (c->batch.n == 0)
+    set_paused(c, 0, NULL);
+    if (c->batch.n == 0) {
         return 0;
+    }
     pw_prom_observe(c->ops->batch_size, NULL, (double)c->batch.n);
-    pw_prom_observe(c->ops->write_latency, NULL, (double)write_us / 1e6);
     remember_offsets(c);
     batch_clear(&c->batch);
     commit_async(c);
@@ -527,22 +623,50 @@ static int process_batch(pwc_consumer *c)
 
 /* ---- housekeeping -------------------------------------------------------------- */
 
+/* Positions of the partitions nothing was consumed from since their
+ * assignment (rd_kafka_position has none): their committed offsets, where
+ * the group resumes. */
+static void fill_committed(pwc_consumer *c, rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *idle = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; i++) {
+        if (parts->elems[i].offset < 0) {
+            rd_kafka_topic_partition_list_add(idle, parts->elems[i].topic,
+                                              parts->elems[i].partition);
+        }
+    }
+    if (idle->cnt > 0 && rd_kafka_committed(c->rk, idle, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < idle->cnt; i++) {
+            rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
+                parts, idle->elems[i].topic, idle->elems[i].partition);
+            if (tp && idle->elems[i].offset >= 0) {
+                tp->offset = idle->elems[i].offset;
+            }
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(idle);
+}
+
 static void update_lag(pwc_consumer *c)
 {
     int64_t now = pw_monotonic_us();
-    if (now - c->last_lag_us < PWC_LAG_EVERY_US)
+    if (now - c->last_lag_us < PWC_LAG_EVERY_US) {
         return;
+    }
     c->last_lag_us = now;
     rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) {
         return;
+    }
     rd_kafka_position(c->rk, parts);
+    fill_committed(c, parts);
     char part[16];
     for (int i = 0; i < parts->cnt; i++) {
         int64_t lo = 0, hi = 0;
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
-        if (rd_kafka_get_watermark_offsets(c->rk, tp->topic, tp->partition, &lo, &hi) || hi < 0)
+        if (rd_kafka_get_watermark_offsets(c->rk, tp->topic, tp->partition, &lo, &hi) || hi < 0) {
             continue;
+        }
         int64_t pos = tp->offset >= 0 ? tp->offset : lo;
         snprintf(part, sizeof(part), "%" PRId32, tp->partition);
         const char *labels[] = {tp->topic, part};
@@ -570,8 +694,8 @@ int pwc_consumer_run(pwc_consumer *c)
            c->batch.n);
     int rc = process_batch(c);
     if (rc != 0) {
-        /* dead letters may still reference batch items */
-        pwc_dlq_flush(c->dlq, PWC_DLQ_FLUSH_MS);
+        /* unstored records are read again by the next owner; dead letters
+         * in flight hold their own ticket reference */
         batch_clear(&c->batch);
     }
     char err[256];

@@ -14,15 +14,36 @@ struct pwc_dlq {
     char *topic;
 };
 
+/* refs: the caller's and the producer's (until its delivery report) */
+struct pwc_dlq_ticket {
+    int refs;
+    int status;
+};
+
+void pwc_dlq_ticket_release(pwc_dlq_ticket *t)
+{
+    if (t && --t->refs == 0) {
+        free(t);
+    }
+}
+
+int pwc_dlq_ticket_status(const pwc_dlq_ticket *t)
+{
+    return t ? t->status : -1;
+}
+
 static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
     (void)opaque;
-    int *status = m->_private;
-    if (status)
-        *status = m->err ? -1 : 1;
-    if (m->err)
+    pwc_dlq_ticket *t = m->_private;
+    if (t) {
+        t->status = m->err ? -1 : 1;
+        pwc_dlq_ticket_release(t);
+    }
+    if (m->err) {
         pw_log(PW_LOG_WARN, "dlq_delivery_failed", "%s", rd_kafka_err2str(m->err));
+    }
 }
 
 pwc_dlq *pwc_dlq_new(const pwc_config *cfg, char *err, size_t errlen)
@@ -53,9 +74,14 @@ pwc_dlq *pwc_dlq_new(const pwc_config *cfg, char *err, size_t errlen)
 
 void pwc_dlq_free(pwc_dlq *d)
 {
-    if (!d)
+    if (!d) {
         return;
-    rd_kafka_flush(d->rk, 10000);
+    }
+    if (rd_kafka_flush(d->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        /* what is still queued fails now: its delivery reports free the tickets */
+        rd_kafka_purge(d->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(d->rk, 1000);
+    }
     rd_kafka_destroy(d->rk);
     free(d->topic);
     free(d);
@@ -80,22 +106,26 @@ static rd_kafka_headers_t *dlq_headers(const rd_kafka_message_t *src, const char
     return h;
 }
 
-int pwc_dlq_produce(pwc_dlq *d, const rd_kafka_message_t *src, const char *reason,
-                    const char *detail, int *status)
+pwc_dlq_ticket *pwc_dlq_produce(pwc_dlq *d, const rd_kafka_message_t *src, const char *reason,
+                                const char *detail)
 {
-    *status = 0;
+    pwc_dlq_ticket *t = calloc(1, sizeof(*t));
+    if (!t) {
+        return NULL;
+    }
+    t->refs = 2;
     rd_kafka_headers_t *h = dlq_headers(src, reason, detail);
     rd_kafka_resp_err_t e = rd_kafka_producev(
         d->rk, RD_KAFKA_V_TOPIC(d->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(src->key, src->key_len), RD_KAFKA_V_VALUE(src->payload, src->len),
-        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(status), RD_KAFKA_V_END);
+        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
     if (e) {
         rd_kafka_headers_destroy(h);
-        *status = -1;
+        free(t);
         pw_log(PW_LOG_WARN, "dlq_produce_failed", "%s", rd_kafka_err2str(e));
-        return -1;
+        return NULL;
     }
-    return 0;
+    return t;
 }
 
 int pwc_dlq_flush(pwc_dlq *d, int timeout_ms)

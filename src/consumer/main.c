@@ -74,6 +74,9 @@ int main(void)
         pwc_config_free(&cfg);
         return 1;
     }
+    if (cfg.test_refuse_device) {
+        pwc_store_refuse_device(store, cfg.test_refuse_device);
+    }
     if (pwc_ops_start(&ops, cfg.bind_addr, cfg.http_port, err, sizeof(err)) != 0)
         goto out;
     pw_log(PW_LOG_INFO, "listening", "ops HTTP on %s:%ld", cfg.bind_addr, cfg.http_port);

@@ -1,7 +1,6 @@
 /* normalize: envelope decoding, validation and normalization (see normalize.h). */
 #include "normalize.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,8 +32,10 @@ static const pwc_unit_rule pressure_units[] = {
 
 static const pwc_unit_rule *find_rule(const pwc_unit_rule *rules, size_t n, const char *unit)
 {
-    char u[PW_MAX_UNIT_LEN + 1];
-    pwc_id_normalize(unit, u, sizeof(u));
+    char u[PW_MAX_UNIT_BYTES + 1];
+    if (pwc_id_normalize(unit, u, sizeof(u)) != 0) {
+        return NULL;
+    }
     for (size_t i = 0; i < n; i++) {
         if (strcmp(rules[i].name, u) == 0)
             return &rules[i];
@@ -71,27 +72,62 @@ int pwc_unit_normalize(const char *type, double value, const char *unit, double 
     return 0;
 }
 
-size_t pwc_id_normalize(const char *in, char *out, size_t outlen)
+/* The whitespace the C locale's isspace() knows, whatever the locale. */
+static int is_ascii_space(unsigned char c)
 {
-    if (outlen == 0)
-        return 0;
-    const char *s = in ? in : "";
-    while (*s && isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1]))
-        n--;
-    if (n > outlen - 1)
-        n = outlen - 1;
-    for (size_t i = 0; i < n; i++)
-        out[i] = (char)tolower((unsigned char)s[i]);
-    out[n] = '\0';
-    return n;
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-static void copy_str(char *dst, size_t dstlen, const char *src)
+int pwc_id_normalize(const char *in, char *out, size_t outlen)
 {
-    snprintf(dst, dstlen, "%s", src ? src : "");
+    if (outlen == 0) {
+        return -1;
+    }
+    out[0] = '\0';
+    const char *s = in ? in : "";
+    while (*s && is_ascii_space((unsigned char)*s)) {
+        s++;
+    }
+    size_t n = strlen(s);
+    while (n > 0 && is_ascii_space((unsigned char)s[n - 1])) {
+        n--;
+    }
+    if (n > outlen - 1) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/* Copies src whole into dst; -1 (dst "") when it does not fit. */
+static int copy_str(char *dst, size_t dstlen, const char *src)
+{
+    const char *s = src ? src : "";
+    size_t n = strlen(s);
+    if (n >= dstlen) {
+        dst[0] = '\0';
+        return -1;
+    }
+    memcpy(dst, s, n + 1);
+    return 0;
+}
+
+/* An id normalized into out, and the sensor's original into orig when
+ * normalization changed it. -1 when either does not fit. */
+static int normalize_id(const char *in, char *out, size_t outlen, char *orig, size_t origlen)
+{
+    if (pwc_id_normalize(in, out, outlen) != 0) {
+        return -1;
+    }
+    orig[0] = '\0';
+    if (in != NULL && strcmp(in, out) != 0) {
+        return copy_str(orig, origlen, in);
+    }
+    return 0;
 }
 
 static void fill_times(pwc_record *out, int64_t ts_ms)
@@ -105,61 +141,119 @@ static int fail(const char **reason, const char *why, char *detail, size_t detai
                 const char *msg)
 {
     *reason = why;
-    snprintf(detail, detaillen, "%s", msg);
+    if (detaillen > 0) {
+        snprintf(detail, detaillen, "%s", msg);
+        pw_utf8_trim_tail(detail);
+    }
     return -1;
+}
+
+/* A value longer than its buffer: cannot happen after validation (the
+ * buffers hold the longest accepted value), refused rather than cut. */
+static int too_long(const char **reason, char *detail, size_t detaillen, const char *field)
+{
+    char msg[96];
+    snprintf(msg, sizeof(msg), "%s: longer than the consumer can store whole", field);
+    return fail(reason, PWC_REASON_INVALID, detail, detaillen, msg);
 }
 
 static int normalize_reading(const Iot__V1__Reading *r, pwc_record *out, const char **reason,
                              char *detail, size_t detaillen)
 {
     out->kind = PWC_READING;
-    pwc_id_normalize(r->type, out->type, sizeof(out->type));
-    copy_str(out->raw_unit, sizeof(out->raw_unit), r->unit);
+    if (normalize_id(r->type, out->type, sizeof(out->type), out->type_orig,
+                     sizeof(out->type_orig)) != 0) {
+        return too_long(reason, detail, detaillen, "type");
+    }
+    if (copy_str(out->raw_unit, sizeof(out->raw_unit), r->unit) != 0) {
+        return too_long(reason, detail, detaillen, "unit");
+    }
     out->raw_value = r->value;
     const char *unit = NULL;
     if (pwc_unit_normalize(out->type, r->value, r->unit, &out->value, &unit) != 0) {
-        char msg[160];
+        char msg[PW_MAX_UNIT_BYTES + PW_MAX_TYPE_BYTES + 80];
         snprintf(msg, sizeof(msg), "unit '%s' is not valid for type '%s' with value %g",
                  r->unit ? r->unit : "", out->type, r->value);
         return fail(reason, PWC_REASON_UNIT, detail, detaillen, msg);
     }
-    copy_str(out->unit, sizeof(out->unit), unit);
-    pwc_id_normalize(r->device_id, out->device, sizeof(out->device));
-    pwc_id_normalize(r->zone, out->zone, sizeof(out->zone));
-    copy_str(out->firmware, sizeof(out->firmware), r->firmware);
+    if (copy_str(out->unit, sizeof(out->unit), unit) != 0) {
+        return too_long(reason, detail, detaillen, "unit");
+    }
+    if (normalize_id(r->device_id, out->device, sizeof(out->device), out->device_orig,
+                     sizeof(out->device_orig)) != 0) {
+        return too_long(reason, detail, detaillen, "device_id");
+    }
+    if (normalize_id(r->zone, out->zone, sizeof(out->zone), out->zone_orig,
+                     sizeof(out->zone_orig)) != 0) {
+        return too_long(reason, detail, detaillen, "zone");
+    }
+    if (copy_str(out->firmware, sizeof(out->firmware), r->firmware) != 0) {
+        return too_long(reason, detail, detaillen, "firmware");
+    }
     fill_times(out, r->ts_ms);
     return 0;
 }
 
-static int normalize_alert(const Iot__V1__Alert *a, pwc_record *out)
+static int normalize_alert(const Iot__V1__Alert *a, pwc_record *out, const char **reason,
+                           char *detail, size_t detaillen)
 {
     out->kind = PWC_ALERT;
-    pwc_id_normalize(a->device_id, out->device, sizeof(out->device));
-    pwc_id_normalize(a->zone, out->zone, sizeof(out->zone));
+    if (normalize_id(a->device_id, out->device, sizeof(out->device), out->device_orig,
+                     sizeof(out->device_orig)) != 0) {
+        return too_long(reason, detail, detaillen, "device_id");
+    }
+    if (normalize_id(a->zone, out->zone, sizeof(out->zone), out->zone_orig,
+                     sizeof(out->zone_orig)) != 0) {
+        return too_long(reason, detail, detaillen, "zone");
+    }
     copy_str(out->severity, sizeof(out->severity), pw_severity_name(a->severity));
-    copy_str(out->code, sizeof(out->code), a->code);
-    copy_str(out->message, sizeof(out->message), a->message);
-    copy_str(out->firmware, sizeof(out->firmware), a->firmware);
+    if (copy_str(out->code, sizeof(out->code), a->code) != 0) {
+        return too_long(reason, detail, detaillen, "code");
+    }
+    if (copy_str(out->message, sizeof(out->message), a->message) != 0) {
+        return too_long(reason, detail, detaillen, "message");
+    }
+    if (copy_str(out->firmware, sizeof(out->firmware), a->firmware) != 0) {
+        return too_long(reason, detail, detaillen, "firmware");
+    }
     fill_times(out, a->ts_ms);
     return 0;
 }
 
-static int check_payload(const Iot__V1__Envelope *env, int64_t now_ms, char *detail,
-                         size_t detaillen)
+/* The shared validation, with the time window around the producer's receive
+ * time (received_ms): what the producer accepted stays acceptable however
+ * late it is consumed. Without received_ms (0: an envelope from before it
+ * existed) there is no receive time to check against, and the producer that
+ * wrote it checked the window already: only ts > 0 is required. */
+static int check_payload(const Iot__V1__Envelope *env, char *detail, size_t detaillen)
 {
     pw_errors errs;
     pw_errors_init(&errs);
+    int64_t received = env->received_ms;
+    unsigned flags = received > 0 ? 0u : PW_CHECK_NO_WINDOW;
     int rc = -1;
-    if (env->payload_case == IOT__V1__ENVELOPE__PAYLOAD_READING && env->reading)
-        rc = pw_reading_check(env->reading, -1, now_ms, 0, &errs);
-    else if (env->payload_case == IOT__V1__ENVELOPE__PAYLOAD_ALERT && env->alert)
-        rc = pw_alert_check(env->alert, -1, now_ms, 0, &errs);
-    else
+    if (env->payload_case == IOT__V1__ENVELOPE__PAYLOAD_READING && env->reading) {
+        rc = pw_reading_check(env->reading, -1, received, flags, &errs);
+    } else if (env->payload_case == IOT__V1__ENVELOPE__PAYLOAD_ALERT && env->alert) {
+        rc = pw_alert_check(env->alert, -1, received, flags, &errs);
+    } else {
         pw_errors_add(&errs, -1, "payload", "envelope carries neither a reading nor an alert");
-    if (rc != 0)
+    }
+    if (rc != 0) {
         pw_errors_summary(&errs, detail, detaillen);
+    }
     pw_errors_free(&errs);
     return rc;
+}
+
+/* The gateway consumer name: whole and valid UTF-8, or the envelope is refused. */
+static int consumer_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    size_t chars = 0;
+    int ctrl = 0;
+    return n < PWC_CONSUMER_LEN && pw_utf8_scan(name ? name : "", n, 0, &chars, &ctrl) == 0 &&
+           !ctrl;
 }
 
 static int ids_present(const pwc_record *r)
@@ -170,6 +264,7 @@ static int ids_present(const pwc_record *r)
 int pwc_decode_record(const void *value, size_t len, int64_t now_ms, pwc_record *out,
                       const char **reason, char *detail, size_t detaillen)
 {
+    (void)now_ms; /* the window is checked against the envelope's received_ms */
     memset(out, 0, sizeof(*out));
     if (!value || len == 0)
         return fail(reason, PWC_REASON_UNDECODABLE, detail, detaillen, "empty record value");
@@ -185,7 +280,10 @@ int pwc_decode_record(const void *value, size_t len, int64_t now_ms, pwc_record 
         fail(reason, PWC_REASON_SCHEMA, detail, detaillen, msg);
     } else if (!env->token || !env->token[0] || strlen(env->token) >= PWC_TOKEN_LEN) {
         fail(reason, PWC_REASON_INVALID, detail, detaillen, "token: missing or too long");
-    } else if (check_payload(env, now_ms, detail, detaillen) != 0) {
+    } else if (!consumer_ok(env->consumer)) {
+        fail(reason, PWC_REASON_INVALID, detail, detaillen,
+             "consumer: too long, not valid UTF-8 or with control characters");
+    } else if (check_payload(env, detail, detaillen) != 0) {
         *reason = PWC_REASON_INVALID;
     } else {
         copy_str(out->token, sizeof(out->token), env->token);
@@ -195,13 +293,15 @@ int pwc_decode_record(const void *value, size_t len, int64_t now_ms, pwc_record 
                  env->source == IOT__V1__SOURCE__SOURCE_REST   ? "rest"
                  : env->source == IOT__V1__SOURCE__SOURCE_GRPC ? "grpc"
                                                                : "");
-        if (env->payload_case == IOT__V1__ENVELOPE__PAYLOAD_READING)
+        if (env->payload_case == IOT__V1__ENVELOPE__PAYLOAD_READING) {
             rc = normalize_reading(env->reading, out, reason, detail, detaillen);
-        else
-            rc = normalize_alert(env->alert, out);
-        if (rc == 0 && !ids_present(out))
+        } else {
+            rc = normalize_alert(env->alert, out, reason, detail, detaillen);
+        }
+        if (rc == 0 && !ids_present(out)) {
             rc = fail(reason, PWC_REASON_INVALID, detail, detaillen,
                       "device_id, zone or type is blank");
+        }
     }
     iot__v1__envelope__free_unpacked(env, NULL);
     return rc;

@@ -1,7 +1,10 @@
 /* normalize: Kafka record value → pwc_record. Decodes the iot.v1.Envelope,
  * validates it with the platform's shared rules, and normalizes units
- * (temperature → °C, pressure → hPa), ids (trimmed, lower-cased) and times
- * (UTC hour start, UTC day). Pure functions: no I/O. */
+ * (temperature → °C, pressure → hPa), ids (trimmed, ASCII lower-cased) and
+ * times (UTC hour start, UTC day). The time window is checked against the
+ * producer's receive time in the envelope, never against the consumer's
+ * clock. Text is copied whole or refused, never shortened. Pure functions:
+ * no I/O. */
 #ifndef PWC_NORMALIZE_H
 #define PWC_NORMALIZE_H
 
@@ -27,12 +30,21 @@
 int pwc_unit_normalize(const char *type, double value, const char *unit, double *out_value,
                        const char **out_unit);
 
-/* Copies in without leading/trailing whitespace, lower-cased, into out
- * (truncating to outlen-1). Returns the resulting length. */
-size_t pwc_id_normalize(const char *in, char *out, size_t outlen);
+/* Copies in into out (outlen bytes) without leading and trailing ASCII
+ * whitespace and with the ASCII letters A-Z lower-cased; every other byte is
+ * kept, so a multi-byte UTF-8 character is never changed or split. Returns
+ * 0, or -1 when the result does not fit in outlen - 1 bytes (out is then
+ * ""): an id is never shortened. */
+int pwc_id_normalize(const char *in, char *out, size_t outlen);
 
-/* Decodes and normalizes one record value. Returns 0, or -1 with a reason
- * (one of PWC_REASON_*) and a human-readable detail. */
+/* Decodes and normalizes one record value into out (owned by the caller; no
+ * pointer into value is kept). The record's ts must lie within the accepted
+ * window around the envelope's received_ms (the producer's receive time),
+ * so consumer lag never makes an accepted record invalid; an envelope
+ * without received_ms (0) is not checked against a window (its ts must
+ * still be positive). now_ms, the consumer's clock, plays no part in the
+ * checks. Returns 0, or -1 with a reason (one of PWC_REASON_*) and a
+ * human-readable detail (valid UTF-8, at most detaillen bytes). */
 int pwc_decode_record(const void *value, size_t len, int64_t now_ms, pwc_record *out,
                       const char **reason, char *detail, size_t detaillen);
 

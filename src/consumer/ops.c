@@ -55,6 +55,18 @@ int pwc_ops_init(pwc_ops *o, pwc_store *store)
     o->e2e = pw_prom_histogram(o->prom, "pw_consumer_end_to_end_seconds",
                                "Producer receive time to store acknowledgement, per message", NULL,
                                e2e_bounds, sizeof(e2e_bounds) / sizeof(*e2e_bounds));
+    o->dlq_down = pw_prom_gauge(o->prom, "pw_consumer_dlq_unavailable",
+                                "1 while dead letters cannot be written (partitions paused)", NULL);
+    o->isolated =
+        pw_prom_counter(o->prom, "pw_consumer_isolation_writes_total",
+                        "Partial writes made to isolate a record the store refused", NULL);
+    o->overflow = pw_prom_counter(
+        o->prom, "pw_consumer_rollup_overflow_total",
+        "Records counted in a bucket's overflow cell because the bucket reached its size bound",
+        "collection,resolution");
+    o->census_overflow = pw_prom_counter(
+        o->prom, "pw_consumer_census_overflow_total",
+        "New devices, or zone and firmware changes, left out of a full census shard", NULL);
     return 0;
 }
 
@@ -67,6 +79,10 @@ int pwc_ops_ready(void *ctx, char *why, size_t whylen)
     }
     if (!pwc_store_ping(o->store)) {
         snprintf(why, whylen, "store does not answer ping");
+        return 0;
+    }
+    if (atomic_load(&o->dlq_unavailable)) {
+        snprintf(why, whylen, "dead letters cannot be written to the DLQ topic (retrying)");
         return 0;
     }
     return 1;

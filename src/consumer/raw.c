@@ -20,6 +20,14 @@ static void append_origin(const pwc_entry *e, bson_t *doc)
     BSON_APPEND_UTF8(doc, PW_F_ORIGIN, origin);
 }
 
+/* The sensor's original of a normalized id, only when normalization changed it. */
+static void append_orig(bson_t *doc, const char *field, const char *orig)
+{
+    if (orig[0] != '\0') {
+        BSON_APPEND_UTF8(doc, field, orig);
+    }
+}
+
 /* Fields readings and alerts share, after _id, times and identity. */
 static void append_common_tail(const pwc_entry *e, bson_t *doc)
 {
@@ -52,6 +60,9 @@ void pwc_raw_reading_doc(const pwc_entry *e, bson_t *doc)
     BSON_APPEND_UTF8(doc, PW_F_UNIT, r->unit);
     BSON_APPEND_DOUBLE(doc, PW_F_RAW_VALUE, r->raw_value);
     BSON_APPEND_UTF8(doc, PW_F_RAW_UNIT, r->raw_unit);
+    append_orig(doc, PW_F_DEVICE_ORIG, r->device_orig);
+    append_orig(doc, PW_F_ZONE_ORIG, r->zone_orig);
+    append_orig(doc, PW_F_TYPE_ORIG, r->type_orig);
     append_common_tail(e, doc);
 }
 
@@ -68,6 +79,8 @@ void pwc_raw_alert_doc(const pwc_entry *e, bson_t *doc)
     BSON_APPEND_UTF8(doc, PW_F_SEVERITY, r->severity);
     BSON_APPEND_UTF8(doc, PW_F_CODE, r->code);
     BSON_APPEND_UTF8(doc, PW_F_MESSAGE, r->message);
+    append_orig(doc, PW_F_DEVICE_ORIG, r->device_orig);
+    append_orig(doc, PW_F_ZONE_ORIG, r->zone_orig);
     append_common_tail(e, doc);
 }
 

@@ -1,5 +1,8 @@
 /* record: one decoded, validated and normalized message as the consumer
- * stores it (see the storage schema), plus where it came from in Kafka. */
+ * stores it (see the storage schema), plus where it came from in Kafka.
+ * Every text buffer holds the longest value the validator accepts
+ * (PW_MAX_*_BYTES: 4 bytes per character) and its NUL, so a value is stored
+ * whole; a value that does not fit is refused, never shortened. */
 #ifndef PWC_RECORD_H
 #define PWC_RECORD_H
 
@@ -12,6 +15,7 @@ typedef enum { PWC_READING = 1, PWC_ALERT = 2 } pwc_kind;
 
 #define PWC_TOKEN_LEN 129
 #define PWC_ORIGIN_LEN 300
+#define PWC_CONSUMER_LEN (PW_MAX_ID_BYTES + 1)
 
 typedef struct {
     pwc_kind kind;
@@ -19,22 +23,26 @@ typedef struct {
     int64_t ts_ms;
     int64_t hour_ms;
     char day[PW_DAY_LEN];
-    int64_t received_ms;
-    char device[PW_MAX_ID_LEN + 1];
-    char zone[PW_MAX_ZONE_LEN + 1];
-    char firmware[PW_MAX_FIRMWARE_LEN + 1];
-    char consumer[PW_MAX_ID_LEN + 1]; /* gateway consumer name */
-    char source[8];                   /* "rest", "grpc" or "" */
+    int64_t received_ms;              /* producer's receive time; 0 in envelopes that lack it */
+    char device[PW_MAX_ID_BYTES + 1]; /* normalized: trimmed, ASCII lower-case */
+    char zone[PW_MAX_ZONE_BYTES + 1]; /* normalized: trimmed, ASCII lower-case */
+    char firmware[PW_MAX_FIRMWARE_BYTES + 1];
+    char consumer[PWC_CONSUMER_LEN]; /* gateway consumer name */
+    char source[8];                  /* "rest", "grpc" or "" */
+    /* what the sensor sent when normalization changed it, else "" */
+    char device_orig[PW_MAX_ID_BYTES + 1];
+    char zone_orig[PW_MAX_ZONE_BYTES + 1];
+    char type_orig[PW_MAX_TYPE_BYTES + 1];
     /* reading */
-    char type[PW_MAX_TYPE_LEN + 1];
+    char type[PW_MAX_TYPE_BYTES + 1]; /* normalized: trimmed, ASCII lower-case */
     double value;
-    char unit[PW_MAX_UNIT_LEN + 1];
+    char unit[PW_MAX_UNIT_BYTES + 1];
     double raw_value;
-    char raw_unit[PW_MAX_UNIT_LEN + 1];
+    char raw_unit[PW_MAX_UNIT_BYTES + 1];
     /* alert */
     char severity[16];
-    char code[PW_MAX_CODE_LEN + 1];
-    char message[PW_MAX_MESSAGE_LEN + 1];
+    char code[PW_MAX_CODE_BYTES + 1];
+    char message[PW_MAX_MESSAGE_BYTES + 1];
 } pwc_record;
 
 /* A record in a batch with its Kafka position. The store sets `contributes`

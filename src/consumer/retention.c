@@ -2,7 +2,14 @@
  * swept collection carries an hour-aligned date field; each expired hour is
  * one delete with the pushed-down filter {<field>: <hour>}, from the hour
  * the previous sweep reached (consumer_progress "retention|<collection>")
- * up to the cutoff (see store.h). */
+ * up to the cutoff (see store.h).
+ *
+ * A record is checked against its receive time, not against the time it is
+ * stored, so a record consumed late (a backlog, a replay) can land in an
+ * hour the sweep has passed already. Once a day (PWC_LOOKBACK_EVERY_MS) the
+ * sweep of a collection therefore goes over the PWC_LOOKBACK_MS before its
+ * cutoff again: a record stored up to 30 days after its receipt is removed
+ * within a day, because it is old. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +20,14 @@
 #include "store_int.h"
 
 #define PWC_HOUR_MS 3600000LL
+#define PWC_DAY_MS (24 * PWC_HOUR_MS)
+#define PWC_LOOKBACK_EVERY_MS PWC_DAY_MS
+/* How far before the cutoff a late record can land: its ts is at most
+ * PW_MAX_PAST_MS older than its receipt, it is consumed at most 30 days
+ * after its receipt (the longest Kafka keeps a record), and the next
+ * look-back pass runs within a day and a sweep interval; one more day of
+ * margin. */
+#define PWC_LOOKBACK_MS (PW_MAX_PAST_MS + 30 * PWC_DAY_MS + 2 * PWC_DAY_MS)
 
 typedef struct {
     const char *coll;
@@ -26,9 +41,10 @@ static int64_t reply_count(const bson_t *reply)
     return bson_iter_init_find(&it, reply, "deletedCount") ? bson_iter_as_int64(&it) : 0;
 }
 
-/* Where the previous sweep of coll stopped (-1: never swept). */
-static int64_t swept_until(pwc_store *s, mongoc_database_t *db, const char *coll, char *err,
-                           size_t errlen, int *failed)
+/* Where the previous sweep of coll stopped (-1: never swept), and in
+ * *lookback when its last look-back pass ran (0: never). */
+static int64_t swept_until(pwc_store *s, mongoc_database_t *db, const char *coll, int64_t *lookback,
+                           char *err, size_t errlen, int *failed)
 {
     char id[128];
     snprintf(id, sizeof(id), "retention|%s", coll);
@@ -40,8 +56,14 @@ static int64_t swept_until(pwc_store *s, mongoc_database_t *db, const char *coll
     const bson_t *doc;
     int64_t until = -1;
     bson_iter_t it;
-    if (mongoc_cursor_next(cur, &doc) && bson_iter_init_find(&it, doc, PW_F_UNTIL)) {
-        until = bson_iter_as_int64(&it);
+    *lookback = 0;
+    if (mongoc_cursor_next(cur, &doc)) {
+        if (bson_iter_init_find(&it, doc, PW_F_UNTIL)) {
+            until = bson_iter_as_int64(&it);
+        }
+        if (bson_iter_init_find(&it, doc, PW_F_LOOKBACK)) {
+            *lookback = bson_iter_as_int64(&it);
+        }
     }
     bson_error_t e;
     if (mongoc_cursor_error(cur, &e)) {
@@ -54,14 +76,18 @@ static int64_t swept_until(pwc_store *s, mongoc_database_t *db, const char *coll
     return until;
 }
 
-static int mark_swept(mongoc_database_t *db, const char *coll, int64_t until, char *err,
-                      size_t errlen)
+/* Raises the mark to until and, when lookback > 0, the time of the last
+ * look-back pass to lookback. */
+static int mark_swept(mongoc_database_t *db, const char *coll, int64_t until, int64_t lookback,
+                      char *err, size_t errlen)
 {
     char id[128];
     snprintf(id, sizeof(id), "retention|%s", coll);
     mongoc_collection_t *c = mongoc_database_get_collection(db, PW_COLL_PROGRESS);
     bson_t *sel = BCON_NEW(PW_F_ID, BCON_UTF8(id));
-    bson_t *upd = BCON_NEW("$max", "{", PW_F_UNTIL, BCON_INT64(until), "}");
+    bson_t *upd = lookback > 0 ? BCON_NEW("$max", "{", PW_F_UNTIL, BCON_INT64(until), PW_F_LOOKBACK,
+                                          BCON_INT64(lookback), "}")
+                               : BCON_NEW("$max", "{", PW_F_UNTIL, BCON_INT64(until), "}");
     bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
     bson_error_t e;
     int rc = mongoc_collection_update_one(c, sel, upd, opts, NULL, &e) ? 0 : -1;
@@ -108,7 +134,8 @@ static int64_t sweep_one(pwc_store *s, mongoc_database_t *db, const sweep_target
 {
     int failed = 0;
     int64_t cutoff = pw_time_hour_start(now_ms - t->ttl_ms);
-    int64_t from = swept_until(s, db, t->coll, err, errlen, &failed);
+    int64_t lookback = 0;
+    int64_t from = swept_until(s, db, t->coll, &lookback, err, errlen, &failed);
     if (failed) {
         return -1;
     }
@@ -117,8 +144,14 @@ static int64_t sweep_one(pwc_store *s, mongoc_database_t *db, const sweep_target
          * as the oldest time the producer accepts, before the store began */
         from = pw_time_hour_start(cutoff - PW_MAX_PAST_MS);
     }
+    int64_t pass = 0; /* this sweep's look-back pass, if one is due */
+    if (now_ms - lookback >= PWC_LOOKBACK_EVERY_MS) {
+        int64_t back = pw_time_hour_start(cutoff - PWC_LOOKBACK_MS);
+        from = back < from ? back : from;
+        pass = now_ms;
+    }
     int64_t n = sweep_hours(s, db, t, from, cutoff, err, errlen);
-    if (n >= 0 && from < cutoff && mark_swept(db, t->coll, cutoff, err, errlen) != 0) {
+    if (n >= 0 && from < cutoff && mark_swept(db, t->coll, cutoff, pass, err, errlen) != 0) {
         n = -1;
     }
     return n;

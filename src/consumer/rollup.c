@@ -132,6 +132,26 @@ static pwc_rollup_cell *cell_add(pwc_rollup_cells *a)
     return c;
 }
 
+/* Packed size of a cell: its strings plus field tags, lengths, the count
+ * varint and three doubles, with room to spare. */
+static size_t cell_bytes(const char *zone, const char *label, const char *code)
+{
+    return strlen(zone) + strlen(label) + strlen(code) + 48;
+}
+
+static size_t state_bytes(const pwc_rollup_state *s)
+{
+    size_t b = 0;
+    for (size_t i = 0; i < s->cells.n; i++) {
+        const pwc_rollup_cell *c = &s->cells.items[i];
+        b += cell_bytes(c->zone, c->label, c->code);
+    }
+    for (size_t i = 0; i < s->devices.n; i++) {
+        b += cell_bytes(s->devices.items[i].zone, "", "");
+    }
+    return b;
+}
+
 static int cells_from_pb(Iot__V1__RollupCell **in, size_t n, pwc_rollup_cells *a)
 {
     for (size_t i = 0; i < n; i++) {
@@ -189,25 +209,72 @@ int pwc_rollup_state_from_doc(pwc_rollup_kind k, const bson_t *doc, pwc_rollup_s
     }
     if (rc != 0) {
         pwc_rollup_state_free(s);
+    } else {
+        s->bytes = state_bytes(s);
     }
     return rc;
 }
 
-/* The cell (zone, label, code) of a, added when missing. NULL on ENOMEM. */
-static pwc_rollup_cell *cell_find(pwc_rollup_cells *a, const char *zone, const char *label,
-                                  const char *code)
+static pwc_rollup_cell *cell_lookup(pwc_rollup_cells *a, const char *zone, const char *label,
+                                    const char *code)
 {
     for (size_t i = 0; i < a->n; i++) {
         pwc_rollup_cell *c = &a->items[i];
         if (strcmp(c->zone, zone) == 0 && strcmp(c->label, label) == 0 &&
-            strcmp(c->code, code) == 0)
+            strcmp(c->code, code) == 0) {
             return c;
+        }
+    }
+    return NULL;
+}
+
+/* Room kept for the overflow cells of each type or severity. */
+#define PWC_OVERFLOW_RESERVE (64u * 1024u)
+
+/* Adds the cell when the state stays within limit bytes (0: always; the
+ * last overflow cell, whose room the bound's margin keeps). */
+static pwc_rollup_cell *cell_try_add(pwc_rollup_state *s, pwc_rollup_cells *a, const char *zone,
+                                     const char *label, const char *code, size_t limit, int *nomem)
+{
+    size_t b = cell_bytes(zone, label, code);
+    if (limit && s->bytes + b > limit) {
+        return NULL;
     }
     pwc_rollup_cell *c = cell_add(a);
-    if (c) {
-        snprintf(c->zone, sizeof(c->zone), "%s", zone);
-        snprintf(c->label, sizeof(c->label), "%s", label);
-        snprintf(c->code, sizeof(c->code), "%s", code);
+    if (!c) {
+        *nomem = 1;
+        return NULL;
+    }
+    snprintf(c->zone, sizeof(c->zone), "%s", zone);
+    snprintf(c->label, sizeof(c->label), "%s", label);
+    snprintf(c->code, sizeof(c->code), "%s", code);
+    s->bytes += b;
+    return c;
+}
+
+/* The cell (zone, label, code) of a, added when missing and within the
+ * budget; else the overflow cell (see PWC_ROLLUP_STATE_BUDGET), counted in
+ * s->overflowed. NULL on ENOMEM. */
+static pwc_rollup_cell *cell_find(pwc_rollup_state *s, pwc_rollup_cells *a, const char *zone,
+                                  const char *label, const char *code)
+{
+    static const char *const none = PWC_ROLLUP_OVERFLOW_ZONE;
+    int nomem = 0;
+    pwc_rollup_cell *c = cell_lookup(a, zone, label, code);
+    if (!c) {
+        c = cell_try_add(s, a, zone, label, code, PWC_ROLLUP_STATE_BUDGET - PWC_OVERFLOW_RESERVE,
+                         &nomem);
+    }
+    if (c || nomem) {
+        return c;
+    }
+    s->overflowed++;
+    c = cell_lookup(a, none, label, "");
+    if (!c) {
+        c = cell_try_add(s, a, none, label, "", PWC_ROLLUP_STATE_BUDGET, &nomem);
+    }
+    if (!c && !nomem && !(c = cell_lookup(a, none, "", ""))) {
+        c = cell_try_add(s, a, none, "", "", 0, &nomem);
     }
     return c;
 }
@@ -218,7 +285,7 @@ static int fold_one(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_entry *e)
 {
     const pwc_record *r = e->rec;
     if (e->new_device) {
-        pwc_rollup_cell *d = cell_find(&s->devices, r->zone, "", "");
+        pwc_rollup_cell *d = cell_find(s, &s->devices, r->zone, "", "");
         if (!d)
             return -1;
         d->count++;
@@ -226,8 +293,8 @@ static int fold_one(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_entry *e)
     if (!e->contributes)
         return 0;
     pwc_rollup_cell *c = k == PWC_ROLLUP_READINGS
-                             ? cell_find(&s->cells, r->zone, r->type, "")
-                             : cell_find(&s->cells, r->zone, r->severity, r->code);
+                             ? cell_find(s, &s->cells, r->zone, r->type, "")
+                             : cell_find(s, &s->cells, r->zone, r->severity, r->code);
     if (!c)
         return -1;
     if (k == PWC_ROLLUP_READINGS) {

@@ -32,7 +32,9 @@ typedef enum {
     PWC_RES_DAY = 1,
 } pwc_rollup_res;
 #define PWC_ROLLUP_RESOLUTIONS 2
-#define PWC_ROLLUP_KEY_LEN 400
+/* Holds a bucket _id ("h|<hour-ms>|<tp>", "d|<day>|<tp>") and a presence _id
+ * ("<day>|<device>" with the longest accepted device id). */
+#define PWC_ROLLUP_KEY_LEN (PW_DAY_LEN + PW_MAX_ID_BYTES + 8)
 
 const char *pwc_rollup_collection(pwc_rollup_kind k);
 
@@ -62,9 +64,9 @@ void pwc_rollup_groups_free(pwc_rollup_groups *g);
 
 /* One cell: readings (zone, type) or alerts (zone, severity, code). */
 typedef struct {
-    char zone[PW_MAX_ZONE_LEN + 1];
-    char label[PW_MAX_TYPE_LEN + 1]; /* type, or severity */
-    char code[PW_MAX_CODE_LEN + 1];  /* alerts only */
+    char zone[PW_MAX_ZONE_BYTES + 1];  /* the longest accepted values, whole */
+    char label[PW_MAX_TYPE_BYTES + 1]; /* type, or severity */
+    char code[PW_MAX_CODE_BYTES + 1];  /* alerts only */
     int64_t count;
     double sum, min, max; /* readings only */
 } pwc_rollup_cell;
@@ -82,7 +84,19 @@ typedef struct {
     int64_t count;
     pwc_rollup_cells cells;   /* records per (zone, type) / (zone, severity, code) */
     pwc_rollup_cells devices; /* devices that became active, per zone (count only) */
+    size_t bytes;             /* estimated packed size of cells and devices */
+    int64_t overflowed;       /* records folded into an overflow cell, not yet reported */
 } pwc_rollup_state;
+
+/* The bound of a bucket's packed state (before deflating), so that no bucket
+ * document grows past PWC_ROLLUP_DOC_BOUND whatever the input: a record
+ * whose new cell would not fit is counted in its bucket's overflow cell,
+ * zone PWC_ROLLUP_OVERFLOW_ZONE with the record's type (severity), or with
+ * an empty type when even that cell would not fit. The overflow cell keeps
+ * the totals right; only the per-zone split of those records is lost. */
+#define PWC_ROLLUP_STATE_BUDGET (768u * 1024u)
+#define PWC_ROLLUP_DOC_BOUND (1024u * 1024u)
+#define PWC_ROLLUP_OVERFLOW_ZONE "" /* no accepted zone is blank */
 
 void pwc_rollup_state_init(pwc_rollup_state *s);
 void pwc_rollup_state_free(pwc_rollup_state *s);

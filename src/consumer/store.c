@@ -71,6 +71,11 @@ void pwc_store_free(pwc_store *s)
     free(s);
 }
 
+void pwc_store_refuse_device(pwc_store *s, const char *device)
+{
+    snprintf(s->refuse_device, sizeof(s->refuse_device), "%s", device ? device : "");
+}
+
 void pwc_store_forget_buckets(pwc_store *s)
 {
     pwc_cache_clear(s->buckets);
@@ -271,9 +276,14 @@ int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result
     mongoc_client_t *c = mongoc_client_pool_pop(s->pool);
     mongoc_database_t *db = mongoc_client_get_database(c, s->db);
     s->res = res;
+    s->refused = 0;
     err[0] = '\0';
     int rc = write_steps(s, db, entries, n, gate, &prog, err, errlen);
     s->res = NULL;
+    res->refused = rc != 0 && s->refused;
+    if (res->refused) {
+        snprintf(err, errlen, "refused by the store: %s", s->refused_msg);
+    }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (gate[i] == PWC_GATE_DUP) {
             res->duplicates++;

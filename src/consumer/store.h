@@ -25,6 +25,12 @@ typedef struct {
     size_t bucket_reads; /* bucket and census documents read (not known to this process) */
     size_t conflicts;    /* guarded writes that lost a race (re-read and re-folded) */
     size_t restored;     /* raw readings restored after a crash between gate and raw insert */
+    /* records counted in a bucket's overflow cell, by rollup kind (readings,
+     * alerts) and resolution (hour, day); see rollup.h */
+    size_t overflow[2][2];
+    size_t census_overflow; /* census entries or changes left out for the bound */
+    int refused; /* the call failed because the store refused a document for good: writing
+                    the same records again fails the same way (isolate the culprit) */
 } pwc_write_result;
 
 /* Test-only fault injection (PW_TEST_FAULT): the process exits with status
@@ -33,6 +39,11 @@ typedef enum {
     PWC_FAULT_NONE = 0,
     PWC_FAULT_AFTER_GATE = 1, /* "after_gate": gate inserted, raw documents not */
 } pwc_store_fault;
+
+/* Test-only (PW_TEST_FAULT "refuse_device:<id>"): the documents of that
+ * (normalized) device id carry a field name the store refuses, so its
+ * records are refused deterministically. */
+void pwc_store_refuse_device(pwc_store *s, const char *device);
 
 /* A client pool for the store named by PW_MONGO_URI_FILE / PW_MONGO_URI
  * (connects lazily), database db (copied). explain: check every query
@@ -52,7 +63,9 @@ int pwc_store_ping(pwc_store *s);
 
 /* Stores a batch: gate and raw inserts, presence, rollups, census, progress.
  * Idempotent: the same batch (or any overlap of it) written again changes
- * nothing. 0, or -1 with err when the store failed (retry the whole call). */
+ * nothing. 0, or -1 with err when the store failed: res->refused says
+ * whether retrying can help (0: transient, retry the whole call; 1: a record
+ * of the call is refused for good, isolate it by writing parts). */
 int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result *res, char *err,
                     size_t errlen);
 

@@ -49,6 +49,9 @@ struct pwc_store {
     size_t ncensus;
     pwc_write_result *res; /* counters of the running write */
     pwc_store_fault fault;
+    char refuse_device[PW_MAX_ID_BYTES + 1]; /* test fault: the store refuses this device */
+    int refused;                             /* the running write was refused (see bulk.c) */
+    char refused_msg[200];
     /* shared */
     pw_store_plans *plans; /* thread-safe */
     mongoc_client_pool_t *pool;
@@ -59,16 +62,30 @@ struct pwc_store {
 
 void pwc_set_err(char *err, size_t errlen, const char *what, const bson_error_t *e);
 
+/* 1 when e is an answer that will not change if the same write is sent
+ * again: the document is invalid, too large, or of a type the server
+ * refuses. Anything else (network, timeouts, server selection, shutdown,
+ * unknown codes) counts as transient. */
+int pwc_error_is_refusal(const bson_error_t *e);
+/* Same for a per-document write error (writeErrors[i].code). */
+int pwc_code_is_refusal(int64_t code);
+
 /* ---- bulk.c ---------------------------------------------------------------- */
 
 typedef struct {
     int ok;          /* 1 when the command completed (write errors allowed) */
     int other_error; /* a write error other than duplicate key */
     int conflict;    /* the store refused a stale write (FerretDB/PostgreSQL guard) */
+    int refused;     /* the store refused a document for good (see pwc_error_is_refusal) */
+    char refused_msg[200];
     int64_t n_inserted, n_matched, n_upserted;
     int *dup; /* per op: 1 when it failed with E11000 (optional) */
     size_t nerrors;
 } pwc_bulk_result;
+
+/* Records r's refusal, if any, as the running write's (pwc_write_result
+ * .refused), so the caller can isolate the refused record. */
+void pwc_note_refusal(pwc_store *s, const pwc_bulk_result *r);
 
 /* Executes bulk (destroyed); fills r. 0 when the server answered (write
  * errors are reported in r), -1 on a transport or command failure (r->conflict

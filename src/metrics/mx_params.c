@@ -36,7 +36,10 @@ static void add_error(mx_param_error *e, const char *param, const char *value, c
     json_t *d = json_pack("{s:s, s:s}", "param", param, "reason", reason);
     if (d != NULL && value != NULL) {
         /* values are echoed only when they are valid UTF-8 */
-        json_t *v = json_stringn(value, strnlen(value, 64));
+        char shown[65];
+        snprintf(shown, sizeof(shown), "%s", value);
+        pw_utf8_trim_tail(shown);
+        json_t *v = json_string(shown);
         if (v != NULL) {
             json_object_set_new(d, "value", v);
         }
@@ -56,24 +59,24 @@ void mx_params_defaults(const mx_param_spec *specs, size_t n, mx_params *out)
     }
 }
 
+/* The zone filter follows the rules of an accepted zone: strict UTF-8, no
+ * control characters, at most MX_ZONE_MAX characters. */
 static int zone_valid(const char *s, size_t len, mx_param_error *e, const char *name)
 {
-    if (len > MX_ZONE_MAX) {
-        add_error(e, name, NULL, "must be at most %d bytes", MX_ZONE_MAX);
-        return -1;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
-            add_error(e, name, NULL, "must not contain control characters");
-            return -1;
-        }
-    }
-    json_t *utf8 = json_stringn(s, len);
-    if (utf8 == NULL) {
+    size_t chars = 0;
+    int ctrl = 0;
+    if (pw_utf8_scan(s ? s : "", len, 0, &chars, &ctrl) != 0) {
         add_error(e, name, NULL, "must be valid UTF-8");
         return -1;
     }
-    json_decref(utf8);
+    if (chars > MX_ZONE_MAX || len > MX_ZONE_BYTES) {
+        add_error(e, name, NULL, "must be at most %d characters", MX_ZONE_MAX);
+        return -1;
+    }
+    if (ctrl) {
+        add_error(e, name, NULL, "must not contain control characters");
+        return -1;
+    }
     return 0;
 }
 

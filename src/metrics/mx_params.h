@@ -10,7 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MX_ZONE_MAX 128
+#include "pw_validate.h"
+
+/* A zone filter: at most the characters of an accepted zone (code points). */
+#define MX_ZONE_MAX PW_MAX_ZONE_LEN
+#define MX_ZONE_BYTES PW_MAX_ZONE_BYTES
 
 typedef struct {
     int64_t now_ms; /* evaluation time, set by the caller */
@@ -18,7 +22,7 @@ typedef struct {
     uint32_t top;
     uint32_t silent_minutes;
     uint32_t limit;
-    char zone[MX_ZONE_MAX + 1]; /* "" = all zones */
+    char zone[MX_ZONE_BYTES + 1]; /* "" = all zones */
 } mx_params;
 
 typedef enum { MX_PARAM_UINT, MX_PARAM_ZONE } mx_param_kind;

@@ -92,7 +92,7 @@ int mx_service_run(mx_service *s, const mx_view *v, const char *protocol, const 
                    uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
     int64_t t0 = pw_monotonic_us();
-    char key[MX_ZONE_MAX + 96];
+    char key[MX_ZONE_BYTES + 96]; /* the whole zone: answers for two zones never share a key */
     cache_key(v, p, key, sizeof(key));
     mx_compute ctx = {s, v, *p};
     int hit = 0;

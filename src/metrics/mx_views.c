@@ -220,6 +220,16 @@ static int walk_window(mx_store *store, const char *coll, int64_t from, int64_t 
     return rc == 0 ? walk_full_days(store, coll, days, n, w, err, errlen) : rc;
 }
 
+/* A bucket's overflow cell (the consumer's bound, see docs/architecture.md
+ * "Bounded documents") has an empty zone, which no accepted record has, and
+ * an empty type or severity when even that did not fit: shown as MX_OTHER. */
+#define MX_OTHER "(other)"
+
+static const char *mx_shown(const char *name)
+{
+    return name[0] ? name : MX_OTHER;
+}
+
 static int zone_matches(const mx_params *p, const char *zone)
 {
     return p->zone[0] == '\0' || strcmp(zone, p->zone) == 0;
@@ -237,7 +247,8 @@ static int temperature_cell(void *vctx, const char *day, const Iot__V1__RollupCe
     if (!zone_matches(t->p, c->zone) || strcmp(c->label, "temperature") != 0 || c->count <= 0) {
         return 0;
     }
-    return mx_table_add_bucket(&t->zones, c->zone, (uint64_t)c->count, c->sum, c->min, c->max, 1);
+    return mx_table_add_bucket(&t->zones, mx_shown(c->zone), (uint64_t)c->count, c->sum, c->min,
+                               c->max, 1);
 }
 
 int mx_view_temperature(mx_store *store, const mx_params *p, ProtobufCMessage **out, char *err,
@@ -272,8 +283,9 @@ static int alerts_cell(void *vctx, const char *day, const Iot__V1__RollupCell *c
     if (!zone_matches(a->p, c->zone) || c->count <= 0) {
         return 0;
     }
-    if (mx_table_add_count(&a->severities, c->label, (uint64_t)c->count, 0) != 0 ||
-        mx_table_add_count(&a->codes, c->code, (uint64_t)c->count, 0) != 0) {
+    const char *code = c->zone[0] ? c->code : MX_OTHER;
+    if (mx_table_add_count(&a->severities, mx_shown(c->label), (uint64_t)c->count, 0) != 0 ||
+        mx_table_add_count(&a->codes, code, (uint64_t)c->count, 0) != 0) {
         return -1;
     }
     return 0;

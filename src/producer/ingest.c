@@ -296,9 +296,9 @@ int pw_ingest_from_request(pw_ingest_batch *b, Iot__V1__PublishRequest *req,
     pw_errors_init(&rerrs);
     pw_errors_init(&aerrs);
     for (size_t i = 0; i < req->n_readings; i++)
-        pw_reading_check(req->readings[i], (int)i, m->received_ms, 1, &rerrs);
+        pw_reading_check(req->readings[i], (int)i, m->received_ms, PW_CHECK_ZERO_TS, &rerrs);
     for (size_t i = 0; i < req->n_alerts; i++)
-        pw_alert_check(req->alerts[i], (int)i, m->received_ms, 1, &aerrs);
+        pw_alert_check(req->alerts[i], (int)i, m->received_ms, PW_CHECK_ZERO_TS, &aerrs);
     int rc = 0;
     if (rerrs.len || aerrs.len) {
         pw_ingest_describe(&rerrs, "readings", msg, msglen);

@@ -19,11 +19,11 @@ def post(stack, path, body):
     return post_accepted(stack, path, body)
 
 
-def produce(kafka_config, topic, partition, key, value, headers=None):
-    """Writes one record straight into a partition; returns its offset."""
-    p = Producer(kafka_config("producer", **{"acks": "all"}))
+def produce(kafka_config, topic, partition, key, value, headers=None, user="producer"):
+    """Writes one record straight into a partition as user; returns its offset."""
+    p = Producer(kafka_config(user, **{"acks": "all"}))
     got = {}
-    p.produce(topic, key=key, value=value, partition=partition, headers=headers or [],
+    p.produce(topic, key=key, value=value, partition=partition, headers=list(headers or []),
               on_delivery=lambda err, msg: got.update(err=err, offset=msg.offset()))
     p.flush(30)
     assert got.get("err") is None, got

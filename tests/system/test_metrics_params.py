@@ -25,7 +25,8 @@ BAD_REST = [
     ("/v1/metrics/devices/health", "silent_minutes=0", "silent_minutes", "between 1 and 43200"),
     ("/v1/metrics/devices/health", "silent_minutes=43201", "silent_minutes", "between 1 and 43200"),
     ("/v1/metrics/devices/health", "limit=1001", "limit", "between 1 and 1000"),
-    ("/v1/metrics/devices/health", "zone=" + "z" * 129, "zone", "at most 128 bytes"),
+    ("/v1/metrics/devices/health", "zone=" + "z" * 65, "zone", "at most 64 characters"),
+    ("/v1/metrics/devices/health", "zone=" + "\u7089" * 65, "zone", "at most 64 characters"),
     ("/v1/metrics/devices/health", "zone=a%0Ab", "zone", "control characters"),
 ]
 
@@ -85,8 +86,10 @@ BAD_GRPC = [
      "silent_minutes: must be an integer between 1 and 43200, got 50000"),
     ("DeviceHealth", "DeviceHealthRequest", {"limit": 1001},
      "limit: must be an integer between 1 and 1000, got 1001"),
-    ("FirmwareStatus", "FirmwareStatusRequest", {"zone": "z" * 129},
-     "zone: must be at most 128 bytes"),
+    ("FirmwareStatus", "FirmwareStatusRequest", {"zone": "z" * 65},
+     "zone: must be at most 64 characters"),
+    ("FirmwareStatus", "FirmwareStatusRequest", {"zone": "\U0001F600" * 65},
+     "zone: must be at most 64 characters"),
     ("ActivityTrend", "ActivityTrendRequest", {"zone": "a\tb"},
      "zone: must not contain control characters"),
 ]

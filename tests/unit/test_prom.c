@@ -169,6 +169,42 @@ static void test_concurrent_updates(void **state)
     pw_prom_free(p);
 }
 
+/* A removed series disappears from the text (first, middle and last of the
+ * rendering order), a new series of the same labels starts from zero, and
+ * removing an absent series changes nothing. */
+static void test_remove_series(void **state)
+{
+    (void)state;
+    pw_prom *p = pw_prom_new();
+    pw_prom_family *g = pw_prom_gauge(p, "pw_lag", "Lag.", "topic,partition");
+    const char *a[] = {"t", "0"}, *b[] = {"t", "1"}, *c[] = {"t", "2"}, *d[] = {"t", "3"};
+    pw_prom_set(g, a, 1);
+    pw_prom_set(g, b, 2);
+    pw_prom_set(g, c, 3);
+    pw_prom_set(g, d, 4);
+    pw_prom_remove(g, b);
+    pw_prom_remove(g, a);
+    pw_prom_remove(g, d);
+    pw_prom_remove(g, d);
+    char *text = pw_prom_render(p);
+    assert_string_equal(text, "# HELP pw_lag Lag.\n# TYPE pw_lag gauge\n"
+                              "pw_lag{topic=\"t\",partition=\"2\"} 3\n");
+    free(text);
+    assert_true(pw_prom_value(g, b) == 0);
+    pw_prom_set(g, a, 7);
+    text = pw_prom_render(p);
+    assert_string_equal(text, "# HELP pw_lag Lag.\n# TYPE pw_lag gauge\n"
+                              "pw_lag{topic=\"t\",partition=\"2\"} 3\n"
+                              "pw_lag{topic=\"t\",partition=\"0\"} 7\n");
+    free(text);
+    pw_prom_family *h = pw_prom_histogram(p, "pw_h", "H.", "partition", (double[]){1}, 1);
+    const char *p0[] = {"0"};
+    pw_prom_observe(h, p0, 0.5);
+    pw_prom_remove(h, p0);
+    assert_true(pw_prom_value(h, p0) == 0);
+    pw_prom_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -176,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_histogram),
         cmocka_unit_test(test_unlabelled_gauges_and_order),
         cmocka_unit_test(test_concurrent_updates),
+        cmocka_unit_test(test_remove_series),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

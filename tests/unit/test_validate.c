@@ -163,13 +163,64 @@ static void test_bad_alerts(void **state)
     }
 }
 
-/* field of max+1 characters (ASCII) must fail, max must pass */
-static void check_length(const char *field, size_t max, int alert)
+/* ch repeated n times (heap, NUL-terminated). */
+static char *repeat(const char *ch, size_t n)
+{
+    size_t w = strlen(ch);
+    char *s = malloc(n * w + 1);
+    assert_non_null(s);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(s + i * w, ch, w);
+    }
+    s[n * w] = '\0';
+    return s;
+}
+
+/* 1-, 2-, 3- and 4-byte characters: x, é, 炉, 😀 */
+static const char *const widths[] = {"x", "\xc3\xa9", "\xe7\x82\x89", "\xf0\x9f\x98\x80"};
+#define N_WIDTHS (sizeof widths / sizeof widths[0])
+
+/* The member of a reading or an alert a field name stands for. */
+static char **reading_member(Iot__V1__Reading *r, const char *field)
+{
+    if (strcmp(field, "device_id") == 0) {
+        return &r->device_id;
+    }
+    if (strcmp(field, "zone") == 0) {
+        return &r->zone;
+    }
+    if (strcmp(field, "type") == 0) {
+        return &r->type;
+    }
+    if (strcmp(field, "unit") == 0) {
+        return &r->unit;
+    }
+    return &r->firmware;
+}
+
+static char **alert_member(Iot__V1__Alert *a, const char *field)
+{
+    if (strcmp(field, "device_id") == 0) {
+        return &a->device_id;
+    }
+    if (strcmp(field, "zone") == 0) {
+        return &a->zone;
+    }
+    if (strcmp(field, "code") == 0) {
+        return &a->code;
+    }
+    if (strcmp(field, "message") == 0) {
+        return &a->message;
+    }
+    return &a->firmware;
+}
+
+/* field of max characters (of ch) must pass and be kept byte for byte,
+ * max+1 must fail naming the field */
+static void check_length(const char *field, size_t max, int alert, const char *ch)
 {
     for (size_t n = max; n <= max + 1; n++) {
-        char *s = malloc(n + 1);
-        memset(s, 'x', n);
-        s[n] = '\0';
+        char *s = repeat(ch, n);
         json_t *j = alert ? json_pack("{s:s,s:s,s:s,s:s}", "device_id", "d", "zone", "z",
                                       "severity", "info", "code", "c")
                           : json_pack("{s:s,s:s,s:s,s:i}", "device_id", "d", "zone", "z", "type",
@@ -178,20 +229,28 @@ static void check_length(const char *field, size_t max, int alert)
         pw_errors e;
         pw_errors_init(&e);
         int rc;
+        int same = 0;
         if (alert) {
             Iot__V1__Alert a;
             rc = pw_alert_from_json(j, 4, NOW, &a, &e);
-            if (rc == 0)
+            if (rc == 0) {
+                same = strcmp(*alert_member(&a, field), s) == 0;
                 pw_alert_clear(&a);
+            }
         } else {
             Iot__V1__Reading r;
             rc = pw_reading_from_json(j, 4, NOW, &r, &e);
-            if (rc == 0)
+            if (rc == 0) {
+                same = strcmp(*reading_member(&r, field), s) == 0;
                 pw_reading_clear(&r);
+            }
         }
         if (n == max) {
-            if (rc != 0)
+            if (rc != 0) {
                 fail_msg("%s of %zu characters rejected: %s", field, n, e.items[0].message);
+            }
+            assert_true(same);
+            assert_true(strlen(s) <= max * PW_UTF8_MAX_BYTES_PER_CHAR);
         } else {
             char want[64];
             snprintf(want, sizeof want, "must be at most %zu characters", max);
@@ -206,14 +265,193 @@ static void check_length(const char *field, size_t max, int alert)
 static void test_lengths(void **state)
 {
     (void)state;
-    check_length("device_id", PW_MAX_ID_LEN, 0);
-    check_length("zone", PW_MAX_ZONE_LEN, 0);
-    check_length("type", PW_MAX_TYPE_LEN, 0);
-    check_length("unit", PW_MAX_UNIT_LEN, 0);
-    check_length("firmware", PW_MAX_FIRMWARE_LEN, 0);
-    check_length("code", PW_MAX_CODE_LEN, 1);
-    check_length("message", PW_MAX_MESSAGE_LEN, 1);
-    check_length("device_id", PW_MAX_ID_LEN, 1);
+    for (size_t w = 0; w < N_WIDTHS; w++) {
+        const char *ch = widths[w];
+        check_length("device_id", PW_MAX_ID_LEN, 0, ch);
+        check_length("zone", PW_MAX_ZONE_LEN, 0, ch);
+        check_length("type", PW_MAX_TYPE_LEN, 0, ch);
+        check_length("unit", PW_MAX_UNIT_LEN, 0, ch);
+        check_length("firmware", PW_MAX_FIRMWARE_LEN, 0, ch);
+        check_length("code", PW_MAX_CODE_LEN, 1, ch);
+        check_length("message", PW_MAX_MESSAGE_LEN, 1, ch);
+        check_length("device_id", PW_MAX_ID_LEN, 1, ch);
+        check_length("zone", PW_MAX_ZONE_LEN, 1, ch);
+        check_length("firmware", PW_MAX_FIRMWARE_LEN, 1, ch);
+    }
+}
+
+typedef struct {
+    const char *field;
+    size_t max;
+    int alert;
+} limit_case;
+
+static const limit_case limits[] = {
+    {"device_id", PW_MAX_ID_LEN, 0},      {"zone", PW_MAX_ZONE_LEN, 0},
+    {"type", PW_MAX_TYPE_LEN, 0},         {"unit", PW_MAX_UNIT_LEN, 0},
+    {"firmware", PW_MAX_FIRMWARE_LEN, 0}, {"device_id", PW_MAX_ID_LEN, 1},
+    {"zone", PW_MAX_ZONE_LEN, 1},         {"code", PW_MAX_CODE_LEN, 1},
+    {"message", PW_MAX_MESSAGE_LEN, 1},   {"firmware", PW_MAX_FIRMWARE_LEN, 1},
+};
+
+/* The same limits on decoded messages (gRPC, envelopes): exactly N
+ * characters pass, N + 1 fail with the field named. */
+static void test_pb_lengths(void **state)
+{
+    (void)state;
+    for (size_t w = 0; w < N_WIDTHS; w++) {
+        for (size_t c = 0; c < sizeof limits / sizeof limits[0]; c++) {
+            const limit_case *lc = &limits[c];
+            for (size_t n = lc->max; n <= lc->max + 1; n++) {
+                char *s = repeat(widths[w], n);
+                pw_errors e;
+                pw_errors_init(&e);
+                int rc;
+                if (lc->alert) {
+                    Iot__V1__Alert a = IOT__V1__ALERT__INIT;
+                    a.device_id = "d";
+                    a.zone = "z";
+                    a.severity = IOT__V1__SEVERITY__SEVERITY_INFO;
+                    a.code = "c";
+                    a.ts_ms = NOW;
+                    *alert_member(&a, lc->field) = s;
+                    rc = pw_alert_check(&a, 4, NOW, 0, &e);
+                } else {
+                    Iot__V1__Reading r = IOT__V1__READING__INIT;
+                    r.device_id = "d";
+                    r.zone = "z";
+                    r.type = "t";
+                    r.value = 1.0;
+                    r.ts_ms = NOW;
+                    *reading_member(&r, lc->field) = s;
+                    rc = pw_reading_check(&r, 4, NOW, 0, &e);
+                }
+                if (n == lc->max) {
+                    assert_int_equal(rc, 0);
+                } else {
+                    char want[64];
+                    snprintf(want, sizeof want, "must be at most %zu characters", lc->max);
+                    assert_int_equal(rc, -1);
+                    expect_one_error(&e, lc->field, lc->field, want);
+                }
+                pw_errors_free(&e);
+                free(s);
+            }
+        }
+    }
+}
+
+/* Invalid UTF-8 is refused with the field named; JSON that is not UTF-8
+ * does not even parse. */
+static void test_invalid_utf8(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "\xff", /* never in UTF-8 */
+        "a\x80"
+        "b",                /* stray continuation byte */
+        "\xc0\xaf",         /* overlong '/' (2 bytes) */
+        "\xc1\xbf",         /* overlong U+007F */
+        "\xe0\x80\xaf",     /* overlong '/' (3 bytes) */
+        "\xf0\x80\x80\xaf", /* overlong '/' (4 bytes) */
+        "\xed\xa0\x80",     /* surrogate U+D800 */
+        "\xed\xbf\xbf",     /* surrogate U+DFFF */
+        "\xf4\x90\x80\x80", /* above U+10FFFF */
+        "\xf5\x80\x80\x80", /* lead byte beyond U+10FFFF */
+        "Halle-S\xc3",      /* truncated 2-byte sequence */
+        "\xe7\x82",         /* truncated 3-byte sequence */
+        "\xf0\x9f\x98",     /* truncated 4-byte sequence */
+        "\xe7\x82x",        /* continuation byte missing */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t n = 0;
+        int ctrl = 0;
+        assert_int_equal(pw_utf8_scan(bad[i], strlen(bad[i]), 0, &n, &ctrl), -1);
+        Iot__V1__Alert a = IOT__V1__ALERT__INIT;
+        a.device_id = "d";
+        a.zone = (char *)bad[i];
+        a.severity = IOT__V1__SEVERITY__SEVERITY_INFO;
+        a.code = "c";
+        a.ts_ms = NOW;
+        pw_errors e;
+        pw_errors_init(&e);
+        assert_int_equal(pw_alert_check(&a, 4, NOW, 0, &e), -1);
+        expect_one_error(&e, bad[i], "zone", "must be valid UTF-8");
+        pw_errors_free(&e);
+        char text[64];
+        snprintf(text, sizeof text, "{\"zone\":\"%s\"}", bad[i]);
+        json_error_t jerr;
+        assert_null(json_loads(text, 0, &jerr));
+    }
+    /* the largest code point of each length, and a private-use one, are fine */
+    static const char *const good[] = {"\x7f", "\xdf\xbf", "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf",
+                                       "\xee\x80\x80"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        size_t n = 0;
+        int ctrl = 0;
+        assert_int_equal(pw_utf8_scan(good[i], strlen(good[i]), 0, &n, &ctrl), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(ctrl, i == 0); /* DEL is a control character */
+    }
+    size_t n = 0;
+    int ctrl = 0;
+    assert_int_equal(pw_utf8_scan("a\tb", 3, 1, &n, &ctrl), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(ctrl, 0);
+    assert_int_equal(pw_utf8_scan("a\tb", 3, 0, &n, &ctrl), 0);
+    assert_int_equal(ctrl, 1);
+}
+
+static void test_utf8_trim_tail(void **state)
+{
+    (void)state;
+    char s[16];
+    snprintf(s, sizeof s, "ab\xe7\x82");
+    pw_utf8_trim_tail(s);
+    assert_string_equal(s, "ab");
+    snprintf(s, sizeof s, "ab\xe7\x82\x89");
+    pw_utf8_trim_tail(s);
+    assert_string_equal(s, "ab\xe7\x82\x89");
+    snprintf(s, sizeof s, "\xf0\x9f\x98");
+    pw_utf8_trim_tail(s);
+    assert_string_equal(s, "");
+    /* a summary cut to its buffer stays valid UTF-8 */
+    pw_errors e;
+    pw_errors_init(&e);
+    pw_errors_add(&e, -1, "zone", "%s", "\xe7\x82\x89\xe7\x82\x89\xe7\x82\x89");
+    char sum[12]; /* "zone: " + 5 bytes: cuts the second 炉 */
+    pw_errors_summary(&e, sum, sizeof sum);
+    assert_string_equal(sum, "zone: \xe7\x82\x89");
+    pw_errors_free(&e);
+}
+
+/* PW_CHECK_NO_WINDOW: any positive ts, whatever now_ms. */
+static void test_pb_no_window(void **state)
+{
+    (void)state;
+    Iot__V1__Reading r = IOT__V1__READING__INIT;
+    r.device_id = "d";
+    r.zone = "z";
+    r.type = "t";
+    r.ts_ms = 1;
+    pw_errors e;
+    pw_errors_init(&e);
+    assert_int_equal(pw_reading_check(&r, 0, NOW, PW_CHECK_NO_WINDOW, &e), 0);
+    r.ts_ms = NOW + 400LL * 86400000LL;
+    assert_int_equal(pw_reading_check(&r, 0, 0, PW_CHECK_NO_WINDOW, &e), 0);
+    assert_int_equal(e.len, 0);
+    r.ts_ms = 0;
+    assert_int_equal(pw_reading_check(&r, 0, NOW, PW_CHECK_NO_WINDOW, &e), -1);
+    assert_string_equal(e.items[0].field, "ts");
+    assert_string_equal(e.items[0].message, "is required");
+    pw_errors_free(&e);
+    r.ts_ms = -5;
+    assert_int_equal(pw_reading_check(&r, 0, NOW, PW_CHECK_NO_WINDOW, &e), -1);
+    assert_string_equal(e.items[0].message, "must not be negative");
+    pw_errors_free(&e);
+    r.ts_ms = 0;
+    assert_int_equal(pw_reading_check(&r, 0, NOW, PW_CHECK_NO_WINDOW | PW_CHECK_ZERO_TS, &e), 0);
+    pw_errors_free(&e);
 }
 
 static void test_good_reading(void **state)
@@ -486,6 +724,10 @@ int main(void)
         cmocka_unit_test(test_bad_readings),
         cmocka_unit_test(test_bad_alerts),
         cmocka_unit_test(test_lengths),
+        cmocka_unit_test(test_pb_lengths),
+        cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_utf8_trim_tail),
+        cmocka_unit_test(test_pb_no_window),
         cmocka_unit_test(test_good_reading),
         cmocka_unit_test(test_good_alert),
         cmocka_unit_test(test_collects_all_errors),

@@ -32,6 +32,15 @@ function svg(tag, attrs, text) {
   return n;
 }
 
+// A label shortened to max characters (code points: never half of a
+// surrogate pair) with "…"; the whole text stays in a tooltip.
+function shortLabel(tag, attrs, text, max) {
+  const chars = Array.from(text);
+  const n = svg(tag, attrs, chars.length > max ? chars.slice(0, max - 1).join("") + "…" : text);
+  if (chars.length > max) n.append(svg("title", {}, text));
+  return n;
+}
+
 function fmtInt(n) { return Number(n).toLocaleString("en-US"); }
 function fmtTemp(c) { return `${Number(c).toFixed(1)} °C`; }
 function fmtPct(x) { return `${(x * 100).toFixed(x >= 0.1 ? 0 : 1)} %`; }
@@ -80,7 +89,7 @@ function renderTemperature(body, d, meta) {
   }
   d.zones.forEach((z, i) => {
     const y = top + i * rowH + rowH / 2;
-    s.append(svg("text", { x: 0, y: y + 4 }, z.zone.length > 18 ? z.zone.slice(0, 17) + "…" : z.zone));
+    s.append(shortLabel("text", { x: 0, y: y + 4 }, z.zone, 18));
     s.append(svg("rect", { x: x(z.min_c), y: y - 6, width: Math.max(2, x(z.max_c) - x(z.min_c)), height: 12, rx: 6, fill: "var(--range)" }));
     s.append(svg("circle", { cx: x(z.avg_c), cy: y, r: 6, fill: "var(--accent)", stroke: "#0f1419", "stroke-width": 2 }));
     s.append(svg("text", { x: W - right + 14, y: y + 4, "font-weight": 600 }, fmtTemp(z.avg_c)));
@@ -110,7 +119,7 @@ function renderAlerts(body, d, meta) {
   d.top_codes.forEach((c, i) => {
     const y = i * rowH;
     const w = Math.max(2, (c.count / max) * (W - 60));
-    s.append(svg("text", { x: 0, y: y + 12 }, c.code.length > 48 ? c.code.slice(0, 47) + "…" : c.code));
+    s.append(shortLabel("text", { x: 0, y: y + 12 }, c.code, 48));
     s.append(svg("rect", { x: 0, y: y + 17, width: w, height: 11, rx: 3, fill: "var(--warn)", opacity: 0.85 }));
     s.append(svg("text", { x: w + 6, y: y + 27, class: "muted" }, fmtInt(c.count)));
   });

@@ -827,6 +827,51 @@ static void test_many_devices(void **state)
     pwc_census_free(&c);
 }
 
+/* A flood of new devices with long ids into one shard: the document stays
+ * within its bound, what did not fit is counted, the devices already in the
+ * census keep being updated, and a round trip through the document keeps
+ * the accounting. */
+static void test_bound_under_a_device_flood(void **state)
+{
+    (void)state;
+    enum { N = 6000, SHARD = 5 };
+    pwc_census c;
+    assert_int_equal(pwc_census_init(&c, "sensor-telemetry", 0, SHARD), 0);
+    char pad[201];
+    memset(pad, 'x', 200);
+    pad[200] = '\0';
+    int64_t off = 0, folded = 0;
+    char first[PW_MAX_ID_BYTES + 1] = "";
+    for (int i = 0; folded < N; i++) {
+        char id[PW_MAX_ID_BYTES + 1];
+        snprintf(id, sizeof(id), "flood-%07d-%s", i, pad);
+        if (pwc_census_shard(id) != SHARD) {
+            continue;
+        }
+        if (!first[0]) {
+            snprintf(first, sizeof(first), "%s", id);
+        }
+        assert_int_equal(fold(&c, id, "zone-a", "1.0.0", T0 + folded, off++), 0);
+        folded++;
+    }
+    assert_true(c.n < N);
+    assert_true(c.n > 2000);
+    assert_int_equal(c.overflowed, N - (int64_t)c.n);
+    assert_true(c.bytes <= PWC_CENSUS_BUDGET - PWC_CENSUS_RESERVE);
+    /* a device already in the census still moves on */
+    assert_int_equal(fold(&c, first, "zone-b", "2.0.0", T0 + N, off++), 0);
+    assert_entry(&c, first, "zone-b", "2.0.0", T0, T0 + N);
+    bson_t doc;
+    assert_int_equal(pwc_census_doc(&c, 0, &doc), 0);
+    assert_true(doc.len <= 1024 * 1024);
+    size_t n = c.n, bytes = c.bytes;
+    assert_int_equal(pwc_census_from_doc(&c, &doc), 0);
+    assert_int_equal(c.n, n);
+    assert_true(c.bytes == bytes);
+    bson_destroy(&doc);
+    pwc_census_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -840,6 +885,7 @@ int main(void)
         cmocka_unit_test(test_columns_that_disagree),
         cmocka_unit_test(test_state_that_does_not_decode),
         cmocka_unit_test(test_many_devices),
+        cmocka_unit_test(test_bound_under_a_device_flood),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -737,6 +737,76 @@ static void test_next_version_only_grows(void **state)
     pwc_rollup_state_free(&st);
 }
 
+/* One sensor floods distinct zones: every batch is folded, written and read
+ * back as the store would; no bucket document exceeds its bound, the
+ * records and new devices past the budget are counted in the overflow cells,
+ * and the totals stay exact. */
+static void test_bucket_bound_under_a_zone_flood(void **state)
+{
+    (void)state;
+    enum { BATCH = 2000, BATCHES = 12 };
+    pwc_record *r = calloc(BATCH, sizeof(*r));
+    pwc_entry *e = calloc(BATCH, sizeof(*e));
+    assert_non_null(r);
+    assert_non_null(e);
+    uint32_t x = 2463534242u;
+    pwc_rollup_state st;
+    pwc_rollup_state_init(&st);
+    bson_t doc = BSON_INITIALIZER;
+    int64_t offset = 0, total = 0;
+    for (int b = 0; b < BATCHES; b++) {
+        for (int i = 0; i < BATCH; i++) {
+            char zone[61];
+            for (int j = 0; j < 60; j++) {
+                x ^= x << 13, x ^= x >> 17, x ^= x << 5; /* xorshift: zones deflate poorly */
+                zone[j] = "0123456789abcdefghijklmnopqrstuvwxyz"[x % 36];
+            }
+            zone[60] = '\0';
+            r[i] = reading("flood", zone, (double)(i % 100));
+            e[i] = (pwc_entry){&r[i], "sensor-telemetry", 0, offset++, 1, 1};
+        }
+        pwc_rollup_groups g;
+        assert_int_equal(pwc_rollup_group_entries(PWC_ROLLUP_READINGS, PWC_RES_HOUR, e, BATCH, &g),
+                         0);
+        assert_int_equal(g.n, 1);
+        assert_int_equal(pwc_rollup_fold(PWC_ROLLUP_READINGS, &st, &g.items[0], e), BATCH);
+        total += BATCH;
+        bson_destroy(&doc);
+        assert_int_equal(
+            pwc_rollup_doc(PWC_ROLLUP_READINGS, PWC_RES_HOUR, &g.items[0], e, &st, 0, &doc), 0);
+        assert_true(doc.len <= PWC_ROLLUP_DOC_BOUND);
+        pwc_rollup_state_free(&st);
+        assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, &doc, &st), 0);
+        assert_true(st.bytes <= PWC_ROLLUP_STATE_BUDGET + 256);
+        pwc_rollup_groups_free(&g);
+    }
+    /* the flood did reach the budget (the stored bytes are deflated) */
+    assert_true(st.bytes > PWC_ROLLUP_STATE_BUDGET - 64 * 1024 - 1024);
+    assert_true(doc.len > PWC_ROLLUP_DOC_BOUND / 4);
+    int64_t cells = 0, devices = 0;
+    const pwc_rollup_cell *over = NULL;
+    for (size_t i = 0; i < st.cells.n; i++) {
+        cells += st.cells.items[i].count;
+        if (strcmp(st.cells.items[i].zone, PWC_ROLLUP_OVERFLOW_ZONE) == 0) {
+            over = &st.cells.items[i];
+        }
+    }
+    for (size_t i = 0; i < st.devices.n; i++) {
+        devices += st.devices.items[i].count;
+    }
+    assert_int_equal(st.count, total);
+    assert_int_equal(cells, total);
+    assert_int_equal(devices, total);
+    assert_non_null(over);
+    assert_string_equal(over->label, "temperature");
+    assert_true(over->count > total / 2);
+    assert_true(over->min == 0.0 && over->max == 99.0);
+    bson_destroy(&doc);
+    pwc_rollup_state_free(&st);
+    free(r);
+    free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -749,6 +819,7 @@ int main(void)
         cmocka_unit_test(test_for_set_omits_id),
         cmocka_unit_test(test_state_that_does_not_decode),
         cmocka_unit_test(test_next_version_only_grows),
+        cmocka_unit_test(test_bucket_bound_under_a_zone_flood),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

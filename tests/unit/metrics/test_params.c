@@ -133,6 +133,49 @@ static void zone_must_be_short_printable_utf8(void **state)
     mx_param_error_free(&e);
 }
 
+/* A zone filter takes every accepted zone: up to 64 characters of any
+ * width (64 emoji are 256 bytes), kept whole; 65 characters are refused. */
+static void zone_counts_characters(void **state)
+{
+    (void)state;
+    const mx_view *f = view("/v1/metrics/firmware/status");
+    static const char *const widths[] = {"z", "\xc3\xbc", "\xe7\x82\x89", "\xf0\x9f\x98\x80"};
+    for (size_t w = 0; w < 4; w++) {
+        for (size_t n = MX_ZONE_MAX; n <= MX_ZONE_MAX + 1; n++) {
+            char zone[4 * (MX_ZONE_MAX + 1) + 1] = "";
+            for (size_t i = 0; i < n; i++) {
+                strcat(zone, widths[w]);
+            }
+            mx_params p;
+            mx_param_error e;
+            mx_param_error_init(&e);
+            const char *kv[] = {"zone", zone};
+            if (n == MX_ZONE_MAX) {
+                assert_int_equal(apply(f, &p, &e, kv, 2), 0);
+                assert_string_equal(p.zone, zone);
+            } else {
+                assert_int_equal(apply(f, &p, &e, kv, 2), 1);
+                assert_string_equal(e.message, "zone: must be at most 64 characters");
+            }
+            mx_param_error_free(&e);
+            /* the same through gRPC */
+            Iot__V1__FirmwareStatusRequest req = IOT__V1__FIRMWARE_STATUS_REQUEST__INIT;
+            req.zone = zone;
+            mx_params_defaults(f->params, f->nparams, &p);
+            mx_param_error_init(&e);
+            int rc = mx_params_from_message(f->params, f->nparams, &req.base, &p, &e);
+            if (n == MX_ZONE_MAX) {
+                assert_int_equal(rc, 0);
+                assert_string_equal(p.zone, zone);
+            } else {
+                assert_int_equal(rc, -1);
+                assert_string_equal(e.message, "zone: must be at most 64 characters");
+            }
+            mx_param_error_free(&e);
+        }
+    }
+}
+
 static void grpc_zero_means_default_and_ranges_apply(void **state)
 {
     (void)state;
@@ -197,6 +240,7 @@ int main(void)
         cmocka_unit_test(rejects_non_integers_and_ranges),
         cmocka_unit_test(rejects_unknown_repeated_and_bare),
         cmocka_unit_test(zone_must_be_short_printable_utf8),
+        cmocka_unit_test(zone_counts_characters),
         cmocka_unit_test(grpc_zero_means_default_and_ranges_apply),
         cmocka_unit_test(rest_and_grpc_agree),
     };
