@@ -12,25 +12,7 @@
 
 #include "dq_format.h"
 
-typedef struct {
-    char *buf;
-    size_t len;
-    FILE *f;
-} capture;
-
-static void cap_open(capture *c)
-{
-    c->buf = NULL;
-    c->len = 0;
-    c->f = open_memstream(&c->buf, &c->len);
-    assert_non_null(c->f);
-}
-
-static char *cap_close(capture *c)
-{
-    fclose(c->f);
-    return c->buf;
-}
+#include "../capture.h"
 
 static dq_letter letter(rd_kafka_headers_t **h, const void *key, size_t key_len)
 {

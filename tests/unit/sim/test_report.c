@@ -15,25 +15,7 @@
 #include "sim_stats.h"
 #include "sim_table.h"
 
-typedef struct {
-    char *buf;
-    size_t len;
-    FILE *f;
-} capture;
-
-static void cap_open(capture *c)
-{
-    c->buf = NULL;
-    c->len = 0;
-    c->f = open_memstream(&c->buf, &c->len);
-    assert_non_null(c->f);
-}
-
-static char *cap_close(capture *c)
-{
-    fclose(c->f);
-    return c->buf;
-}
+#include "../capture.h"
 
 /* Renders view i from (status, body) and returns the text; *rows gets the result. */
 static char *render(int i, long status, const char *body, const char *fetch_err, int *rows)
