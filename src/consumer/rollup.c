@@ -112,6 +112,10 @@ void pwc_rollup_state_init(pwc_rollup_state *s)
 
 void pwc_rollup_state_free(pwc_rollup_state *s)
 {
+    for (size_t i = 0; i < s->shares.n; i++) {
+        free(s->shares.items[i].consumer);
+    }
+    free(s->shares.items);
     free(s->cells.items);
     free(s->devices.items);
     pwc_rollup_state_init(s);
@@ -139,9 +143,18 @@ static size_t cell_bytes(const char *zone, const char *label, const char *code)
     return strlen(zone) + strlen(label) + strlen(code) + 48;
 }
 
+/* Packed size of a share: the consumer name plus tags, length and varint. */
+static size_t share_bytes(const char *consumer)
+{
+    return strlen(consumer) + 16;
+}
+
 static size_t state_bytes(const pwc_rollup_state *s)
 {
     size_t b = 0;
+    for (size_t i = 0; i < s->shares.n; i++) {
+        b += share_bytes(s->shares.items[i].consumer);
+    }
     for (size_t i = 0; i < s->cells.n; i++) {
         const pwc_rollup_cell *c = &s->cells.items[i];
         b += cell_bytes(c->zone, c->label, c->code);
@@ -166,6 +179,37 @@ static int cells_from_pb(Iot__V1__RollupCell **in, size_t n, pwc_rollup_cells *a
         c->sum = in[i]->sum;
         c->min = in[i]->min;
         c->max = in[i]->max;
+    }
+    return 0;
+}
+
+static pwc_rollup_share *share_add(pwc_rollup_shares *a, const char *consumer, uint64_t bytes)
+{
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 4;
+        pwc_rollup_share *x = realloc(a->items, cap * sizeof(*x));
+        if (!x) {
+            return NULL;
+        }
+        a->items = x;
+        a->cap = cap;
+    }
+    char *name = strdup(consumer);
+    if (!name) {
+        return NULL;
+    }
+    pwc_rollup_share *sh = &a->items[a->n++];
+    sh->consumer = name;
+    sh->bytes = bytes;
+    return sh;
+}
+
+static int shares_from_pb(Iot__V1__KeyShare **in, size_t n, pwc_rollup_shares *a)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!share_add(a, in[i]->consumer, in[i]->bytes)) {
+            return -1;
+        }
     }
     return 0;
 }
@@ -201,7 +245,8 @@ int pwc_rollup_state_from_doc(pwc_rollup_kind k, const bson_t *doc, pwc_rollup_s
         doc, PW_F_STATE, &iot__v1__rollup_state__descriptor, &bad);
     int rc = bad ? -1 : 0;
     if (st && (cells_from_pb(st->cells, st->n_cells, &s->cells) != 0 ||
-               devices_from_pb(st->devices, st->n_devices, &s->devices) != 0)) {
+               devices_from_pb(st->devices, st->n_devices, &s->devices) != 0 ||
+               shares_from_pb(st->shares, st->n_shares, &s->shares) != 0)) {
         rc = -1;
     }
     if (st) {
@@ -252,18 +297,58 @@ static pwc_rollup_cell *cell_try_add(pwc_rollup_state *s, pwc_rollup_cells *a, c
     return c;
 }
 
+/* The share of consumer, added when missing and the state has room for
+ * it. NULL when there is no room (or ENOMEM: *nomem). */
+static pwc_rollup_share *share_of(pwc_rollup_state *s, const char *consumer, int *nomem)
+{
+    for (size_t i = 0; i < s->shares.n; i++) {
+        if (strcmp(s->shares.items[i].consumer, consumer) == 0) {
+            return &s->shares.items[i];
+        }
+    }
+    size_t b = share_bytes(consumer);
+    if (s->bytes + b > PWC_ROLLUP_STATE_BUDGET - PWC_OVERFLOW_RESERVE) {
+        return NULL;
+    }
+    pwc_rollup_share *sh = share_add(&s->shares, consumer, 0);
+    if (!sh) {
+        *nomem = 1;
+        return NULL;
+    }
+    s->bytes += b;
+    return sh;
+}
+
+/* A new cell for a record of consumer, within the budget and the
+ * consumer's share of it. NULL when it does not fit (or ENOMEM: *nomem). */
+static pwc_rollup_cell *cell_new(pwc_rollup_state *s, pwc_rollup_cells *a, const char *zone,
+                                 const char *label, const char *code, const char *consumer,
+                                 int *nomem)
+{
+    size_t b = cell_bytes(zone, label, code);
+    pwc_rollup_share *sh = share_of(s, consumer, nomem);
+    if (!sh || sh->bytes + b > PWC_ROLLUP_KEY_SHARE) {
+        return NULL;
+    }
+    pwc_rollup_cell *c = cell_try_add(s, a, zone, label, code,
+                                      PWC_ROLLUP_STATE_BUDGET - PWC_OVERFLOW_RESERVE, nomem);
+    if (c) {
+        sh->bytes += b;
+    }
+    return c;
+}
+
 /* The cell (zone, label, code) of a, added when missing and within the
- * budget; else the overflow cell (see PWC_ROLLUP_STATE_BUDGET), counted in
- * s->overflowed. NULL on ENOMEM. */
+ * budget and consumer's share; else the overflow cell (see
+ * PWC_ROLLUP_STATE_BUDGET), counted in s->overflowed. NULL on ENOMEM. */
 static pwc_rollup_cell *cell_find(pwc_rollup_state *s, pwc_rollup_cells *a, const char *zone,
-                                  const char *label, const char *code)
+                                  const char *label, const char *code, const char *consumer)
 {
     static const char *const none = PWC_ROLLUP_OVERFLOW_ZONE;
     int nomem = 0;
     pwc_rollup_cell *c = cell_lookup(a, zone, label, code);
     if (!c) {
-        c = cell_try_add(s, a, zone, label, code, PWC_ROLLUP_STATE_BUDGET - PWC_OVERFLOW_RESERVE,
-                         &nomem);
+        c = cell_new(s, a, zone, label, code, consumer, &nomem);
     }
     if (c || nomem) {
         return c;
@@ -285,7 +370,7 @@ static int fold_one(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_entry *e)
 {
     const pwc_record *r = e->rec;
     if (e->new_device) {
-        pwc_rollup_cell *d = cell_find(s, &s->devices, r->zone, "", "");
+        pwc_rollup_cell *d = cell_find(s, &s->devices, r->zone, "", "", r->consumer);
         if (!d)
             return -1;
         d->count++;
@@ -293,8 +378,8 @@ static int fold_one(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_entry *e)
     if (!e->contributes)
         return 0;
     pwc_rollup_cell *c = k == PWC_ROLLUP_READINGS
-                             ? cell_find(s, &s->cells, r->zone, r->type, "")
-                             : cell_find(s, &s->cells, r->zone, r->severity, r->code);
+                             ? cell_find(s, &s->cells, r->zone, r->type, "", r->consumer)
+                             : cell_find(s, &s->cells, r->zone, r->severity, r->code, r->consumer);
     if (!c)
         return -1;
     if (k == PWC_ROLLUP_READINGS) {
@@ -333,6 +418,8 @@ typedef struct {
     Iot__V1__RollupCell **cellp;
     Iot__V1__ZoneCount *devs;
     Iot__V1__ZoneCount **devp;
+    Iot__V1__KeyShare *shares;
+    Iot__V1__KeyShare **sharep;
 } state_pb;
 
 static void state_pb_free(state_pb *p)
@@ -341,6 +428,28 @@ static void state_pb_free(state_pb *p)
     free(p->cellp);
     free(p->devs);
     free(p->devp);
+    free(p->shares);
+    free(p->sharep);
+}
+
+/* The shares of s into p (strings point into s). 0 or -1 (ENOMEM). */
+static int shares_pb_fill(const pwc_rollup_state *s, state_pb *p)
+{
+    size_t n = s->shares.n;
+    p->shares = calloc(n ? n : 1, sizeof(*p->shares));
+    p->sharep = calloc(n ? n : 1, sizeof(*p->sharep));
+    if (!p->shares || !p->sharep) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        iot__v1__key_share__init(&p->shares[i]);
+        p->shares[i].consumer = s->shares.items[i].consumer;
+        p->shares[i].bytes = s->shares.items[i].bytes;
+        p->sharep[i] = &p->shares[i];
+    }
+    p->msg.n_shares = n;
+    p->msg.shares = p->sharep;
+    return 0;
 }
 
 static int state_pb_fill(const pwc_rollup_state *s, state_pb *p)
@@ -352,7 +461,7 @@ static int state_pb_fill(const pwc_rollup_state *s, state_pb *p)
     p->cellp = calloc(nc ? nc : 1, sizeof(*p->cellp));
     p->devs = calloc(nd ? nd : 1, sizeof(*p->devs));
     p->devp = calloc(nd ? nd : 1, sizeof(*p->devp));
-    if (!p->cells || !p->cellp || !p->devs || !p->devp) {
+    if (!p->cells || !p->cellp || !p->devs || !p->devp || shares_pb_fill(s, p) != 0) {
         state_pb_free(p);
         return -1;
     }

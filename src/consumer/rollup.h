@@ -76,7 +76,18 @@ typedef struct {
     size_t n, cap;
 } pwc_rollup_cells;
 
-/* The state of one bucket document; owns its cells. */
+/* The cell bytes the records of one gateway consumer (API key) added. */
+typedef struct {
+    char *consumer; /* owned */
+    uint64_t bytes;
+} pwc_rollup_share;
+
+typedef struct {
+    pwc_rollup_share *items;
+    size_t n, cap;
+} pwc_rollup_shares;
+
+/* The state of one bucket document; owns its cells and shares. */
 typedef struct {
     int stored;       /* the store holds a version of this document */
     int64_t stored_v; /* its _v (the guard of the next write) */
@@ -84,7 +95,8 @@ typedef struct {
     int64_t count;
     pwc_rollup_cells cells;   /* records per (zone, type) / (zone, severity, code) */
     pwc_rollup_cells devices; /* devices that became active, per zone (count only) */
-    size_t bytes;             /* estimated packed size of cells and devices */
+    pwc_rollup_shares shares; /* cell bytes added per gateway consumer */
+    size_t bytes;             /* estimated packed size of cells, devices and shares */
     int64_t overflowed;       /* records folded into an overflow cell, not yet reported */
 } pwc_rollup_state;
 
@@ -93,9 +105,12 @@ typedef struct {
  * whose new cell would not fit is counted in its bucket's overflow cell,
  * zone PWC_ROLLUP_OVERFLOW_ZONE with the record's type (severity), or with
  * an empty type when even that cell would not fit. The overflow cell keeps
- * the totals right; only the per-zone split of those records is lost. */
+ * the totals right; only the per-zone split of those records is lost.
+ * The records of one gateway consumer (API key) add cells up to
+ * PWC_ROLLUP_KEY_SHARE only, so one flooding key leaves room for the others. */
 #define PWC_ROLLUP_STATE_BUDGET (768u * 1024u)
 #define PWC_ROLLUP_DOC_BOUND (1024u * 1024u)
+#define PWC_ROLLUP_KEY_SHARE (PWC_ROLLUP_STATE_BUDGET / 4)
 #define PWC_ROLLUP_OVERFLOW_ZONE "" /* no accepted zone is blank */
 
 void pwc_rollup_state_init(pwc_rollup_state *s);

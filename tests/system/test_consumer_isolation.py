@@ -8,9 +8,11 @@ not stop anyone else's data.
 - A dead-letter topic that cannot be written pauses the consumer (visible in
   /readyz and /metrics); a rebalance and a SIGTERM in that state crash
   nothing and lose nothing, and the new owner writes the dead letter once.
-- One device flooding distinct zones at the gateway's rate limit: no bucket
-  document grows past its bound, the established zone of another sensor on
-  the same partition is still counted, and the lag returns to 0.
+- One device flooding distinct zones through one API key at the gateway's
+  rate limit: no bucket document grows past its bound, the flood fills only
+  its key's share of a bucket, another key's sensor on the same partition is
+  counted in its established zone and in a zone new after the flood, and
+  the lag returns to 0.
 - After a rebalance no consumer exports lag for a partition it does not own.
 
 The private consumers run the stack's consumer binary (the sanitizer build
@@ -37,6 +39,7 @@ CONSUMERS = ("consumer-1", "consumer-2", "consumer-3")
 STORE_TIMEOUT_S = 120
 DOC_BOUND = 1024 * 1024  # PWC_ROLLUP_DOC_BOUND
 STATE_BUDGET = 768 * 1024  # PWC_ROLLUP_STATE_BUDGET
+KEY_SHARE = STATE_BUDGET // 4  # PWC_ROLLUP_KEY_SHARE
 TELEMETRY_PARTITIONS = 3
 SANITIZER = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:")
 
@@ -332,10 +335,10 @@ def rollup_docs(db, partition, day):
 def test_one_sensor_flooding_zones_keeps_every_document_bounded(stack, store_view):
     db = store_view.db
     tag = uuid.uuid4().hex[:6]
-    steady_zone = f"steady-{tag}"
-    key = sorted(stack.keys.values())[0]
-    # the whole test in one UTC hour: a zone established in this hour's
-    # bucket keeps its cell, a new hour's bucket starts empty
+    steady_zone, new_zone = f"steady-{tag}", f"new-after-flood-{tag}"
+    # the flood comes through one API key, the steady sensor through another
+    key, steady_key = stack.keys["sensor-c"], stack.keys["sensor-b"]
+    # the whole test in one UTC hour (a new hour's bucket starts empty)
     into_hour = time.time() % 3600
     if into_hour > 3600 - 150:
         time.sleep(3600 - into_hour + 1)
@@ -348,7 +351,7 @@ def test_one_sensor_flooding_zones_keeps_every_document_bounded(stack, store_vie
     # the steady sensor's zone is in this hour's bucket before the flood
     first = post_accepted(stack, "/v1/telemetry", [
         {"device_id": steady_dev, "zone": steady_zone, "type": "temperature", "value": 20.0,
-         "unit": "C"}], key=key)
+         "unit": "C"}], key=steady_key)
     assert wait_until(lambda: find_ids(db.telemetry, first), STORE_TIMEOUT_S, 0.5)
 
     accepted, n, started = [], 0, time.time()
@@ -367,21 +370,31 @@ def test_one_sensor_flooding_zones_keeps_every_document_bounded(stack, store_vie
         time.sleep(max(0.0, 0.2 - (time.time() - t0)))  # 5 requests/s, the gateway's limit
     flood_end = time.time()
     assert len(accepted) >= 20_000, len(accepted)
+    # after the flood: the established zone, and a zone new to the bucket
     last = post_accepted(stack, "/v1/telemetry", [
         {"device_id": steady_dev, "zone": steady_zone, "type": "temperature", "value": 40.0,
-         "unit": "C"}], key=key)
+         "unit": "C"},
+        {"device_id": steady_dev, "zone": new_zone, "type": "temperature", "value": 30.0,
+         "unit": "C"}], key=steady_key)
+
+    def zone_view(zone):
+        r = requests.get(f"{stack.metrics_url}/v1/metrics/temperature/zones",
+                         params={"zone": zone, "window_hours": 24}, timeout=10)
+        zones = r.json().get("zones", []) if r.status_code == 200 else []
+        return zones[0] if zones else None
 
     def steady_in_view():
-        r = requests.get(f"{stack.metrics_url}/v1/metrics/temperature/zones",
-                         params={"zone": steady_zone, "window_hours": 24}, timeout=10)
-        zones = r.json().get("zones", []) if r.status_code == 200 else []
-        return zones and zones[0]["count"] == 2 and zones[0]
+        z, n = zone_view(steady_zone), zone_view(new_zone)
+        return z and n and z["count"] == 2 and n["count"] == 1 and (z, n)
 
-    z = wait_until(steady_in_view, 10, 0.25)
+    got = wait_until(steady_in_view, 10, 0.25)
     seen_after = time.time() - flood_end
-    assert z, f"the steady sensor's reading was not in the view {seen_after:.1f} s after the flood"
+    assert got, (f"the other key's readings were not in the views {seen_after:.1f} s after the "
+                 f"flood: {zone_view(steady_zone)}, {zone_view(new_zone)}")
+    z, n = got
     assert z["max_c"] == 40.0 and z["min_c"] == 20.0
-    assert find_ids(db.telemetry, last)
+    assert n["max_c"] == 30.0 and n["min_c"] == 30.0
+    assert len(find_ids(db.telemetry, last)) == 2
     # every flood reading is stored once
     assert wait_until(lambda: db.telemetry.count_documents({"device": flood_dev}) ==
                       len(accepted), STORE_TIMEOUT_S, 1.0)
@@ -394,11 +407,12 @@ def test_one_sensor_flooding_zones_keeps_every_document_bounded(stack, store_vie
     assert docs
     sizes = sorted(len(bson.encode(d)) for d in docs)
     assert sizes[-1] <= DOC_BOUND, sizes[-3:]
-    # the flood did fill a bucket: its packed state (length-prefixed, then
-    # deflated) reached the budget (cells are accounted above their packed
-    # size, so the packed state ends a little below it)
-    packed = sorted(packed_len(d) for d in docs)
-    assert STATE_BUDGET * 3 // 4 < packed[-1] <= STATE_BUDGET, packed[-3:]
+    # the flood filled its key's share of the hour's bucket (a quarter of the
+    # budget; cells are accounted above their packed size, so the packed
+    # state ends a little below it)
+    hour_ms = int(time.time() // 3600 * 3600 * 1000)
+    hour = db.rollup_readings.find_one({"_id": f"h|{hour_ms}|sensor-telemetry:{part}"})
+    assert KEY_SHARE // 2 < packed_len(hour) <= STATE_BUDGET, packed_len(hour)
     # its overflow shows as zone (other) in the view, with the flood's values
     r = requests.get(f"{stack.metrics_url}/v1/metrics/temperature/zones",
                      params={"window_hours": 1}, timeout=10)

@@ -97,6 +97,51 @@ void   iot__v1__zone_count__free_unpacked
   assert(message->base.descriptor == &iot__v1__zone_count__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   iot__v1__key_share__init
+                     (Iot__V1__KeyShare         *message)
+{
+  static const Iot__V1__KeyShare init_value = IOT__V1__KEY_SHARE__INIT;
+  *message = init_value;
+}
+size_t iot__v1__key_share__get_packed_size
+                     (const Iot__V1__KeyShare *message)
+{
+  assert(message->base.descriptor == &iot__v1__key_share__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__key_share__pack
+                     (const Iot__V1__KeyShare *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__key_share__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__key_share__pack_to_buffer
+                     (const Iot__V1__KeyShare *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__key_share__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__KeyShare *
+       iot__v1__key_share__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__KeyShare *)
+     protobuf_c_message_unpack (&iot__v1__key_share__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__key_share__free_unpacked
+                     (Iot__V1__KeyShare *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__key_share__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   iot__v1__rollup_state__init
                      (Iot__V1__RollupState         *message)
 {
@@ -354,7 +399,58 @@ const ProtobufCMessageDescriptor iot__v1__zone_count__descriptor =
   (ProtobufCMessageInit) iot__v1__zone_count__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor iot__v1__rollup_state__field_descriptors[2] =
+static const ProtobufCFieldDescriptor iot__v1__key_share__field_descriptors[2] =
+{
+  {
+    "consumer",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__KeyShare, consumer),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bytes",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__KeyShare, bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__key_share__field_indices_by_name[] = {
+  1,   /* field[1] = bytes */
+  0,   /* field[0] = consumer */
+};
+static const ProtobufCIntRange iot__v1__key_share__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor iot__v1__key_share__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.KeyShare",
+  "KeyShare",
+  "Iot__V1__KeyShare",
+  "iot.v1",
+  sizeof(Iot__V1__KeyShare),
+  2,
+  iot__v1__key_share__field_descriptors,
+  iot__v1__key_share__field_indices_by_name,
+  1,  iot__v1__key_share__number_ranges,
+  (ProtobufCMessageInit) iot__v1__key_share__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__rollup_state__field_descriptors[3] =
 {
   {
     "cells",
@@ -380,15 +476,28 @@ static const ProtobufCFieldDescriptor iot__v1__rollup_state__field_descriptors[2
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "shares",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Iot__V1__RollupState, n_shares),
+    offsetof(Iot__V1__RollupState, shares),
+    &iot__v1__key_share__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned iot__v1__rollup_state__field_indices_by_name[] = {
   0,   /* field[0] = cells */
   1,   /* field[1] = devices */
+  2,   /* field[2] = shares */
 };
 static const ProtobufCIntRange iot__v1__rollup_state__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor iot__v1__rollup_state__descriptor =
 {
@@ -398,7 +507,7 @@ const ProtobufCMessageDescriptor iot__v1__rollup_state__descriptor =
   "Iot__V1__RollupState",
   "iot.v1",
   sizeof(Iot__V1__RollupState),
-  2,
+  3,
   iot__v1__rollup_state__field_descriptors,
   iot__v1__rollup_state__field_indices_by_name,
   1,  iot__v1__rollup_state__number_ranges,

@@ -17,6 +17,7 @@ PROTOBUF_C__BEGIN_DECLS
 
 typedef struct Iot__V1__RollupCell Iot__V1__RollupCell;
 typedef struct Iot__V1__ZoneCount Iot__V1__ZoneCount;
+typedef struct Iot__V1__KeyShare Iot__V1__KeyShare;
 typedef struct Iot__V1__RollupState Iot__V1__RollupState;
 typedef struct Iot__V1__DeviceCensus Iot__V1__DeviceCensus;
 
@@ -71,6 +72,21 @@ struct  Iot__V1__ZoneCount
 
 
 /*
+ * The bytes of a bucket's cells that the records of one gateway consumer
+ * (API key) added: a consumer adds cells only up to its share of the bound.
+ */
+struct  Iot__V1__KeyShare
+{
+  ProtobufCMessage base;
+  char *consumer;
+  uint64_t bytes;
+};
+#define IOT__V1__KEY_SHARE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__key_share__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+/*
  * The state of one rollup bucket (an hour or a day of one Kafka partition).
  */
 struct  Iot__V1__RollupState
@@ -80,10 +96,12 @@ struct  Iot__V1__RollupState
   Iot__V1__RollupCell **cells;
   size_t n_devices;
   Iot__V1__ZoneCount **devices;
+  size_t n_shares;
+  Iot__V1__KeyShare **shares;
 };
 #define IOT__V1__ROLLUP_STATE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&iot__v1__rollup_state__descriptor) \
-    , 0,NULL, 0,NULL }
+    , 0,NULL, 0,NULL, 0,NULL }
 
 
 /*
@@ -158,6 +176,25 @@ Iot__V1__ZoneCount *
 void   iot__v1__zone_count__free_unpacked
                      (Iot__V1__ZoneCount *message,
                       ProtobufCAllocator *allocator);
+/* Iot__V1__KeyShare methods */
+void   iot__v1__key_share__init
+                     (Iot__V1__KeyShare         *message);
+size_t iot__v1__key_share__get_packed_size
+                     (const Iot__V1__KeyShare   *message);
+size_t iot__v1__key_share__pack
+                     (const Iot__V1__KeyShare   *message,
+                      uint8_t             *out);
+size_t iot__v1__key_share__pack_to_buffer
+                     (const Iot__V1__KeyShare   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__KeyShare *
+       iot__v1__key_share__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__key_share__free_unpacked
+                     (Iot__V1__KeyShare *message,
+                      ProtobufCAllocator *allocator);
 /* Iot__V1__RollupState methods */
 void   iot__v1__rollup_state__init
                      (Iot__V1__RollupState         *message);
@@ -204,6 +241,9 @@ typedef void (*Iot__V1__RollupCell_Closure)
 typedef void (*Iot__V1__ZoneCount_Closure)
                  (const Iot__V1__ZoneCount *message,
                   void *closure_data);
+typedef void (*Iot__V1__KeyShare_Closure)
+                 (const Iot__V1__KeyShare *message,
+                  void *closure_data);
 typedef void (*Iot__V1__RollupState_Closure)
                  (const Iot__V1__RollupState *message,
                   void *closure_data);
@@ -218,6 +258,7 @@ typedef void (*Iot__V1__DeviceCensus_Closure)
 
 extern const ProtobufCMessageDescriptor iot__v1__rollup_cell__descriptor;
 extern const ProtobufCMessageDescriptor iot__v1__zone_count__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__key_share__descriptor;
 extern const ProtobufCMessageDescriptor iot__v1__rollup_state__descriptor;
 extern const ProtobufCMessageDescriptor iot__v1__device_census__descriptor;
 

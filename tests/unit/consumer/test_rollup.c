@@ -763,6 +763,7 @@ static void test_bucket_bound_under_a_zone_flood(void **state)
             }
             zone[60] = '\0';
             r[i] = reading("flood", zone, (double)(i % 100));
+            snprintf(r[i].consumer, sizeof(r[i].consumer), "key-%d", b % 6); /* six keys */
             e[i] = (pwc_entry){&r[i], "sensor-telemetry", 0, offset++, 1, 1};
         }
         pwc_rollup_groups g;
@@ -807,6 +808,57 @@ static void test_bucket_bound_under_a_zone_flood(void **state)
     free(e);
 }
 
+/* One key floods new zones: it fills its share of the bucket only, and a
+ * record of another key still gets a cell of its own. */
+static void test_one_key_fills_only_its_share(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    pwc_record *r = calloc(N + 1, sizeof(*r));
+    pwc_entry *e = calloc(N + 1, sizeof(*e));
+    assert_non_null(r);
+    assert_non_null(e);
+    for (int i = 0; i < N; i++) {
+        char zone[64];
+        snprintf(zone, sizeof(zone), "flood-zone-%06d-with-a-longer-name", i);
+        r[i] = reading("flood", zone, 1.0);
+        strcpy(r[i].consumer, "flooder");
+        e[i] = (pwc_entry){&r[i], "sensor-telemetry", 0, i, 1, 0};
+    }
+    r[N] = reading("steady", "steady-zone", 5.0);
+    strcpy(r[N].consumer, "plant-b");
+    e[N] = (pwc_entry){&r[N], "sensor-telemetry", 0, N, 1, 0};
+    pwc_rollup_groups g;
+    assert_int_equal(pwc_rollup_group_entries(PWC_ROLLUP_READINGS, PWC_RES_HOUR, e, N + 1, &g), 0);
+    pwc_rollup_state st;
+    pwc_rollup_state_init(&st);
+    assert_int_equal(pwc_rollup_fold(PWC_ROLLUP_READINGS, &st, &g.items[0], e), N + 1);
+    assert_true(st.overflowed > 0);
+    assert_true(st.bytes < PWC_ROLLUP_KEY_SHARE + 4096);
+    assert_int_equal(st.shares.n, 2);
+    assert_string_equal(st.shares.items[0].consumer, "flooder");
+    assert_true(st.shares.items[0].bytes <= PWC_ROLLUP_KEY_SHARE);
+    const pwc_rollup_cell *steady = cell(&st, "steady-zone");
+    assert_int_equal(steady->count, 1);
+    assert_true(steady->sum == 5.0);
+    /* the shares survive the document */
+    bson_t doc;
+    assert_int_equal(
+        pwc_rollup_doc(PWC_ROLLUP_READINGS, PWC_RES_HOUR, &g.items[0], e, &st, 0, &doc), 0);
+    size_t bytes = st.bytes;
+    uint64_t flooder = st.shares.items[0].bytes;
+    pwc_rollup_state_free(&st);
+    assert_int_equal(pwc_rollup_state_from_doc(PWC_ROLLUP_READINGS, &doc, &st), 0);
+    assert_int_equal(st.bytes, bytes);
+    assert_int_equal(st.shares.n, 2);
+    assert_true(st.shares.items[0].bytes == flooder);
+    bson_destroy(&doc);
+    pwc_rollup_state_free(&st);
+    pwc_rollup_groups_free(&g);
+    free(r);
+    free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -820,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_state_that_does_not_decode),
         cmocka_unit_test(test_next_version_only_grows),
         cmocka_unit_test(test_bucket_bound_under_a_zone_flood),
+        cmocka_unit_test(test_one_key_fills_only_its_share),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
