@@ -197,10 +197,11 @@ int pwc_ub_finish(pwc_update_batch *u)
 
 /* Test fault "refuse_device:<id>": that device's documents carry a field
  * name the store refuses, as a document it can never accept would. */
-static void add_insert(const pwc_store *s, mongoc_bulk_operation_t *bulk, const pwc_entry *e,
-                       bson_t *doc)
+static void add_insert(const pwc_store *s, const char *coll_name, mongoc_bulk_operation_t *bulk,
+                       const pwc_entry *e, bson_t *doc)
 {
-    if (s->refuse_device[0] == '\0' || strcmp(e->rec->device, s->refuse_device) != 0) {
+    if (s->refuse_device[0] == '\0' || strcmp(e->rec->device, s->refuse_device) != 0 ||
+        (s->refuse_raw_only && strcmp(coll_name, PW_COLL_TELEMETRY) != 0)) {
         mongoc_bulk_operation_insert_with_opts(bulk, doc, NULL, NULL);
         return;
     }
@@ -223,7 +224,7 @@ int pwc_insert_docs(pwc_store *s, mongoc_database_t *db, const char *coll_name,
     for (size_t i = 0; i < nsel; i++) {
         bson_t doc;
         build(&entries[sel[i]], &doc);
-        add_insert(s, bulk, &entries[sel[i]], &doc);
+        add_insert(s, coll_name, bulk, &entries[sel[i]], &doc);
         bson_destroy(&doc);
     }
     pwc_bulk_result r = {0};

@@ -46,14 +46,19 @@ int pwc_config_from_env(pwc_config *cfg, char *err, size_t errlen)
             return -1;
     }
     const char *fault = pw_env_str("PW_TEST_FAULT", "");
-    static const char refuse[] = "refuse_device:";
+    static const char refuse[] = "refuse_device:", refuse_raw[] = "refuse_raw_device:";
     if (strcmp(fault, "after_gate") == 0) {
         cfg->test_fault = 1;
     } else if (strncmp(fault, refuse, sizeof(refuse) - 1) == 0 && fault[sizeof(refuse) - 1]) {
         cfg->test_refuse_device = strdup(fault + sizeof(refuse) - 1);
+    } else if (strncmp(fault, refuse_raw, sizeof(refuse_raw) - 1) == 0 &&
+               fault[sizeof(refuse_raw) - 1]) {
+        cfg->test_refuse_device = strdup(fault + sizeof(refuse_raw) - 1);
+        cfg->test_refuse_raw_only = 1;
     } else if (fault[0] != '\0') {
         snprintf(err, errlen,
-                 "PW_TEST_FAULT: unknown fault \"%s\" (after_gate, refuse_device:<device id>)",
+                 "PW_TEST_FAULT: unknown fault \"%s\" (after_gate, refuse_device:<device id>, "
+                 "refuse_raw_device:<device id>)",
                  fault);
         return -1;
     }

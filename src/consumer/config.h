@@ -29,6 +29,7 @@ typedef struct {
     long store_explain;       /* PW_STORE_EXPLAIN: log each query shape's plan once (0/1) */
     int test_fault;           /* PW_TEST_FAULT (pwc_store_fault); tests only */
     char *test_refuse_device; /* PW_TEST_FAULT=refuse_device:<id>; tests only (owned) */
+    int test_refuse_raw_only; /* refuse_raw_device:<id>: only its raw telemetry documents */
 } pwc_config;
 
 /* 0, or -1 with a message in err. Strings are heap copies owned by cfg. */

@@ -530,6 +530,11 @@ static int isolate(pwc_consumer *c, pwc_entry *entries, pwc_item **owners, size_
                    const char *why)
 {
     if (n == 1) {
+        char err[512] = "";
+        if (pwc_store_discard(c->store, &entries[0], err, sizeof(err)) != 0) {
+            pw_log(PW_LOG_WARN, "store_failed", "refused record not discarded: %s", err);
+            return -1;
+        }
         refuse_item(owners[0], why);
         return 0;
     }

@@ -75,7 +75,7 @@ int main(void)
         return 1;
     }
     if (cfg.test_refuse_device) {
-        pwc_store_refuse_device(store, cfg.test_refuse_device);
+        pwc_store_refuse_device(store, cfg.test_refuse_device, cfg.test_refuse_raw_only);
     }
     if (pwc_ops_start(&ops, cfg.bind_addr, cfg.http_port, err, sizeof(err)) != 0)
         goto out;

@@ -71,9 +71,10 @@ void pwc_store_free(pwc_store *s)
     free(s);
 }
 
-void pwc_store_refuse_device(pwc_store *s, const char *device)
+void pwc_store_refuse_device(pwc_store *s, const char *device, int raw_only)
 {
     snprintf(s->refuse_device, sizeof(s->refuse_device), "%s", device ? device : "");
+    s->refuse_raw_only = raw_only;
 }
 
 void pwc_store_forget_buckets(pwc_store *s)
@@ -188,6 +189,50 @@ int pwc_decide_contributions(pwc_store *s, mongoc_database_t *db, pwc_entry *ent
     }
     free(uncertain);
     return rc;
+}
+
+/* ---- discarding a refused record ------------------------------------------ */
+
+/* Deletes {_id: token, origin: <e's position>} from coll: 1 deleted, 0 not
+ * there (or another delivery's), -1 with err. */
+static int delete_own(pwc_store *s, mongoc_database_t *db, const char *coll_name,
+                      const pwc_entry *e, int with_origin, char *err, size_t errlen)
+{
+    char origin[PWC_ORIGIN_LEN + 24];
+    pwc_origin_format(e->topic, e->partition, e->offset, origin, sizeof(origin));
+    mongoc_collection_t *coll = mongoc_database_get_collection(db, coll_name);
+    bson_t filter = BSON_INITIALIZER, reply;
+    BSON_APPEND_UTF8(&filter, PW_F_ID, e->rec->token);
+    if (with_origin) {
+        BSON_APPEND_UTF8(&filter, PW_F_ORIGIN, origin);
+    }
+    pw_store_plan_check(s->plans, coll, &filter, "refused record discard", PW_QUERY_FILTERED);
+    bson_error_t be;
+    int rc = -1;
+    if (mongoc_collection_delete_one(coll, &filter, NULL, &reply, &be)) {
+        bson_iter_t it;
+        rc = bson_iter_init_find(&it, &reply, "deletedCount") && bson_iter_as_int64(&it) > 0;
+    } else {
+        pwc_set_err(err, errlen, "refused record discard", &be);
+    }
+    bson_destroy(&reply);
+    bson_destroy(&filter);
+    mongoc_collection_destroy(coll);
+    return rc;
+}
+
+int pwc_store_discard(pwc_store *s, const pwc_entry *e, char *err, size_t errlen)
+{
+    mongoc_client_t *c = mongoc_client_pool_pop(s->pool);
+    mongoc_database_t *db = mongoc_client_get_database(c, s->db);
+    int reading = e->rec->kind == PWC_READING;
+    int rc = delete_own(s, db, reading ? PW_COLL_TOKENS : PW_COLL_ALERTS, e, 1, err, errlen);
+    if (rc == 1 && reading) {
+        rc = delete_own(s, db, PW_COLL_TELEMETRY, e, 0, err, errlen);
+    }
+    mongoc_database_destroy(db);
+    mongoc_client_pool_push(s->pool, c);
+    return rc < 0 ? -1 : 0;
 }
 
 /* ---- the write path --------------------------------------------------------- */

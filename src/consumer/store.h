@@ -40,10 +40,11 @@ typedef enum {
     PWC_FAULT_AFTER_GATE = 1, /* "after_gate": gate inserted, raw documents not */
 } pwc_store_fault;
 
-/* Test-only (PW_TEST_FAULT "refuse_device:<id>"): the documents of that
- * (normalized) device id carry a field name the store refuses, so its
- * records are refused deterministically. */
-void pwc_store_refuse_device(pwc_store *s, const char *device);
+/* Test-only (PW_TEST_FAULT "refuse_device:<id>", "refuse_raw_device:<id>"):
+ * the documents of that (normalized) device id carry a field name the store
+ * refuses, so its records are refused deterministically; raw_only: only its
+ * raw telemetry documents (refused after the gate insert). */
+void pwc_store_refuse_device(pwc_store *s, const char *device, int raw_only);
 
 /* A client pool for the store named by PW_MONGO_URI_FILE / PW_MONGO_URI
  * (connects lazily), database db (copied). explain: check every query
@@ -68,6 +69,12 @@ int pwc_store_ping(pwc_store *s);
  * of the call is refused for good, isolate it by writing parts). */
 int pwc_store_write(pwc_store *s, pwc_entry *entries, size_t n, pwc_write_result *res, char *err,
                     size_t errlen);
+
+/* After e was refused for good: removes what of it this delivery stored
+ * (its gate entry, when the gate holds e's own position, and then its raw
+ * reading), so that a replay of its dead letter stores it afresh. 0 or -1
+ * with err (transient: call again). */
+int pwc_store_discard(pwc_store *s, const pwc_entry *e, char *err, size_t errlen);
 
 /* Writes the settled offsets that pwc_store_write keeps for at most a second
  * (call before exiting). 0 or -1 with err. */

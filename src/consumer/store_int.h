@@ -50,6 +50,7 @@ struct pwc_store {
     pwc_write_result *res; /* counters of the running write */
     pwc_store_fault fault;
     char refuse_device[PW_MAX_ID_BYTES + 1]; /* test fault: the store refuses this device */
+    int refuse_raw_only;                     /* ... only its raw telemetry documents */
     int refused;                             /* the running write was refused (see bulk.c) */
     char refused_msg[200];
     /* shared */

@@ -202,6 +202,58 @@ def test_a_record_the_store_refuses_goes_to_the_dlq_and_its_partition_moves_on(
     assert_views_match(stack, store_view, zone)
 
 
+def test_a_record_refused_after_its_gate_insert_leaves_nothing_and_replays_once(
+        stack, store_view, kafka_config, iot_pb2, tmp_path):
+    """The store takes the gate entry but refuses the raw reading: the consumer
+    removes the gate entry again, so the dead letter, once replayed with the
+    cause gone, is stored exactly once."""
+    from test_dlq_tool import dlq
+    db = store_view.db
+    zone = f"refraw-{uuid.uuid4().hex[:8]}"
+    bad_dev, good_dev = f"{zone}-bad", f"{zone}-good"
+    start = dlq_end(kafka_config)
+    tokens = {}
+    with stack_consumers_stopped(stack):
+        for dev, n in ((good_dev, 3), (bad_dev, 1), (good_dev, 3)):
+            for _ in range(n):
+                token = str(uuid.uuid4())
+                off = produce(kafka_config, "sensor-telemetry", 2, dev.encode(), envelope(
+                    iot_pb2, token, device_id=dev, zone=zone, type="temperature",
+                    value=float(len(tokens)), unit="C", ts_ms=now_ms(), firmware="1.0.0"))
+                tokens[token] = (dev, off)
+        bad_token, (_, bad_off) = next((t, v) for t, v in tokens.items() if v[0] == bad_dev)
+        good = [t for t, v in tokens.items() if v[0] == good_dev]
+        pc = PrivateConsumer(stack, tmp_path, "consumer-refuse-raw",
+                             PW_TEST_FAULT=f"refuse_raw_device:{bad_dev}")
+        try:
+            assert wait_until(lambda: len(find_ids(db.telemetry, good)) == len(good) or None,
+                              STORE_TIMEOUT_S, 1.0), pc.log.read_text()[-3000:]
+            letters = wait_until(
+                lambda: dlq_letters(kafka_config, start, "sensor-telemetry", 2).get(bad_off),
+                60, 2.0)
+            assert letters and len(letters) == 1, letters
+            assert letters[0][0]["pw-dlq-reason"] == "store_refused"
+            # the gate entry the store took is gone again, no raw reading
+            assert db.ingest_tokens.find_one({"_id": bad_token}) is None
+            assert db.telemetry.find_one({"_id": bad_token}) is None
+            assert pc.stop() == 0
+        finally:
+            pc.stop(signal.SIGKILL)
+        assert pc.sanitizer_reports() == []
+    # the cause is gone (the stack's consumers do not refuse it): replay it
+    for _ in range(2):  # twice: the second replay stores nothing new
+        r = dlq(stack, "replay", "--reason", "store_refused", "--topic", "sensor-telemetry")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert wait_until(lambda: db.telemetry.find_one({"_id": bad_token}), STORE_TIMEOUT_S, 1.0)
+        time.sleep(3)
+        assert db.telemetry.count_documents({"_id": bad_token}) == 1
+        assert db.ingest_tokens.count_documents({"_id": bad_token}) == 1
+    docs = find_devices(db.telemetry, [good_dev, bad_dev], {"_id": 1})
+    assert sorted(d["_id"] for d in docs) == sorted(tokens)
+    from test_consumer_faults import assert_views_match
+    assert_views_match(stack, store_view, zone)
+
+
 def test_an_unwritable_dlq_pauses_the_consumer_and_loses_nothing_on_rebalance_and_sigterm(
         stack, store_view, kafka_config, iot_pb2, tmp_path):
     db = store_view.db
