@@ -161,8 +161,9 @@ int pwc_census_fold(pwc_census *c, const pwc_entry *e)
     }
     const pwc_record *r = e->rec;
     c->hw = e->offset;
-    if (!pwc_census_find(c, r->device) && c->bytes + entry_bytes(r->device, r->zone, r->firmware) >
-                                              PWC_CENSUS_BUDGET - PWC_CENSUS_RESERVE) {
+    int fresh = pwc_census_find(c, r->device) == NULL;
+    if (fresh && c->bytes + entry_bytes(r->device, r->zone, r->firmware) >
+                     PWC_CENSUS_BUDGET - PWC_CENSUS_RESERVE) {
         c->overflowed++;
         return 0;
     }
@@ -170,8 +171,8 @@ int pwc_census_fold(pwc_census *c, const pwc_entry *e)
     if (!d) {
         return -1;
     }
-    if (d->last_offset < 0 && d->last_ms == INT64_MIN) {
-        c->bytes += entry_bytes(d->device, "", "");
+    if (fresh) {
+        c->bytes += entry_bytes(d->device, "", ""); /* zone and firmware: take_zone_firmware */
     }
     if (r->ts_ms < d->first_ms) {
         d->first_ms = r->ts_ms;
