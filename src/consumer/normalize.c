@@ -261,10 +261,9 @@ static int ids_present(const pwc_record *r)
     return r->device[0] && r->zone[0] && (r->kind != PWC_READING || r->type[0]);
 }
 
-int pwc_decode_record(const void *value, size_t len, int64_t now_ms, pwc_record *out,
-                      const char **reason, char *detail, size_t detaillen)
+int pwc_decode_record(const void *value, size_t len, pwc_record *out, const char **reason,
+                      char *detail, size_t detaillen)
 {
-    (void)now_ms; /* the window is checked against the envelope's received_ms */
     memset(out, 0, sizeof(*out));
     if (!value || len == 0)
         return fail(reason, PWC_REASON_UNDECODABLE, detail, detaillen, "empty record value");

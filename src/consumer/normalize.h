@@ -42,10 +42,9 @@ int pwc_id_normalize(const char *in, char *out, size_t outlen);
  * window around the envelope's received_ms (the producer's receive time),
  * so consumer lag never makes an accepted record invalid; an envelope
  * without received_ms (0) is not checked against a window (its ts must
- * still be positive). now_ms, the consumer's clock, plays no part in the
- * checks. Returns 0, or -1 with a reason (one of PWC_REASON_*) and a
- * human-readable detail (valid UTF-8, at most detaillen bytes). */
-int pwc_decode_record(const void *value, size_t len, int64_t now_ms, pwc_record *out,
-                      const char **reason, char *detail, size_t detaillen);
+ * still be positive); the consumer's clock plays no part. Returns 0, or -1 with a reason (one of
+ * PWC_REASON_*) and a human-readable detail (valid UTF-8, at most detaillen bytes). */
+int pwc_decode_record(const void *value, size_t len, pwc_record *out, const char **reason,
+                      char *detail, size_t detaillen);
 
 #endif
