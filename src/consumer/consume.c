@@ -40,6 +40,7 @@ struct pwc_consumer {
     rd_kafka_t *rk;
     pwc_batch batch;
     rd_kafka_topic_partition_list_t *to_commit; /* next offsets, stored but not committed */
+    rd_kafka_topic_partition_list_t *committed; /* of partitions idle since assigned (lag) */
     volatile sig_atomic_t *stop;
     int paused;
     int64_t last_lag_us;
@@ -245,6 +246,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *e = NULL;
     /* a partition that comes back may have been written by another owner */
     pwc_store_forget_buckets(c->store);
+    rd_kafka_topic_partition_list_destroy(c->committed);
+    c->committed = rd_kafka_topic_partition_list_new(8);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (cooperative)
             e = rd_kafka_incremental_assign(rk, parts);
@@ -322,6 +325,7 @@ pwc_consumer *pwc_consumer_new(const pwc_config *cfg, pwc_store *store, pwc_dlq 
     c->ops = ops;
     c->stop = stop;
     c->to_commit = rd_kafka_topic_partition_list_new(8);
+    c->committed = rd_kafka_topic_partition_list_new(8);
     rd_kafka_conf_t *conf = pw_kafka_conf_new(&cfg->kafka, err, errlen);
     if (!conf || consumer_conf(cfg, conf, err, errlen) != 0) {
         if (conf)
@@ -366,6 +370,8 @@ void pwc_consumer_free(pwc_consumer *c)
         rd_kafka_destroy(c->rk);
     if (c->to_commit)
         rd_kafka_topic_partition_list_destroy(c->to_commit);
+    if (c->committed)
+        rd_kafka_topic_partition_list_destroy(c->committed);
     free(c);
 }
 
@@ -402,21 +408,25 @@ static void backoff_wait(pwc_consumer *c, long ms)
 
 /* ---- batch processing -------------------------------------------------------- */
 
+static void log_dead_letter(const pwc_item *it)
+{
+    pw_log_fields(PW_LOG_WARN, "dead_letter",
+                  json_pack("{s:s,s:s,s:i,s:I}", "reason", it->reason, "topic",
+                            rd_kafka_topic_name(it->msg->rkt), "partition", (int)it->msg->partition,
+                            "offset", (json_int_t)it->msg->offset),
+                  "%s", it->detail);
+}
+
 static void prepare_items(pwc_consumer *c)
 {
-    int64_t now = pw_now_ms();
     for (size_t i = 0; i < c->batch.n; i++) {
         pwc_item *it = c->batch.items[i];
         if (it->prepared)
             continue;
         it->prepared = 1;
-        if (pwc_decode_record(it->msg->payload, it->msg->len, now, &it->rec, &it->reason,
-                              it->detail, sizeof(it->detail)) != 0) {
-            pw_log_fields(PW_LOG_WARN, "dead_letter",
-                          json_pack("{s:s,s:s,s:i,s:I}", "reason", it->reason, "topic",
-                                    rd_kafka_topic_name(it->msg->rkt), "partition",
-                                    (int)it->msg->partition, "offset", (json_int_t)it->msg->offset),
-                          "%s", it->detail);
+        if (pwc_decode_record(it->msg->payload, it->msg->len, &it->rec, &it->reason, it->detail,
+                              sizeof(it->detail)) != 0) {
+            log_dead_letter(it);
         }
     }
 }
@@ -516,11 +526,7 @@ static void refuse_item(pwc_item *it, const char *why)
 {
     it->reason = PWC_REASON_REFUSED;
     snprintf(it->detail, sizeof(it->detail), "%s", why);
-    pw_log_fields(PW_LOG_WARN, "dead_letter",
-                  json_pack("{s:s,s:s,s:i,s:I}", "reason", it->reason, "topic",
-                            rd_kafka_topic_name(it->msg->rkt), "partition", (int)it->msg->partition,
-                            "offset", (json_int_t)it->msg->offset),
-                  "%s", it->detail);
+    log_dead_letter(it);
 }
 
 /* The store refused a write of entries[0..n): writes halves until the
@@ -630,26 +636,36 @@ static int process_batch(pwc_consumer *c)
 
 /* Positions of the partitions nothing was consumed from since their
  * assignment (rd_kafka_position has none): their committed offsets, where
- * the group resumes. */
+ * the group resumes. Only this owner commits them, so each is read from the
+ * group once per assignment (c->committed). */
 static void fill_committed(pwc_consumer *c, rd_kafka_topic_partition_list_t *parts)
 {
-    rd_kafka_topic_partition_list_t *idle = rd_kafka_topic_partition_list_new(parts->cnt);
+    rd_kafka_topic_partition_list_t *ask = rd_kafka_topic_partition_list_new(parts->cnt);
     for (int i = 0; i < parts->cnt; i++) {
-        if (parts->elems[i].offset < 0) {
-            rd_kafka_topic_partition_list_add(idle, parts->elems[i].topic,
-                                              parts->elems[i].partition);
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        if (tp->offset < 0 &&
+            !rd_kafka_topic_partition_list_find(c->committed, tp->topic, tp->partition)) {
+            rd_kafka_topic_partition_list_add(ask, tp->topic, tp->partition);
         }
     }
-    if (idle->cnt > 0 && rd_kafka_committed(c->rk, idle, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (int i = 0; i < idle->cnt; i++) {
-            rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
-                parts, idle->elems[i].topic, idle->elems[i].partition);
-            if (tp && idle->elems[i].offset >= 0) {
-                tp->offset = idle->elems[i].offset;
-            }
+    if (ask->cnt > 0 && rd_kafka_committed(c->rk, ask, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < ask->cnt; i++) {
+            rd_kafka_topic_partition_list_add(c->committed, ask->elems[i].topic,
+                                              ask->elems[i].partition)
+                ->offset = ask->elems[i].offset;
         }
     }
-    rd_kafka_topic_partition_list_destroy(idle);
+    rd_kafka_topic_partition_list_destroy(ask);
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        const rd_kafka_topic_partition_t *known =
+            tp->offset < 0
+                ? rd_kafka_topic_partition_list_find(c->committed, tp->topic, tp->partition)
+                : NULL;
+        if (known && known->offset >= 0) {
+            tp->offset = known->offset;
+        }
+    }
 }
 
 static void update_lag(pwc_consumer *c)
