@@ -19,8 +19,9 @@ struct pwc_cache {
 
 static void entry_free(pwc_cache *c, entry *e)
 {
-    if (c->drop)
+    if (c->drop) {
         c->drop(e->value);
+    }
     free(e->key);
     free(e);
 }
@@ -28,19 +29,22 @@ static void entry_free(pwc_cache *c, entry *e)
 static size_t hash_key(const char *s)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
+    for (; *s; s++) {
         h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    }
     return (size_t)h;
 }
 
 pwc_cache *pwc_cache_new(size_t max_entries, size_t value_size, pwc_cache_drop_fn drop)
 {
     pwc_cache *c = calloc(1, sizeof(*c));
-    if (!c)
+    if (!c) {
         return NULL;
+    }
     c->nbuckets = 64;
-    while (c->nbuckets < max_entries)
+    while (c->nbuckets < max_entries) {
         c->nbuckets *= 2;
+    }
     c->buckets = calloc(c->nbuckets, sizeof(entry *));
     if (!c->buckets) {
         free(c);
@@ -66,14 +70,16 @@ void pwc_cache_clear(pwc_cache *c)
 
 void pwc_cache_reserve(pwc_cache *c, size_t n)
 {
-    if (c->count + n > c->max_entries)
+    if (c->count + n > c->max_entries) {
         pwc_cache_clear(c);
+    }
 }
 
 void pwc_cache_free(pwc_cache *c)
 {
-    if (!c)
+    if (!c) {
         return;
+    }
     pwc_cache_clear(c);
     free(c->buckets);
     free(c);
@@ -82,8 +88,9 @@ void pwc_cache_free(pwc_cache *c)
 static entry **slot_of(pwc_cache *c, const char *key)
 {
     entry **p = &c->buckets[hash_key(key) & (c->nbuckets - 1)];
-    while (*p && strcmp((*p)->key, key) != 0)
+    while (*p && strcmp((*p)->key, key) != 0) {
         p = &(*p)->next;
+    }
     return p;
 }
 
@@ -97,8 +104,9 @@ int pwc_cache_put(pwc_cache *c, const char *key, const void *value)
 {
     entry **p = slot_of(c, key);
     if (*p) {
-        if (c->drop)
+        if (c->drop) {
             c->drop((*p)->value);
+        }
         memcpy((*p)->value, value, c->value_size);
         return 0;
     }
@@ -125,8 +133,9 @@ void pwc_cache_remove(pwc_cache *c, const char *key)
 {
     entry **p = slot_of(c, key);
     entry *e = *p;
-    if (!e)
+    if (!e) {
         return;
+    }
     *p = e->next;
     entry_free(c, e);
     c->count--;

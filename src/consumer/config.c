@@ -42,8 +42,9 @@ int pwc_config_from_env(pwc_config *cfg, char *err, size_t errlen)
     };
     for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
         if (pw_env_long(nums[i].name, nums[i].def, nums[i].min, nums[i].max, nums[i].out, err,
-                        errlen) != 0)
+                        errlen) != 0) {
             return -1;
+        }
     }
     const char *fault = pw_env_str("PW_TEST_FAULT", "");
     static const char refuse[] = "refuse_device:", refuse_raw[] = "refuse_raw_device:";
@@ -62,8 +63,9 @@ int pwc_config_from_env(pwc_config *cfg, char *err, size_t errlen)
                  fault);
         return -1;
     }
-    if (pw_kafka_settings_from_env(&cfg->kafka, "consumer", err, errlen) != 0)
+    if (pw_kafka_settings_from_env(&cfg->kafka, "consumer", err, errlen) != 0) {
         return -1;
+    }
     return 0;
 }
 

@@ -53,17 +53,20 @@ static int batch_add(pwc_batch *b, rd_kafka_message_t *m)
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 64;
         pwc_item **items = realloc(b->items, cap * sizeof(*items));
-        if (!items)
+        if (!items) {
             return -1;
+        }
         b->items = items;
         b->cap = cap;
     }
     pwc_item *it = calloc(1, sizeof(*it));
-    if (!it)
+    if (!it) {
         return -1;
+    }
     it->msg = m;
-    if (b->n == 0)
+    if (b->n == 0) {
         b->first_us = pw_monotonic_us();
+    }
     b->items[b->n++] = it;
     return 0;
 }
@@ -77,8 +80,9 @@ static void item_free(pwc_item *it)
 
 static void batch_clear(pwc_batch *b)
 {
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n; i++) {
         item_free(b->items[i]);
+    }
     b->n = 0;
 }
 
@@ -86,8 +90,10 @@ static int in_list(const rd_kafka_topic_partition_list_t *parts, const rd_kafka_
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
     for (int i = 0; i < parts->cnt; i++) {
-        if (parts->elems[i].partition == m->partition && strcmp(parts->elems[i].topic, topic) == 0)
+        if (parts->elems[i].partition == m->partition &&
+            strcmp(parts->elems[i].topic, topic) == 0) {
             return 1;
+        }
     }
     return 0;
 }
@@ -118,17 +124,20 @@ static void remember_offsets(pwc_consumer *c)
         const char *topic = rd_kafka_topic_name(m->rkt);
         rd_kafka_topic_partition_t *tp =
             rd_kafka_topic_partition_list_find(c->to_commit, topic, m->partition);
-        if (!tp)
+        if (!tp) {
             tp = rd_kafka_topic_partition_list_add(c->to_commit, topic, m->partition);
-        if (m->offset + 1 > tp->offset)
+        }
+        if (m->offset + 1 > tp->offset) {
             tp->offset = m->offset + 1;
+        }
     }
 }
 
 static int commit_list(pwc_consumer *c, rd_kafka_topic_partition_list_t *list)
 {
-    if (list->cnt == 0)
+    if (list->cnt == 0) {
         return 0;
+    }
     rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, list, 0);
     if (e) {
         pw_prom_add(c->ops->commit_errors, NULL, 1);
@@ -152,8 +161,9 @@ static void commit_pending(pwc_consumer *c)
  * next one, and revoke and shutdown still commit them synchronously. */
 static void commit_async(pwc_consumer *c)
 {
-    if (c->to_commit->cnt > 0)
+    if (c->to_commit->cnt > 0) {
         rd_kafka_commit(c->rk, c->to_commit, 1);
+    }
 }
 
 static void on_offset_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -162,8 +172,9 @@ static void on_offset_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     (void)rk;
     (void)offsets;
     pwc_consumer *c = opaque;
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
         return;
+    }
     pw_prom_add(c->ops->commit_errors, NULL, 1);
     pw_log(PW_LOG_WARN, "commit_failed", "offset commit failed: %s (the next one supersedes it)",
            rd_kafka_err2str(err));
@@ -173,14 +184,16 @@ static void on_offset_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static void set_paused(pwc_consumer *c, int paused, const char *why)
 {
-    if (c->paused == paused)
+    if (c->paused == paused) {
         return;
+    }
     rd_kafka_topic_partition_list_t *parts = NULL;
     if (rd_kafka_assignment(c->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
-        if (paused)
+        if (paused) {
             rd_kafka_pause_partitions(c->rk, parts);
-        else
+        } else {
             rd_kafka_resume_partitions(c->rk, parts);
+        }
         rd_kafka_topic_partition_list_destroy(parts);
     }
     c->paused = paused;
@@ -206,9 +219,10 @@ static void drop_lag(pwc_consumer *c, const rd_kafka_topic_partition_list_t *par
 static void log_parts(const char *event, const rd_kafka_topic_partition_list_t *parts)
 {
     json_t *arr = json_array();
-    for (int i = 0; i < parts->cnt; i++)
+    for (int i = 0; i < parts->cnt; i++) {
         json_array_append_new(
             arr, json_sprintf("%s:%" PRId32, parts->elems[i].topic, parts->elems[i].partition));
+    }
     pw_log_fields(PW_LOG_INFO, event, json_pack("{s:o}", "partitions", arr), "%d partitions",
                   parts->cnt);
 }
@@ -228,14 +242,16 @@ static void on_revoke(pwc_consumer *c, rd_kafka_topic_partition_list_t *parts)
                                               parts->elems[i].partition);
         }
     }
-    if (!lost)
+    if (!lost) {
         commit_list(c, mine);
+    }
     rd_kafka_topic_partition_list_destroy(mine);
     drop_lag(c, parts);
     log_parts(lost ? "partitions_lost" : "partitions_revoked", parts);
-    if (dropped)
+    if (dropped) {
         pw_log(PW_LOG_INFO, "batch_dropped", "%zu unstored records of revoked partitions dropped",
                dropped);
+    }
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -249,20 +265,23 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_topic_partition_list_destroy(c->committed);
     c->committed = rd_kafka_topic_partition_list_new(8);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        if (cooperative)
+        if (cooperative) {
             e = rd_kafka_incremental_assign(rk, parts);
-        else
+        } else {
             rd_kafka_assign(rk, parts);
-        if (c->paused)
+        }
+        if (c->paused) {
             rd_kafka_pause_partitions(rk, parts);
+        }
         atomic_store(&c->ops->kafka_joined, 1);
         log_parts("partitions_assigned", parts);
     } else {
         on_revoke(c, parts);
-        if (cooperative)
+        if (cooperative) {
             e = rd_kafka_incremental_unassign(rk, parts);
-        else
+        } else {
             rd_kafka_assign(rk, NULL);
+        }
     }
     if (e) {
         pw_log(PW_LOG_ERROR, "rebalance_failed", "%s", rd_kafka_error_string(e));
@@ -307,8 +326,9 @@ static int consumer_conf(const pwc_config *cfg, rd_kafka_conf_t *conf, char *err
         {"enable.partition.eof", "false"},
     };
     for (size_t i = 0; i < sizeof(kv) / sizeof(*kv); i++) {
-        if (pw_kafka_conf_set(conf, kv[i][0], kv[i][1], err, errlen) != 0)
+        if (pw_kafka_conf_set(conf, kv[i][0], kv[i][1], err, errlen) != 0) {
             return -1;
+        }
     }
     return 0;
 }
@@ -317,8 +337,9 @@ pwc_consumer *pwc_consumer_new(const pwc_config *cfg, pwc_store *store, pwc_dlq 
                                volatile sig_atomic_t *stop, char *err, size_t errlen)
 {
     pwc_consumer *c = calloc(1, sizeof(*c));
-    if (!c)
+    if (!c) {
         return NULL;
+    }
     c->cfg = cfg;
     c->store = store;
     c->dlq = dlq;
@@ -328,8 +349,9 @@ pwc_consumer *pwc_consumer_new(const pwc_config *cfg, pwc_store *store, pwc_dlq 
     c->committed = rd_kafka_topic_partition_list_new(8);
     rd_kafka_conf_t *conf = pw_kafka_conf_new(&cfg->kafka, err, errlen);
     if (!conf || consumer_conf(cfg, conf, err, errlen) != 0) {
-        if (conf)
+        if (conf) {
             rd_kafka_conf_destroy(conf);
+        }
         pwc_consumer_free(c);
         return NULL;
     }
@@ -362,16 +384,20 @@ pwc_consumer *pwc_consumer_new(const pwc_config *cfg, pwc_store *store, pwc_dlq 
 
 void pwc_consumer_free(pwc_consumer *c)
 {
-    if (!c)
+    if (!c) {
         return;
+    }
     batch_clear(&c->batch);
     free(c->batch.items);
-    if (c->rk)
+    if (c->rk) {
         rd_kafka_destroy(c->rk);
-    if (c->to_commit)
+    }
+    if (c->to_commit) {
         rd_kafka_topic_partition_list_destroy(c->to_commit);
-    if (c->committed)
+    }
+    if (c->committed) {
         rd_kafka_topic_partition_list_destroy(c->committed);
+    }
     free(c);
 }
 
@@ -380,8 +406,9 @@ void pwc_consumer_free(pwc_consumer *c)
 static void poll_once(pwc_consumer *c, int timeout_ms)
 {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
-    if (!m)
+    if (!m) {
         return;
+    }
     if (m->err) {
         pw_log(PW_LOG_WARN, "consume_error", "%s", rd_kafka_message_errstr(m));
         rd_kafka_message_destroy(m);
@@ -400,8 +427,9 @@ static void backoff_wait(pwc_consumer *c, long ms)
     int64_t until = pw_monotonic_us() + ms * 1000;
     while (!*c->stop) {
         int64_t left = (until - pw_monotonic_us()) / 1000;
-        if (left <= 0)
+        if (left <= 0) {
             break;
+        }
         poll_once(c, left > 100 ? 100 : (int)left);
     }
 }
@@ -421,8 +449,9 @@ static void prepare_items(pwc_consumer *c)
 {
     for (size_t i = 0; i < c->batch.n; i++) {
         pwc_item *it = c->batch.items[i];
-        if (it->prepared)
+        if (it->prepared) {
             continue;
+        }
         it->prepared = 1;
         if (pwc_decode_record(it->msg->payload, it->msg->len, &it->rec, &it->reason, it->detail,
                               sizeof(it->detail)) != 0) {
@@ -707,8 +736,9 @@ int pwc_consumer_run(pwc_consumer *c)
         poll_once(c, timeout);
         int64_t age_ms = c->batch.n ? (pw_monotonic_us() - c->batch.first_us) / 1000 : 0;
         if (c->batch.n >= (size_t)c->cfg->batch_max ||
-            (c->batch.n > 0 && age_ms >= c->cfg->batch_ms))
+            (c->batch.n > 0 && age_ms >= c->cfg->batch_ms)) {
             process_batch(c);
+        }
         update_lag(c);
     }
     pw_log(PW_LOG_INFO, "stopping", "finishing the batch of %zu, committing, leaving the group",
@@ -720,8 +750,9 @@ int pwc_consumer_run(pwc_consumer *c)
         batch_clear(&c->batch);
     }
     char err[256];
-    if (rc == 0 && pwc_store_flush_progress(c->store, err, sizeof(err)) != 0)
+    if (rc == 0 && pwc_store_flush_progress(c->store, err, sizeof(err)) != 0) {
         pw_log(PW_LOG_WARN, "progress_not_saved", "settled offsets not saved: %s", err);
+    }
     commit_pending(c);
     rd_kafka_consumer_close(c->rk);
     pw_log(PW_LOG_INFO, "stopped", "left the consumer group");

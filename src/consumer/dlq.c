@@ -49,8 +49,9 @@ static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
 pwc_dlq *pwc_dlq_new(const pwc_config *cfg, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = pw_kafka_conf_new(&cfg->kafka, err, errlen);
-    if (!conf)
+    if (!conf) {
         return NULL;
+    }
     if (pw_kafka_conf_set(conf, "acks", "all", err, errlen) ||
         pw_kafka_conf_set(conf, "enable.idempotence", "true", err, errlen) ||
         pw_kafka_conf_set(conf, "linger.ms", "5", err, errlen) ||
@@ -91,10 +92,11 @@ static rd_kafka_headers_t *dlq_headers(const rd_kafka_message_t *src, const char
                                        const char *detail)
 {
     rd_kafka_headers_t *orig = NULL, *h;
-    if (rd_kafka_message_headers(src, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
+    if (rd_kafka_message_headers(src, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig) {
         h = rd_kafka_headers_copy(orig);
-    else
+    } else {
         h = rd_kafka_headers_new(8);
+    }
     char part[16], off[24];
     snprintf(part, sizeof(part), "%" PRId32, src->partition);
     snprintf(off, sizeof(off), "%" PRId64, src->offset);

@@ -40,8 +40,9 @@ static int prepare_store(pwc_store *store, const pwc_config *cfg)
     long backoff = 200;
     while (!stop_requested) {
         if (pwc_store_prepare(store, cfg->telemetry_ttl_s, cfg->alerts_ttl_s, err, sizeof(err)) ==
-            0)
+            0) {
             return 0;
+        }
         pw_log(PW_LOG_WARN, "store_unavailable", "preparing the storage layout: %s", err);
         usleep((useconds_t)backoff * 1000);
         backoff = backoff * 2 > cfg->retry_max_ms ? cfg->retry_max_ms : backoff * 2;
@@ -77,8 +78,9 @@ int main(void)
     if (cfg.test_refuse_device) {
         pwc_store_refuse_device(store, cfg.test_refuse_device, cfg.test_refuse_raw_only);
     }
-    if (pwc_ops_start(&ops, cfg.bind_addr, cfg.http_port, err, sizeof(err)) != 0)
+    if (pwc_ops_start(&ops, cfg.bind_addr, cfg.http_port, err, sizeof(err)) != 0) {
         goto out;
+    }
     pw_log(PW_LOG_INFO, "listening", "ops HTTP on %s:%ld", cfg.bind_addr, cfg.http_port);
     if (prepare_store(store, &cfg) != 0) {
         rc = 0; /* stopped while waiting */
@@ -86,17 +88,20 @@ int main(void)
     }
     sweeper = pwc_sweeper_start(&cfg, store);
     dlq = pwc_dlq_new(&cfg, err, sizeof(err));
-    if (!dlq)
+    if (!dlq) {
         goto out;
+    }
     consumer = pwc_consumer_new(&cfg, store, dlq, &ops, &stop_requested, err, sizeof(err));
-    if (!consumer)
+    if (!consumer) {
         goto out;
+    }
     pw_log(PW_LOG_INFO, "started", "consuming %s and %s as group %s (batch %ld / %ld ms)",
            cfg.topic_telemetry, cfg.topic_alerts, cfg.group, cfg.batch_max, cfg.batch_ms);
     rc = pwc_consumer_run(consumer);
 out:
-    if (rc == 1)
+    if (rc == 1) {
         pw_log(PW_LOG_ERROR, "startup_failed", "%s", err);
+    }
     pwc_consumer_free(consumer);
     pwc_sweeper_stop(sweeper);
     pwc_dlq_free(dlq);

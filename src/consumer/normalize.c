@@ -37,8 +37,9 @@ static const pwc_unit_rule *find_rule(const pwc_unit_rule *rules, size_t n, cons
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(rules[i].name, u) == 0)
+        if (strcmp(rules[i].name, u) == 0) {
             return &rules[i];
+        }
     }
     return NULL;
 }
@@ -49,20 +50,23 @@ int pwc_unit_normalize(const char *type, double value, const char *unit, double 
     const pwc_unit_rule *rule;
     if (strcasecmp(type, "temperature") == 0) {
         rule = find_rule(temperature_units, sizeof(temperature_units) / sizeof(*rule), unit);
-        if (!rule)
+        if (!rule) {
             return -1;
+        }
         /* °F: (v − 32) × 5/9; written as v·5/9 − 160/9, evaluated the direct way */
-        if (rule->offset != 0.0 && rule->scale != 1.0)
+        if (rule->offset != 0.0 && rule->scale != 1.0) {
             *out_value = (value - 32.0) * 5.0 / 9.0;
-        else
+        } else {
             *out_value = value * rule->scale + rule->offset;
+        }
         *out_unit = "C";
         return *out_value < -273.15 - 1e-9 ? -1 : 0;
     }
     if (strcasecmp(type, "pressure") == 0) {
         rule = find_rule(pressure_units, sizeof(pressure_units) / sizeof(*rule), unit);
-        if (!rule)
+        if (!rule) {
             return -1;
+        }
         *out_value = value * rule->scale;
         *out_unit = "hPa";
         return *out_value < 0 ? -1 : 0;
@@ -265,12 +269,14 @@ int pwc_decode_record(const void *value, size_t len, pwc_record *out, const char
                       char *detail, size_t detaillen)
 {
     memset(out, 0, sizeof(*out));
-    if (!value || len == 0)
+    if (!value || len == 0) {
         return fail(reason, PWC_REASON_UNDECODABLE, detail, detaillen, "empty record value");
+    }
     Iot__V1__Envelope *env = iot__v1__envelope__unpack(NULL, len, value);
-    if (!env)
+    if (!env) {
         return fail(reason, PWC_REASON_UNDECODABLE, detail, detaillen,
                     "value is not an iot.v1.Envelope");
+    }
     int rc = -1;
     if (env->schema_version > PWC_SCHEMA_VERSION) {
         char msg[64];
@@ -318,7 +324,8 @@ void pwc_tp_key(const char *topic, int32_t partition, char *out, size_t outlen)
 {
     snprintf(out, outlen, "%s:%d", topic, (int)partition);
     for (char *p = out; *p; p++) {
-        if (*p == '.' || *p == '$')
+        if (*p == '.' || *p == '$') {
             *p = '_';
+        }
     }
 }

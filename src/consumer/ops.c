@@ -19,8 +19,9 @@ int pwc_ops_init(pwc_ops *o, pwc_store *store)
     memset(o, 0, sizeof(*o));
     o->store = store;
     o->prom = pw_prom_new();
-    if (!o->prom)
+    if (!o->prom) {
         return -1;
+    }
     o->stored = pw_prom_counter(o->prom, "pw_consumer_stored_total",
                                 "Documents newly stored, by collection", "collection");
     o->duplicates = pw_prom_counter(o->prom, "pw_consumer_duplicates_total",
@@ -98,8 +99,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     (void)con_cls;
     pwc_ops *o = cls;
     enum MHD_Result r;
-    if (pw_http_serve_ops(c, url, method, o->prom, pwc_ops_ready, o, &r))
+    if (pw_http_serve_ops(c, url, method, o->prom, pwc_ops_ready, o, &r)) {
         return r;
+    }
     return pw_http_send_error(c, 404, "not_found", "no such endpoint", NULL);
 }
 
@@ -125,8 +127,9 @@ int pwc_ops_start(pwc_ops *o, const char *addr, long port, char *err, size_t err
 
 void pwc_ops_stop(pwc_ops *o)
 {
-    if (o->httpd)
+    if (o->httpd) {
         MHD_stop_daemon(o->httpd);
+    }
     o->httpd = NULL;
 }
 

@@ -46,8 +46,9 @@ static int keyed_cmp(const void *a, const void *b)
 {
     const keyed_entry *x = a, *y = b;
     int c = strcmp(x->key, y->key);
-    if (c)
+    if (c) {
         return c;
+    }
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
@@ -55,19 +56,23 @@ static int keyed_cmp(const void *a, const void *b)
 static int groups_from_sorted(const keyed_entry *ke, size_t m, pwc_rollup_groups *out)
 {
     out->items = calloc(m ? m : 1, sizeof(*out->items));
-    if (!out->items)
+    if (!out->items) {
         return -1;
+    }
     for (size_t i = 0; i < m;) {
         size_t j = i;
-        while (j < m && strcmp(ke[j].key, ke[i].key) == 0)
+        while (j < m && strcmp(ke[j].key, ke[i].key) == 0) {
             j++;
+        }
         pwc_rollup_group *g = &out->items[out->n++];
         memcpy(g->key, ke[i].key, sizeof(g->key));
         g->idx = malloc((j - i) * sizeof(size_t));
-        if (!g->idx)
+        if (!g->idx) {
             return -1;
-        for (size_t q = i; q < j; q++)
+        }
+        for (size_t q = i; q < j; q++) {
             g->idx[g->n++] = ke[q].idx;
+        }
         i = j;
     }
     return 0;
@@ -78,28 +83,33 @@ int pwc_rollup_group_entries(pwc_rollup_kind k, pwc_rollup_res res, const pwc_en
 {
     memset(out, 0, sizeof(*out));
     keyed_entry *ke = calloc(n ? n : 1, sizeof(*ke));
-    if (!ke)
+    if (!ke) {
         return -1;
+    }
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!entries[i].contributes && !entries[i].new_device)
+        if (!entries[i].contributes && !entries[i].new_device) {
             continue;
-        if (pwc_rollup_key(k, res, &entries[i], ke[m].key, sizeof(ke[m].key)) != 0)
+        }
+        if (pwc_rollup_key(k, res, &entries[i], ke[m].key, sizeof(ke[m].key)) != 0) {
             continue;
+        }
         ke[m++].idx = i;
     }
     qsort(ke, m, sizeof(*ke), keyed_cmp);
     int rc = groups_from_sorted(ke, m, out);
     free(ke);
-    if (rc != 0)
+    if (rc != 0) {
         pwc_rollup_groups_free(out);
+    }
     return rc;
 }
 
 void pwc_rollup_groups_free(pwc_rollup_groups *g)
 {
-    for (size_t i = 0; i < g->n; i++)
+    for (size_t i = 0; i < g->n; i++) {
         free(g->items[i].idx);
+    }
     free(g->items);
     memset(g, 0, sizeof(*g));
 }
@@ -126,8 +136,9 @@ static pwc_rollup_cell *cell_add(pwc_rollup_cells *a)
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 16;
         pwc_rollup_cell *c = realloc(a->items, cap * sizeof(*c));
-        if (!c)
+        if (!c) {
             return NULL;
+        }
         a->items = c;
         a->cap = cap;
     }
@@ -371,23 +382,28 @@ static int fold_one(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_entry *e)
     const pwc_record *r = e->rec;
     if (e->new_device) {
         pwc_rollup_cell *d = cell_find(s, &s->devices, r->zone, "", "", r->consumer);
-        if (!d)
+        if (!d) {
             return -1;
+        }
         d->count++;
     }
-    if (!e->contributes)
+    if (!e->contributes) {
         return 0;
+    }
     pwc_rollup_cell *c = k == PWC_ROLLUP_READINGS
                              ? cell_find(s, &s->cells, r->zone, r->type, "", r->consumer)
                              : cell_find(s, &s->cells, r->zone, r->severity, r->code, r->consumer);
-    if (!c)
+    if (!c) {
         return -1;
+    }
     if (k == PWC_ROLLUP_READINGS) {
         double v = r->value;
-        if (c->count == 0 || v < c->min)
+        if (c->count == 0 || v < c->min) {
             c->min = v;
-        if (c->count == 0 || v > c->max)
+        }
+        if (c->count == 0 || v > c->max) {
             c->max = v;
+        }
         c->sum += v;
     }
     c->count++;
@@ -401,10 +417,12 @@ long pwc_rollup_fold(pwc_rollup_kind k, pwc_rollup_state *s, const pwc_rollup_gr
     long counted = 0;
     for (size_t i = 0; i < g->n; i++) {
         const pwc_entry *e = &entries[g->idx[i]];
-        if (e->offset <= s->hw)
+        if (e->offset <= s->hw) {
             continue;
-        if (fold_one(k, s, e) != 0)
+        }
+        if (fold_one(k, s, e) != 0) {
             return -1;
+        }
         s->hw = e->offset;
         counted++;
     }
