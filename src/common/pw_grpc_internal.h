@@ -94,4 +94,10 @@ void pw_grpc_reflection_info(pw_grpc_call *call, void *ctx);
 pw_grpc_refl *pw_grpc_refl_new(void);
 void pw_grpc_refl_free(pw_grpc_refl *r);
 
+/* The packed ServerReflectionResponse to one packed request, listing
+ * services[0..nservices) (borrowed) for list_services. 0 with *out malloc'd
+ * (caller frees), -1 if the request does not decode, -2 out of memory. */
+int pw_grpc_refl_respond(const pw_grpc_refl *r, char *const *services, size_t nservices,
+                         const uint8_t *req, size_t len, uint8_t **out, size_t *out_len);
+
 #endif

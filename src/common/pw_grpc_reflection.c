@@ -243,32 +243,35 @@ static void pw_grpc_refl_files(const pw_grpc_refl *r, long i, pw_grpc_refl_resp 
     resp->file_descriptor_response = &p->files;
 }
 
-static void pw_grpc_refl_list(const pw_grpc_server *s, pw_grpc_refl_resp *resp,
+static void pw_grpc_refl_list(char *const *services, size_t nservices, pw_grpc_refl_resp *resp,
                               pw_grpc_refl_parts *p)
 {
     grpc__reflection__v1__list_service_response__init(&p->list);
-    for (size_t i = 0; i < s->nservices; i++) {
+    if (nservices > PW_GRPC_MAX_METHODS) {
+        nservices = PW_GRPC_MAX_METHODS;
+    }
+    for (size_t i = 0; i < nservices; i++) {
         grpc__reflection__v1__service_response__init(&p->svc[i]);
-        p->svc[i].name = s->services[i];
+        p->svc[i].name = services[i];
         p->svcp[i] = &p->svc[i];
     }
-    p->list.n_service = s->nservices;
+    p->list.n_service = nservices;
     p->list.service = p->svcp;
     resp->message_response_case =
         GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE;
     resp->list_services_response = &p->list;
 }
 
-static void pw_grpc_refl_answer(const pw_grpc_server *s, pw_grpc_refl_req *req,
-                                pw_grpc_refl_resp *resp, pw_grpc_refl_parts *p)
+static void pw_grpc_refl_answer(const pw_grpc_refl *r, char *const *services, size_t nservices,
+                                pw_grpc_refl_req *req, pw_grpc_refl_resp *resp,
+                                pw_grpc_refl_parts *p)
 {
-    const pw_grpc_refl *r = s->refl;
     long i;
     resp->valid_host = req->host;
     resp->original_request = req;
     switch (req->message_request_case) {
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES:
-        pw_grpc_refl_list(s, resp, p);
+        pw_grpc_refl_list(services, nservices, resp, p);
         break;
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME:
         i = pw_grpc_refl_by_name(r, req->file_by_filename);
@@ -303,27 +306,54 @@ static void pw_grpc_refl_answer(const pw_grpc_server *s, pw_grpc_refl_req *req,
     }
 }
 
+int pw_grpc_refl_respond(const pw_grpc_refl *r, char *const *services, size_t nservices,
+                         const uint8_t *req_buf, size_t req_len, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    pw_grpc_refl_req *req =
+        grpc__reflection__v1__server_reflection_request__unpack(NULL, req_len, req_buf);
+    if (req == NULL) {
+        return -1;
+    }
+    pw_grpc_refl_parts p;
+    p.seen = calloc(r->set->n_file + 1, 1);
+    p.blobs = calloc(r->set->n_file + 1, sizeof *p.blobs);
+    int rc = -2;
+    if (p.seen != NULL && p.blobs != NULL) {
+        pw_grpc_refl_resp resp = GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__INIT;
+        pw_grpc_refl_answer(r, services, nservices, req, &resp, &p);
+        size_t n = grpc__reflection__v1__server_reflection_response__get_packed_size(&resp);
+        *out = malloc(n ? n : 1);
+        if (*out != NULL) {
+            *out_len = grpc__reflection__v1__server_reflection_response__pack(&resp, *out);
+            rc = 0;
+        }
+    }
+    free(p.seen);
+    free(p.blobs);
+    grpc__reflection__v1__server_reflection_request__free_unpacked(req, NULL);
+    return rc;
+}
+
 /* Answers one request message; 0, or -1 with the call finished. */
 static int pw_grpc_refl_one(pw_grpc_call *call, const pw_grpc_server *s, const uint8_t *buf,
-                            size_t len, pw_grpc_refl_parts *p)
+                            size_t len)
 {
-    pw_grpc_refl_req *req = grpc__reflection__v1__server_reflection_request__unpack(NULL, len, buf);
-    if (req == NULL) {
+    uint8_t *out;
+    size_t n;
+    int rc = pw_grpc_refl_respond(s->refl, s->services, s->nservices, buf, len, &out, &n);
+    if (rc == -1) {
         pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_INVALID_ARGUMENT,
                             "ServerReflectionRequest does not decode");
         return -1;
     }
-    pw_grpc_refl_resp resp = GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__INIT;
-    pw_grpc_refl_answer(s, req, &resp, p);
-    size_t n = grpc__reflection__v1__server_reflection_response__get_packed_size(&resp);
-    uint8_t *out = malloc(n ? n : 1);
-    int rc = -1;
-    if (out != NULL) {
-        grpc__reflection__v1__server_reflection_response__pack(&resp, out);
-        rc = pw_grpc_call_send(call, out, n);
-        free(out);
+    if (rc != 0) {
+        pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return -1;
     }
-    grpc__reflection__v1__server_reflection_request__free_unpacked(req, NULL);
+    rc = pw_grpc_call_send(call, out, n);
+    free(out);
     if (rc != 0) {
         pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_CANCELLED, "stream failed");
     }
@@ -333,28 +363,19 @@ static int pw_grpc_refl_one(pw_grpc_call *call, const pw_grpc_server *s, const u
 void pw_grpc_reflection_info(pw_grpc_call *call, void *ctx)
 {
     const pw_grpc_server *s = ctx;
-    pw_grpc_refl_parts p;
-    p.seen = calloc(s->refl->set->n_file + 1, 1);
-    p.blobs = calloc(s->refl->set->n_file + 1, sizeof *p.blobs);
-    if (p.seen == NULL || p.blobs == NULL) {
-        pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    } else {
-        uint8_t *buf;
-        size_t len;
-        int rc;
-        while ((rc = pw_grpc_call_recv(call, &buf, &len)) == 1) {
-            int one = pw_grpc_refl_one(call, s, buf, len, &p);
-            free(buf);
-            if (one != 0) {
-                break;
-            }
-        }
-        if (rc == 0) {
-            pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_OK, NULL);
-        } else {
-            pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_CANCELLED, "stream failed");
+    uint8_t *buf;
+    size_t len;
+    int rc;
+    while ((rc = pw_grpc_call_recv(call, &buf, &len)) == 1) {
+        int one = pw_grpc_refl_one(call, s, buf, len);
+        free(buf);
+        if (one != 0) {
+            return;
         }
     }
-    free(p.seen);
-    free(p.blobs);
+    if (rc == 0) {
+        pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_OK, NULL);
+    } else {
+        pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_CANCELLED, "stream failed");
+    }
 }
