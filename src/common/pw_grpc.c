@@ -500,6 +500,7 @@ pw_grpc_server *pw_grpc_server_new_limits(const char *addr, size_t max_recv_byte
     pw_grpc_cond_init_monotonic(&s->worker_cond);
     pw_grpc_cond_init_monotonic(&s->health_cond);
     atomic_init(&s->stopping, 0);
+    atomic_init(&s->watches, 0);
     return s;
 }
 

@@ -3,7 +3,9 @@
  * from start until pw_grpc_server_set_serving(s, 0) or stop; other names are
  * NOT_FOUND (Check) or SERVICE_UNKNOWN (Watch). Watch sends the status, then
  * each change, until the client leaves, the server stops or the call reaches
- * PW_GRPC_MAX_CALL_MS; it holds a thread but no worker while it waits. */
+ * PW_GRPC_MAX_CALL_MS; it holds a thread but no worker while it waits, so at
+ * most a quarter of PW_GRPC_MAX_CALLS watches are open at once (more get
+ * RESOURCE_EXHAUSTED). */
 #include <grpc/support/time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,9 +127,24 @@ static int pw_grpc_health_wait(pw_grpc_call *c, unsigned version)
     return 0;
 }
 
+static void pw_grpc_health_watch_run(pw_grpc_call *call, pw_grpc_server *s);
+
 void pw_grpc_health_watch(pw_grpc_call *call, void *ctx)
 {
     pw_grpc_server *s = ctx;
+    long cap = s->lim.max_calls / 4 > 0 ? s->lim.max_calls / 4 : 1;
+    if (atomic_fetch_add(&s->watches, 1) >= cap) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "too many health watches: %ld open; use Check", cap);
+        pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
+    } else {
+        pw_grpc_health_watch_run(call, s);
+    }
+    atomic_fetch_sub(&s->watches, 1);
+}
+
+static void pw_grpc_health_watch_run(pw_grpc_call *call, pw_grpc_server *s)
+{
     pw_grpc_health_req *req = pw_grpc_health_read(call);
     if (req == NULL) {
         return;

@@ -73,6 +73,7 @@ struct pw_grpc_server {
     int serving;
     unsigned health_version;
 
+    atomic_int watches; /* Health.Watch calls open */
     atomic_long st_total, st_busy, st_no_worker, st_idle, st_lifetime;
 };
 

@@ -46,13 +46,14 @@ typedef struct {
     int stopped;
 } fixture;
 
-static int setup(void **state)
+static int setup_max_calls(void **state, long max_calls)
 {
     fixture *f = calloc(1, sizeof *f);
     char err[256] = "", target[64];
     snprintf(target, sizeof target, "127.0.0.1:%d", free_port());
     pw_grpc_limits l;
     pw_grpc_limits_default(&l);
+    l.max_calls = max_calls;
     f->srv = pw_grpc_server_new_limits(target, 4096, &l, err, sizeof err);
     assert_non_null(f->srv);
     assert_int_equal(pw_grpc_server_add_method(f->srv, "/test.v1.Echo/Unary", echo_handler, NULL),
@@ -66,6 +67,17 @@ static int setup(void **state)
     grpc_channel_credentials_release(creds);
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_max_calls(state, 128);
+}
+
+/* at most max_calls / 4 = 1 Health.Watch */
+static int setup_one_watch(void **state)
+{
+    return setup_max_calls(state, 4);
 }
 
 static int teardown(void **state)
@@ -275,6 +287,42 @@ static void test_health_watch(void **state)
     assert_int_equal(w.status, GRPC_STATUS_OK);
 }
 
+static void count_message(void *ctx, const uint8_t *msg, size_t len)
+{
+    (void)msg;
+    (void)len;
+    (*(int *)ctx)++;
+}
+
+static void test_health_watch_cap(void **state)
+{
+    fixture *f = *state;
+    watcher w;
+    memset(&w, 0, sizeof w);
+    w.ch = f->ch;
+    atomic_init(&w.n, 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, watch_main, &w), 0);
+    wait_count(&w.n, 1);
+
+    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    uint8_t buf[16];
+    size_t n = grpc__health__v1__health_check_request__pack(&req, buf);
+    int got = 0;
+    assert_int_equal(
+        stream_call(f->ch, "/grpc.health.v1.Health/Watch", buf, n, 1, count_message, &got),
+        GRPC_STATUS_RESOURCE_EXHAUSTED);
+    assert_int_equal(got, 0);
+    client_result r;
+    int status;
+    health_check(f->ch, "", &r, &status); /* Check still answers */
+    assert_int_equal(status, SERVING);
+
+    pw_grpc_server_stop(f->srv, 2000);
+    pthread_join(t, NULL);
+    assert_int_equal(w.status, GRPC_STATUS_OK);
+}
+
 /* ---- reflection ---------------------------------------------------------- */
 
 /* One reflection request on its own stream; the decoded response. */
@@ -457,6 +505,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_health_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_watch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_watch_cap, setup_one_watch, teardown),
         cmocka_unit_test_setup_teardown(test_reflection_list_services, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reflection_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reflection_errors, setup, teardown),
