@@ -53,6 +53,8 @@ pw_service_env() {
     producer-*)
         echo "PW_HTTP_PORT=$((8080 + n))"
         echo "PW_GRPC_PORT=$((50050 + n))"
+        # a short gRPC idle timeout, so tests see idle streams end (default 30 s)
+        echo "PW_GRPC_IDLE_TIMEOUT_MS=${PW_GRPC_IDLE_TIMEOUT_MS:-3000}"
         echo "PW_KAFKA_USERNAME=producer"
         echo "PW_KAFKA_PASSWORD_FILE=$(pw_password_file producer)"
         ;;
@@ -77,6 +79,7 @@ pw_service_env() {
         echo "PW_HTTP_PORT=8090"
         echo "PW_MONGO_URI_FILE=$PW_STATE/secrets/metrics-mongodb.uri"
         echo "PW_GRPC_PORT=50061"
+        echo "PW_GRPC_IDLE_TIMEOUT_MS=${PW_GRPC_IDLE_TIMEOUT_MS:-3000}"
         ;;
     esac
 }

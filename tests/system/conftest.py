@@ -212,7 +212,10 @@ def iot_pb2():
     """Python protobuf + gRPC modules generated from proto/ for this run."""
     from grpc_tools import protoc
     out = tempfile.mkdtemp(prefix="pw-pb2-")
-    protos = sorted(str(p.relative_to(ROOT / "proto")) for p in (ROOT / "proto").rglob("*.proto"))
+    # proto/grpc/ (the standard health and reflection services) is left out: as
+    # Python modules its "grpc" package would shadow grpcio's
+    protos = sorted(str(p.relative_to(ROOT / "proto")) for p in (ROOT / "proto").rglob("*.proto")
+                    if p.relative_to(ROOT / "proto").parts[0] != "grpc")
     include = str(pathlib.Path(protoc.__file__).parent / "_proto")
     rc = protoc.main(["protoc", f"-I{ROOT / 'proto'}", f"-I{include}", f"--python_out={out}",
                       f"--grpc_python_out={out}", *protos])
