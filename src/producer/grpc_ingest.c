@@ -245,7 +245,7 @@ static void pw_grpc_finish(pw_grpc_ctx *g, grpc_status_code code, const char *me
 {
     pw_grpc_settle_all(g);
     char msg[PW_GRPC_MSG_LEN];
-    if (code == GRPC_STATUS_OK && g->failed) {
+    if ((code == GRPC_STATUS_OK || code == GRPC_STATUS_UNAVAILABLE) && g->failed) {
         code = GRPC_STATUS_UNAVAILABLE;
         snprintf(msg, sizeof(msg),
                  "Kafka acknowledged %zu of %zu records (first failure: %s); retry the %zu not "
