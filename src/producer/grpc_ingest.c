@@ -93,17 +93,15 @@ static void pw_grpc_ctx_init(pw_grpc_ctx *g, pw_producer *p, pw_grpc_call *call,
     g->method = method;
     g->start_us = pw_monotonic_us();
     if (!pw_grpc_call_metadata(call, "x-consumer-username", g->consumer, sizeof(g->consumer)) ||
-        !g->consumer[0]) {
+        !g->consumer[0])
         snprintf(g->consumer, sizeof(g->consumer), "anonymous");
-    }
     char key[512];
     if (pw_grpc_call_metadata(call, "idempotency-key", key, sizeof(key))) {
         size_t n = strlen(key);
-        if (pw_idempotency_key_valid(key) && n < sizeof(g->meta_key)) {
+        if (pw_idempotency_key_valid(key) && n < sizeof(g->meta_key))
             memcpy(g->meta_key, key, n + 1);
-        } else {
+        else
             g->meta_key_bad = 1;
-        }
     }
     atomic_fetch_add(&p->inflight, 1);
 }
@@ -421,9 +419,8 @@ static void pw_grpc_publish(pw_grpc_call *call, void *ctx)
 {
     pw_grpc_ctx g;
     pw_grpc_ctx_init(&g, ctx, call, "Publish");
-    if (pw_grpc_refuse_early(&g)) {
+    if (pw_grpc_refuse_early(&g))
         return;
-    }
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = pw_grpc_call_recv(call, &buf, &len);
@@ -447,9 +444,8 @@ static void pw_grpc_publish_stream(pw_grpc_call *call, void *ctx)
     pw_grpc_ctx g;
     pw_grpc_ctx_init(&g, ctx, call, "PublishStream");
     g.streaming = 1;
-    if (pw_grpc_refuse_early(&g)) {
+    if (pw_grpc_refuse_early(&g))
         return;
-    }
     char msg[PW_GRPC_MSG_LEN] = "";
     grpc_status_code code = GRPC_STATUS_OK;
     g.digest = EVP_MD_CTX_new();
