@@ -291,9 +291,57 @@ static void pw_ingest_fail(pw_ingest_error *e, const char *code, json_t *details
     e->details = details;
 }
 
+/* Counts, without decoding, the top-level array elements of a JSON body and
+ * its structural tokens ({ [ , : outside strings: at least one per value or
+ * key jansson would allocate). Invalid JSON is left to jansson. */
+static void pw_ingest_json_count(const char *body, size_t len, size_t *items, size_t *tokens)
+{
+    size_t depth = 0, commas = 0, n = 0;
+    int in_string = 0, top_array = 0, top_empty = 1;
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+        if (in_string) {
+            if (c == '\\') {
+                i++;
+            } else if (c == '"') {
+                in_string = 0;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = 1;
+        } else if (c == '{' || c == '[') {
+            top_array |= depth == 0 && c == '[';
+            depth++;
+            n++;
+        } else if (c == '}' || c == ']') {
+            depth -= depth > 0;
+        } else if (c == ',' || c == ':') {
+            commas += c == ',' && depth == 1;
+            n++;
+        }
+        if (depth == 1 && c != '[' && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            top_empty = 0;
+        }
+    }
+    *items = top_array ? (top_empty ? 0 : commas + 1) : 1;
+    *tokens = n;
+}
+
 static int pw_ingest_parse(pw_kind kind, const char *body, size_t len, pw_ingest_error *e,
                            json_t **out)
 {
+    size_t items, tokens;
+    pw_ingest_json_count(body, len, &items, &tokens);
+    if (items > PW_MAX_BATCH || tokens > PW_INGEST_MAX_JSON_TOKENS) {
+        json_t *d = json_pack("[{s:s,s:s}]", "field", "items", "message",
+                              items > PW_MAX_BATCH ? "at most 1000 items per request"
+                                                   : "at most 32000 JSON values per request");
+        pw_ingest_fail(e, "validation_failed", d, "%s",
+                       items > PW_MAX_BATCH ? "too many items (at most 1000)"
+                                            : "too many JSON values (at most 32000)");
+        return -1;
+    }
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root) {

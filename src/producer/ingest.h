@@ -112,6 +112,13 @@ typedef struct {
 
 void pw_ingest_error_clear(pw_ingest_error *e);
 
+/* Structural JSON tokens ({ [ , : outside strings) a REST body may hold,
+ * counted before jansson decodes it: jansson spends ~230 bytes per value, so
+ * 1 MiB of "{}," would cost ~80 MiB decoded. 32 per item is twice a full
+ * reading or alert. */
+#define PW_INGEST_MAX_JSON_TOKENS (32 * PW_MAX_BATCH)
+_Static_assert(PW_INGEST_MAX_JSON_TOKENS == 32000, "the error message says 32000");
+
 /* REST: parses body (one object or an array of 1..PW_MAX_BATCH objects of
  * `kind`), validates every item (all-or-nothing) and, when all are valid,
  * appends their envelopes to b. Returns the number of messages (>0) or -1

@@ -70,6 +70,24 @@ def test_4_mib_request_through_the_gateway_is_refused_cheaply(stack):
     assert healthy(stack)
 
 
+def test_rest_json_bomb_is_refused_before_decoding(stack):
+    """1 MiB of "{}," would be ~80 MiB as a jansson tree: counted and refused first."""
+    pid = stack.pid("producer-2")
+    before = rss_bytes(pid)
+    body = b"[" + b",".join([b"{}"] * 349_000) + b"]"
+    assert len(body) < 1024 * 1024
+    for _ in range(3):
+        r = requests.post(stack.producer_urls[1] + "/v1/telemetry", data=body, timeout=60,
+                          headers={"Content-Type": "application/json"})
+        assert r.status_code == 400
+        assert r.json()["error"]["code"] == "validation_failed"
+        assert r.json()["error"]["message"] == "too many items (at most 1000)"
+    grown = rss_bytes(pid) - before
+    print(f"producer-2 RSS {before / MIB:.1f} MiB -> grew by {grown / MIB:.2f} MiB (REST)")
+    assert grown < 16 * MIB, f"producer-2 RSS grew by {grown / MIB:.1f} MiB"
+    assert healthy(stack)
+
+
 def test_dense_reading_is_refused(stack):
     # one reading holding 100 000 empty zone fields: refused before decoding
     item = b"\x12\x00" * 100_000

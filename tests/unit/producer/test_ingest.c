@@ -457,6 +457,65 @@ static void test_unknown_fields_are_dropped(void **state)
     free(r);
 }
 
+static char *repeat_body(const char *open, const char *unit, size_t n, const char *close)
+{
+    size_t ul = strlen(unit);
+    char *b = malloc(strlen(open) + n * (ul + 1) + strlen(close) + 1);
+    size_t o = 0;
+    memcpy(b, open, strlen(open));
+    o += strlen(open);
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            b[o++] = ',';
+        }
+        memcpy(b + o, unit, ul);
+        o += ul;
+    }
+    strcpy(b + o, close);
+    return b;
+}
+
+static const char *json_refusal(const char *body)
+{
+    static char msg[512];
+    pw_ingest_batch b;
+    pw_ingest_error e;
+    pw_ingest_batch_init(&b);
+    assert_int_equal(run_json(&b, PW_KIND_READING, body, NULL, &e), -1);
+    assert_int_equal(e.status, 400);
+    snprintf(msg, sizeof(msg), "%s: %s", e.code, e.message);
+    pw_ingest_error_clear(&e);
+    pw_ingest_batch_free(&b);
+    return msg;
+}
+
+/* The JSON body is counted before jansson decodes it: more than 1000 items
+ * or 32000 structural tokens are refused without building the tree. */
+static void test_json_counted_before_decoding(void **state)
+{
+    (void)state;
+    char *b = repeat_body("[", "{}", 1001, "]");
+    assert_string_equal(json_refusal(b), "validation_failed: too many items (at most 1000)");
+    free(b);
+    b = repeat_body("[", "{}", 1000, "]"); /* 1000 items pass the count */
+    assert_non_null(strstr(json_refusal(b), "validation_failed: invalid items[0]"));
+    free(b);
+    b = repeat_body(" [ ", "[[[]]]", 1000, "] "); /* 1000 items, 4000 tokens */
+    assert_null(strstr(json_refusal(b), "too many"));
+    free(b);
+    b = repeat_body("[{\"a\":[", "0", 32000, "]}]");
+    assert_string_equal(json_refusal(b), "validation_failed: too many JSON values (at most 32000)");
+    free(b);
+    /* commas, colons and brackets inside strings (escaped quotes too) do not count */
+    b = repeat_body("{\"device_id\":\"\\\"", ",:[{", 20000, "\"}");
+    assert_null(strstr(json_refusal(b), "too many"));
+    free(b);
+    /* 1 MiB of "{}," (~80 MiB once decoded) is refused by the count */
+    b = repeat_body("[", "{}", 349000, "]");
+    assert_string_equal(json_refusal(b), "validation_failed: too many items (at most 1000)");
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -470,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_publish_request_stream_scope),
         cmocka_unit_test(test_tokens_follow_content),
         cmocka_unit_test(test_error_details_are_capped),
+        cmocka_unit_test(test_json_counted_before_decoding),
         cmocka_unit_test(test_unknown_fields_are_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
