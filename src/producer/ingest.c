@@ -1,6 +1,8 @@
 /* ingest: JSON / PublishRequest → validated payloads → packed Envelopes with
  * idempotency tokens. Validation itself is pw_validate's; this file owns the
- * request-level rules (shape, batch size, all-or-nothing) and the envelope. */
+ * request-level rules (counting a JSON body before decoding it, shape, batch
+ * size, all-or-nothing validation), the content digests and tokens, and the
+ * envelope. */
 #include "ingest.h"
 
 #include <openssl/evp.h>
