@@ -106,17 +106,6 @@ static void pw_grpc_ctx_init(pw_grpc_ctx *g, pw_producer *p, pw_grpc_call *call,
     atomic_fetch_add(&p->inflight, 1);
 }
 
-static const char *pw_grpc_reason(const pw_ingest_msg *m)
-{
-    if (m->state == PW_MSG_NOT_SENT) {
-        return "not sent: an earlier record could not be enqueued";
-    }
-    if (m->err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        return "not enqueued: local queue full";
-    }
-    return rd_kafka_err2str((rd_kafka_resp_err_t)m->err);
-}
-
 /* Waits for a slot's deliveries, folds them into the call's counters (and,
  * for Publish, its ids) and frees the slot. */
 static void pw_grpc_settle(pw_grpc_ctx *g, pw_grpc_slot *s)
@@ -141,7 +130,7 @@ static void pw_grpc_settle(pw_grpc_ctx *g, pw_grpc_slot *s)
             f->message = s->message;
             f->kind = m->kind;
             f->index = m->index;
-            snprintf(f->reason, sizeof(f->reason), "%s", pw_grpc_reason(m));
+            snprintf(f->reason, sizeof(f->reason), "%s", pw_kafka_out_reason(m));
         }
     }
     pw_delivery_sync_destroy(&s->sync);

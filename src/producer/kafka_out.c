@@ -323,6 +323,17 @@ pw_send_result pw_kafka_out_send(pw_kafka_out *k, pw_delivery *d, pw_ingest_msg 
     }
 }
 
+const char *pw_kafka_out_reason(const pw_ingest_msg *m)
+{
+    if (m->state == PW_MSG_NOT_SENT) {
+        return "not sent: an earlier record of the request could not be enqueued";
+    }
+    if (m->err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        return "not enqueued: local queue full";
+    }
+    return rd_kafka_err2str((rd_kafka_resp_err_t)m->err);
+}
+
 int pw_kafka_out_ready(void *arg, char *why, size_t whylen)
 {
     pw_kafka_out *k = arg;

@@ -85,6 +85,10 @@ typedef enum {
 pw_send_result pw_kafka_out_send(pw_kafka_out *k, pw_delivery *d, pw_ingest_msg *m,
                                  long enqueue_timeout_ms);
 
+/* Why m (not DELIVERED once its request completed) was not accepted:
+ * "not sent: …", "not enqueued: local queue full" or librdkafka's text. */
+const char *pw_kafka_out_reason(const pw_ingest_msg *m);
+
 /* Readiness for /readyz. */
 int pw_kafka_out_ready(void *k, char *why, size_t whylen);
 double pw_kafka_out_queue_depth(void *k);

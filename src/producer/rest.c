@@ -286,18 +286,6 @@ static void pw_rest_delivered(pw_delivery *d, void *ctx)
         MHD_resume_connection(c); /* r may be freed from here on */
 }
 
-/* Why a record of the batch was not accepted. */
-static const char *pw_rest_reason(const pw_ingest_msg *m)
-{
-    if (m->state == PW_MSG_NOT_SENT) {
-        return "not sent: an earlier record of the request could not be enqueued";
-    }
-    if (m->err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        return "not enqueued: local queue full";
-    }
-    return rd_kafka_err2str((rd_kafka_resp_err_t)m->err);
-}
-
 /* 503 naming exactly which items were accepted: "accepted" (count), "ids"
  * (one per item at its index: the token, or null when not accepted) and the
  * first PW_INGEST_MAX_DETAILS items not accepted with their reason. */
@@ -311,7 +299,7 @@ static enum MHD_Result pw_rest_partial(pw_rest_req *r, size_t accepted)
         json_array_append_new(ids, ok ? json_string(m->token) : json_null());
         if (!ok && json_array_size(details) < PW_INGEST_MAX_DETAILS) {
             json_array_append_new(details, json_pack("{s:I,s:s}", "index", (json_int_t)m->index,
-                                                     "reason", pw_rest_reason(m)));
+                                                     "reason", pw_kafka_out_reason(m)));
         }
     }
     size_t failed = r->batch.n - accepted;
