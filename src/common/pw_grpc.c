@@ -399,6 +399,14 @@ int64_t pw_grpc_call_deadline_ms(pw_grpc_call *c)
 void pw_grpc_call_finish(pw_grpc_call *c, const uint8_t *resp, size_t len, grpc_status_code code,
                          const char *message)
 {
+    pw_grpc_call_finish_trailer(c, resp, len, code, message, NULL, NULL, 0);
+}
+
+void pw_grpc_call_finish_trailer(pw_grpc_call *c, const uint8_t *resp, size_t len,
+                                 grpc_status_code code, const char *message,
+                                 const char *trailer_key, const uint8_t *trailer,
+                                 size_t trailer_len)
+{
     if (c->finished) {
         return;
     }
@@ -418,7 +426,15 @@ void pw_grpc_call_finish(pw_grpc_call *c, const uint8_t *resp, size_t len, grpc_
         ops[n++].data.send_message.send_message = bb;
     }
     grpc_slice details = grpc_slice_from_copied_string(message ? message : "");
+    grpc_metadata md;
+    memset(&md, 0, sizeof md);
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    if (trailer_key != NULL) {
+        md.key = grpc_slice_from_static_string(trailer_key);
+        md.value = grpc_slice_from_copied_buffer((const char *)trailer, trailer_len);
+        ops[n].data.send_status_from_server.trailing_metadata_count = 1;
+        ops[n].data.send_status_from_server.trailing_metadata = &md;
+    }
     ops[n].data.send_status_from_server.status = code;
     ops[n++].data.send_status_from_server.status_details = &details;
     int cancelled = 0;
@@ -435,6 +451,9 @@ void pw_grpc_call_finish(pw_grpc_call *c, const uint8_t *resp, size_t len, grpc_
         grpc_byte_buffer_destroy(bb);
     }
     grpc_slice_unref(details);
+    if (trailer_key != NULL) {
+        grpc_slice_unref(md.value);
+    }
     pw_grpc_call_release(c);
 }
 

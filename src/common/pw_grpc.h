@@ -111,4 +111,12 @@ int64_t pw_grpc_call_deadline_ms(pw_grpc_call *call);
 void pw_grpc_call_finish(pw_grpc_call *call, const uint8_t *resp, size_t len, grpc_status_code code,
                          const char *message);
 
+/* pw_grpc_call_finish plus one trailing metadata entry sent with the status
+ * (trailer_key, lower-case and ending in "-bin" for binary values, must
+ * live until the call returns; trailer is copied). NULL key: no trailer. */
+void pw_grpc_call_finish_trailer(pw_grpc_call *call, const uint8_t *resp, size_t len,
+                                 grpc_status_code code, const char *message,
+                                 const char *trailer_key, const uint8_t *trailer,
+                                 size_t trailer_len);
+
 #endif

@@ -31,6 +31,9 @@ static const pw_long_setting pw_long_settings[] = {
     {"PW_HTTP_IDLE_TIMEOUT_S", 60, 1, 3600, PW_CFG(http_idle_timeout_s)},
     {"PW_GRPC_WORKERS", 32, 1, 1024, PW_CFG(grpc_workers)},
     {"PW_GRPC_MAX_MESSAGE_BYTES", 4194304, 1024, 64L * 1048576, PW_CFG(grpc_max_message)},
+    {"PW_GRPC_STREAM_MAX_RECORDS", 1000000, 1, 1000000000L, PW_CFG(grpc_stream_max_records)},
+    {"PW_GRPC_STREAM_MAX_BYTES", 268435456L, 1024, 64L * 1073741824L,
+     PW_CFG(grpc_stream_max_bytes)},
     {"PW_SHUTDOWN_TIMEOUT_MS", 15000, 0, 600000, PW_CFG(shutdown_timeout_ms)},
     {"PW_READY_INTERVAL_MS", 2000, 100, 60000, PW_CFG(ready_interval_ms)},
 };

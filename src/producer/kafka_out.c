@@ -83,13 +83,17 @@ static void pw_kafka_dr(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
 {
     (void)rk;
     pw_kafka_out *k = opaque;
-    pw_delivery *d = msg->_private;
+    pw_ingest_msg *m = msg->_private;
+    pw_delivery *d = m->dlv;
     const char *topic[] = {rd_kafka_topic_name(msg->rkt)};
     if (msg->err) {
         const char *labels[] = {topic[0], rd_kafka_err2name(msg->err)};
         pw_prom_add(k->failed, labels, 1);
+        m->err = (int)msg->err;
+        m->state = PW_MSG_FAILED;
         pw_delivery_fail(d, msg->err);
     } else {
+        m->state = PW_MSG_DELIVERED;
         pw_prom_add(k->accepted, topic, 1);
         pw_prom_observe(k->latency, topic, (double)(pw_monotonic_us() - d->start_us) / 1e6);
         atomic_fetch_add(&d->delivered, 1);
@@ -288,12 +292,14 @@ pw_send_result pw_kafka_out_send(pw_kafka_out *k, pw_delivery *d, pw_ingest_msg 
         return PW_SEND_FATAL;
     int64_t deadline = pw_monotonic_us() + enqueue_timeout_ms * 1000;
     atomic_fetch_add(&d->pending, 1);
+    m->dlv = d;
+    m->state = PW_MSG_ENQUEUED; /* before producev: the report may come at once */
     for (;;) {
         rd_kafka_headers_t *h = pw_kafka_headers(m);
         rd_kafka_resp_err_t err = rd_kafka_producev(
             k->rk, RD_KAFKA_V_RKT(k->topics[m->kind]), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_VALUE(m->value, m->value_len),
-            RD_KAFKA_V_KEY(m->key, strlen(m->key)), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(d),
+            RD_KAFKA_V_KEY(m->key, strlen(m->key)), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(m),
             RD_KAFKA_V_END);
         if (!err) {
             m->value = NULL; /* librdkafka frees it */
@@ -307,12 +313,25 @@ pw_send_result pw_kafka_out_send(pw_kafka_out *k, pw_delivery *d, pw_ingest_msg 
         }
         const char *labels[] = {rd_kafka_topic_name(k->topics[m->kind]), rd_kafka_err2name(err)};
         pw_prom_add(k->failed, labels, 1);
+        m->err = (int)err;
+        m->state = PW_MSG_FAILED;
         pw_delivery_fail(d, err);
         atomic_fetch_sub(&d->pending, 1); /* the guard keeps it above zero */
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return PW_SEND_QUEUE_FULL;
         return err == RD_KAFKA_RESP_ERR__FATAL ? PW_SEND_FATAL : PW_SEND_ERROR;
     }
+}
+
+const char *pw_kafka_out_reason(const pw_ingest_msg *m)
+{
+    if (m->state == PW_MSG_NOT_SENT) {
+        return "not sent: an earlier record of the request could not be enqueued";
+    }
+    if (m->err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        return "not enqueued: local queue full";
+    }
+    return rd_kafka_err2str((rd_kafka_resp_err_t)m->err);
 }
 
 int pw_kafka_out_ready(void *arg, char *why, size_t whylen)

@@ -79,9 +79,15 @@ typedef enum {
 } pw_send_result;
 
 /* Enqueues m (its value is handed to librdkafka on success) for d, waiting up
- * to enqueue_timeout_ms for room while the local queue is full. */
+ * to enqueue_timeout_ms for room while the local queue is full. m must stay
+ * at its address until d completes: the delivery report records the outcome
+ * in m->state / m->err. A refused record is FAILED at once. */
 pw_send_result pw_kafka_out_send(pw_kafka_out *k, pw_delivery *d, pw_ingest_msg *m,
                                  long enqueue_timeout_ms);
+
+/* Why m (not DELIVERED once its request completed) was not accepted:
+ * "not sent: …", "not enqueued: local queue full" or librdkafka's text. */
+const char *pw_kafka_out_reason(const pw_ingest_msg *m);
 
 /* Readiness for /readyz. */
 int pw_kafka_out_ready(void *k, char *why, size_t whylen);

@@ -57,6 +57,11 @@ int main(void)
      * (MHD, gRPC workers, librdkafka) otherwise fragment into one arena per
      * thread and inflate the resident set several times over. */
     mallopt(M_ARENA_MAX, 2);
+    /* Request-sized buffers (gRPC messages up to 4 MiB and their copies) come
+     * from mmap and go back to the system when freed: a fixed threshold stops
+     * glibc from raising it after the first large free, which would keep
+     * every later large request resident in the heap. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     pw_producer p;
     memset(&p, 0, sizeof(p));
     char err[512];

@@ -132,8 +132,12 @@ static enum MHD_Result pw_rest_reply(pw_rest_req *r, unsigned status, json_t *bo
     return rc;
 }
 
-static enum MHD_Result pw_rest_error(pw_rest_req *r, unsigned status, const char *code,
-                                     const char *message, json_t *details)
+/* Error answer; details (owned, NULL for none) lists at most
+ * PW_INGEST_MAX_DETAILS of details_total problems ("details_total" is added
+ * when the list is cut); extra (owned, NULL for none) adds top-level members. */
+static enum MHD_Result pw_rest_error_full(pw_rest_req *r, unsigned status, const char *code,
+                                          const char *message, json_t *details,
+                                          size_t details_total, json_t *extra)
 {
     const char *hname = NULL, *hval = NULL;
     char retry[16];
@@ -145,10 +149,25 @@ static enum MHD_Result pw_rest_error(pw_rest_req *r, unsigned status, const char
         hname = MHD_HTTP_HEADER_RETRY_AFTER;
         hval = retry;
     }
-    json_t *body = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", code, "message", message,
-                             "details", details ? details : json_array());
-    pw_rest_log(r, status, code, 0);
+    if (!details) {
+        details = json_array();
+    }
+    size_t listed = json_array_size(details);
+    json_t *err = json_pack("{s:s,s:s,s:o}", "code", code, "message", message, "details", details);
+    if (details_total > listed) {
+        json_object_set_new(err, "details_total", json_integer((json_int_t)details_total));
+    }
+    json_t *body = extra ? extra : json_object();
+    json_object_set_new(body, "error", err);
+    pw_rest_log(r, status, code,
+                extra ? (size_t)json_integer_value(json_object_get(extra, "accepted")) : 0);
     return pw_rest_reply(r, status, body, hname, hval);
+}
+
+static enum MHD_Result pw_rest_error(pw_rest_req *r, unsigned status, const char *code,
+                                     const char *message, json_t *details)
+{
+    return pw_rest_error_full(r, status, code, message, details, 0, NULL);
 }
 
 static void pw_rest_defer_error(pw_rest_req *r, unsigned status, const char *code, const char *msg)
@@ -267,20 +286,47 @@ static void pw_rest_delivered(pw_delivery *d, void *ctx)
         MHD_resume_connection(c); /* r may be freed from here on */
 }
 
+/* 503 naming exactly which items were accepted: "accepted" (count), "ids"
+ * (one per item at its index: the token, or null when not accepted) and the
+ * first PW_INGEST_MAX_DETAILS items not accepted with their reason. */
+static enum MHD_Result pw_rest_partial(pw_rest_req *r, size_t accepted)
+{
+    json_t *ids = json_array();
+    json_t *details = json_array();
+    for (size_t i = 0; i < r->batch.n; i++) {
+        const pw_ingest_msg *m = &r->batch.msgs[i];
+        int ok = m->state == PW_MSG_DELIVERED;
+        json_array_append_new(ids, ok ? json_string(m->token) : json_null());
+        if (!ok && json_array_size(details) < PW_INGEST_MAX_DETAILS) {
+            json_array_append_new(details, json_pack("{s:I,s:s}", "index", (json_int_t)m->index,
+                                                     "reason", pw_kafka_out_reason(m)));
+        }
+    }
+    size_t failed = r->batch.n - accepted;
+    char msg[200];
+    snprintf(msg, sizeof(msg),
+             "Kafka acknowledged %zu of %zu records; retry the %zu not accepted (ids[i] is null), "
+             "with the same Idempotency-Key",
+             accepted, r->batch.n, failed);
+    json_t *extra = json_pack("{s:I,s:I,s:o}", "accepted", (json_int_t)accepted, "failed",
+                              (json_int_t)failed, "ids", ids);
+    return pw_rest_error_full(r, 503, "kafka_unavailable", msg, details, failed, extra);
+}
+
 static enum MHD_Result pw_rest_answer(pw_rest_req *r)
 {
     atomic_fetch_sub(&r->p->inflight, 1);
-    int failed = atomic_load(&r->dlv.failed);
-    if (failed) {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "Kafka did not acknowledge %d of %zu records (%s); retry",
-                 failed, r->batch.n,
-                 rd_kafka_err2str((rd_kafka_resp_err_t)atomic_load(&r->dlv.first_err)));
-        return pw_rest_error(r, 503, "kafka_unavailable", msg, NULL);
+    size_t accepted = 0;
+    for (size_t i = 0; i < r->batch.n; i++) {
+        accepted += r->batch.msgs[i].state == PW_MSG_DELIVERED;
+    }
+    if (accepted < r->batch.n) {
+        return pw_rest_partial(r, accepted);
     }
     json_t *ids = json_array();
-    for (size_t i = 0; i < r->batch.n; i++)
+    for (size_t i = 0; i < r->batch.n; i++) {
         json_array_append_new(ids, json_string(r->batch.msgs[i].token));
+    }
     json_t *body = json_pack("{s:I,s:o}", "accepted", (json_int_t)r->batch.n, "ids", ids);
     pw_rest_log(r, 202, NULL, r->batch.n);
     return pw_rest_reply(r, 202, body, NULL, NULL);
@@ -291,13 +337,15 @@ static enum MHD_Result pw_rest_ingest(pw_rest_req *r)
     pw_producer *p = r->p;
     pw_ingest_meta meta = {.consumer = r->consumer,
                            .idem_key = r->has_idem ? r->idem_key : NULL,
+                           .stream_message = -1,
                            .source = IOT__V1__SOURCE__SOURCE_REST,
                            .received_ms = pw_now_ms()};
     pw_ingest_error e;
     pw_kind kind = r->route == PW_ROUTE_ALERTS ? PW_KIND_ALERT : PW_KIND_READING;
     if (pw_ingest_from_json(&r->batch, kind, r->body.data ? r->body.data : "", r->body.len, &meta,
                             &e) < 0) {
-        enum MHD_Result rc = pw_rest_error(r, e.status, e.code, e.message, e.details);
+        enum MHD_Result rc =
+            pw_rest_error_full(r, e.status, e.code, e.message, e.details, e.details_total, NULL);
         e.details = NULL;
         pw_ingest_error_clear(&e);
         return rc;
@@ -307,7 +355,7 @@ static enum MHD_Result pw_rest_ingest(pw_rest_req *r)
     for (size_t i = 0; i < r->batch.n; i++)
         if (pw_kafka_out_send(&p->kafka, &r->dlv, &r->batch.msgs[i], p->cfg.enqueue_timeout_ms) !=
             PW_SEND_OK)
-            break; /* all-or-nothing: enqueue no more */
+            break; /* enqueue no more: the rest is answered as not sent */
     r->phase = PW_PHASE_WAITING;
     pw_delivery_end(&r->dlv);
     pthread_mutex_lock(&r->mu);

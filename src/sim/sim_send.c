@@ -264,10 +264,14 @@ static void pw_sim_on_done(pw_sim_ctx *c, pw_sim_req *r, CURLcode res, int64_t n
     }
     pw_sim_describe_error(status, pw_sim_path(r->kind), r->resp, c->st->last_error,
                           sizeof c->st->last_error);
-    if (status >= 400 && status < 500)
+    if (status >= 400 && status < 500) {
         pw_sim_finish(c, r, 0, r->nmsgs, 0);
-    else
-        pw_sim_finish(c, r, 0, 0, r->nmsgs);
+    } else {
+        /* a 503 names how many items of the request were accepted anyway */
+        long n = status == 503 ? pw_sim_accepted_count(r->resp, 0) : 0;
+        uint64_t ok = n < 0 ? 0 : ((uint64_t)n > r->nmsgs ? r->nmsgs : (uint64_t)n);
+        pw_sim_finish(c, r, ok, 0, r->nmsgs - ok);
+    }
 }
 
 /* ---- loop ---- */

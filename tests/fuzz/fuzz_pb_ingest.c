@@ -16,12 +16,13 @@ static void pw_fuzz_request(const uint8_t *data, size_t size)
         return;
     pw_ingest_meta meta = {.consumer = "fuzz",
                            .idem_key = req->idempotency_key[0] ? "k" : NULL,
+                           .stream_message = -1,
                            .source = IOT__V1__SOURCE__SOURCE_GRPC,
                            .received_ms = pw_now_ms()};
     pw_ingest_batch b;
     pw_ingest_batch_init(&b);
     char msg[512];
-    int n = pw_ingest_from_request(&b, req, &meta, 0, 0, msg, sizeof(msg));
+    int n = pw_ingest_from_request(&b, req, &meta, msg, sizeof(msg));
     if (n >= 0) {
         if ((size_t)n != req->n_readings + req->n_alerts || (size_t)n != b.n)
             abort();

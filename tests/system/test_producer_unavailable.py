@@ -72,7 +72,8 @@ def test_rest_503_with_retry_after_and_not_ready(isolated_producer):
     assert int(r.headers["Retry-After"]) >= 1
     err = r.json()["error"]
     assert err["code"] == "kafka_unavailable"
-    assert "accepted" not in r.json() and "ids" not in r.json()
+    assert r.json()["accepted"] == 0 and r.json()["ids"] == [None, None]  # nothing accepted
+    assert [d["index"] for d in err["details"]] == [0, 1]
     assert time.time() - started >= 1.5  # answered from the delivery timeout, not before
     assert requests.get(url + "/healthz", timeout=5).status_code == 200
 

@@ -52,6 +52,51 @@ void   iot__v1__publish_request__free_unpacked
   assert(message->base.descriptor == &iot__v1__publish_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   iot__v1__publish_failure__init
+                     (Iot__V1__PublishFailure         *message)
+{
+  static const Iot__V1__PublishFailure init_value = IOT__V1__PUBLISH_FAILURE__INIT;
+  *message = init_value;
+}
+size_t iot__v1__publish_failure__get_packed_size
+                     (const Iot__V1__PublishFailure *message)
+{
+  assert(message->base.descriptor == &iot__v1__publish_failure__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__publish_failure__pack
+                     (const Iot__V1__PublishFailure *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__publish_failure__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__publish_failure__pack_to_buffer
+                     (const Iot__V1__PublishFailure *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__publish_failure__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__PublishFailure *
+       iot__v1__publish_failure__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__PublishFailure *)
+     protobuf_c_message_unpack (&iot__v1__publish_failure__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__publish_failure__free_unpacked
+                     (Iot__V1__PublishFailure *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__publish_failure__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   iot__v1__publish_response__init
                      (Iot__V1__PublishResponse         *message)
 {
@@ -161,7 +206,84 @@ const ProtobufCMessageDescriptor iot__v1__publish_request__descriptor =
   (ProtobufCMessageInit) iot__v1__publish_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor iot__v1__publish_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor iot__v1__publish_failure__field_descriptors[4] =
+{
+  {
+    "message",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PublishFailure, message),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PublishFailure, kind),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "index",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PublishFailure, index),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PublishFailure, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__publish_failure__field_indices_by_name[] = {
+  2,   /* field[2] = index */
+  1,   /* field[1] = kind */
+  0,   /* field[0] = message */
+  3,   /* field[3] = reason */
+};
+static const ProtobufCIntRange iot__v1__publish_failure__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor iot__v1__publish_failure__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.PublishFailure",
+  "PublishFailure",
+  "Iot__V1__PublishFailure",
+  "iot.v1",
+  sizeof(Iot__V1__PublishFailure),
+  4,
+  iot__v1__publish_failure__field_descriptors,
+  iot__v1__publish_failure__field_indices_by_name,
+  1,  iot__v1__publish_failure__number_ranges,
+  (ProtobufCMessageInit) iot__v1__publish_failure__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__publish_response__field_descriptors[6] =
 {
   {
     "accepted",
@@ -187,15 +309,67 @@ static const ProtobufCFieldDescriptor iot__v1__publish_response__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "failed",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PublishResponse, failed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "failures",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Iot__V1__PublishResponse, n_failures),
+    offsetof(Iot__V1__PublishResponse, failures),
+    &iot__v1__publish_failure__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "messages",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PublishResponse, messages),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "digest",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PublishResponse, digest),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned iot__v1__publish_response__field_indices_by_name[] = {
   0,   /* field[0] = accepted */
+  5,   /* field[5] = digest */
+  2,   /* field[2] = failed */
+  3,   /* field[3] = failures */
   1,   /* field[1] = ids */
+  4,   /* field[4] = messages */
 };
 static const ProtobufCIntRange iot__v1__publish_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor iot__v1__publish_response__descriptor =
 {
@@ -205,7 +379,7 @@ const ProtobufCMessageDescriptor iot__v1__publish_response__descriptor =
   "Iot__V1__PublishResponse",
   "iot.v1",
   sizeof(Iot__V1__PublishResponse),
-  2,
+  6,
   iot__v1__publish_response__field_descriptors,
   iot__v1__publish_response__field_indices_by_name,
   1,  iot__v1__publish_response__number_ranges,

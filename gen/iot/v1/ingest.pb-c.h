@@ -17,6 +17,7 @@ PROTOBUF_C__BEGIN_DECLS
 #include "iot/v1/telemetry.pb-c.h"
 
 typedef struct Iot__V1__PublishRequest Iot__V1__PublishRequest;
+typedef struct Iot__V1__PublishFailure Iot__V1__PublishFailure;
 typedef struct Iot__V1__PublishResponse Iot__V1__PublishResponse;
 
 
@@ -33,8 +34,11 @@ struct  Iot__V1__PublishRequest
   size_t n_alerts;
   Iot__V1__Alert **alerts;
   /*
-   * Optional client retry key: the same key (per gateway consumer) yields the
-   * same tokens, so a retried request is stored once.
+   * Optional client retry key. Tokens are derived from (consumer, key,
+   * content of the item, position): resending an item with the same key and
+   * the same content yields the same token and it is stored once; an item
+   * with different content yields a different token and is stored as new
+   * (a reused key never drops data).
    */
   char *idempotency_key;
 };
@@ -43,19 +47,72 @@ struct  Iot__V1__PublishRequest
     , 0,NULL, 0,NULL, (char *)protobuf_c_empty_string }
 
 
+/*
+ * Why one record was not accepted.
+ */
+struct  Iot__V1__PublishFailure
+{
+  ProtobufCMessage base;
+  /*
+   * PublishStream: position of the request message (0-based); Publish: 0
+   */
+  uint32_t message;
+  /*
+   * "reading" or "alert"
+   */
+  char *kind;
+  /*
+   * position among that message's readings or alerts
+   */
+  uint32_t index;
+  /*
+   * e.g. "Local: Message timed out", "not enqueued: local queue full"
+   */
+  char *reason;
+};
+#define IOT__V1__PUBLISH_FAILURE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__publish_failure__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
 struct  Iot__V1__PublishResponse
 {
   ProtobufCMessage base;
+  /*
+   * records acknowledged by Kafka
+   */
   uint32_t accepted;
   /*
-   * one token per message, readings first
+   * Publish: one entry per record, readings first, then alerts, at the
+   * record's position; "" where the record was not accepted. PublishStream:
+   * empty (the answer does not grow with the stream; see digest).
    */
   size_t n_ids;
   char **ids;
+  /*
+   * records not accepted
+   */
+  uint32_t failed;
+  /*
+   * the first 20 of them at most
+   */
+  size_t n_failures;
+  Iot__V1__PublishFailure **failures;
+  /*
+   * request messages taken (PublishStream)
+   */
+  uint32_t messages;
+  /*
+   * PublishStream: lower-case hex SHA-256 over the tokens of every record
+   * enqueued, in order (readings, then alerts, of each message), each
+   * followed by "\n". Lets a client holding the tokens (idempotency key)
+   * check the whole stream at once.
+   */
+  char *digest;
 };
 #define IOT__V1__PUBLISH_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&iot__v1__publish_response__descriptor) \
-    , 0, 0,NULL }
+    , 0, 0,NULL, 0, 0,NULL, 0, (char *)protobuf_c_empty_string }
 
 
 /* Iot__V1__PublishRequest methods */
@@ -76,6 +133,25 @@ Iot__V1__PublishRequest *
                       const uint8_t       *data);
 void   iot__v1__publish_request__free_unpacked
                      (Iot__V1__PublishRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__PublishFailure methods */
+void   iot__v1__publish_failure__init
+                     (Iot__V1__PublishFailure         *message);
+size_t iot__v1__publish_failure__get_packed_size
+                     (const Iot__V1__PublishFailure   *message);
+size_t iot__v1__publish_failure__pack
+                     (const Iot__V1__PublishFailure   *message,
+                      uint8_t             *out);
+size_t iot__v1__publish_failure__pack_to_buffer
+                     (const Iot__V1__PublishFailure   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__PublishFailure *
+       iot__v1__publish_failure__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__publish_failure__free_unpacked
+                     (Iot__V1__PublishFailure *message,
                       ProtobufCAllocator *allocator);
 /* Iot__V1__PublishResponse methods */
 void   iot__v1__publish_response__init
@@ -100,6 +176,9 @@ void   iot__v1__publish_response__free_unpacked
 
 typedef void (*Iot__V1__PublishRequest_Closure)
                  (const Iot__V1__PublishRequest *message,
+                  void *closure_data);
+typedef void (*Iot__V1__PublishFailure_Closure)
+                 (const Iot__V1__PublishFailure *message,
                   void *closure_data);
 typedef void (*Iot__V1__PublishResponse_Closure)
                  (const Iot__V1__PublishResponse *message,
@@ -141,6 +220,7 @@ void iot__v1__ingest_service__publish_stream(ProtobufCService *service,
 /* --- descriptors --- */
 
 extern const ProtobufCMessageDescriptor iot__v1__publish_request__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__publish_failure__descriptor;
 extern const ProtobufCMessageDescriptor iot__v1__publish_response__descriptor;
 extern const ProtobufCServiceDescriptor iot__v1__ingest_service__descriptor;
 

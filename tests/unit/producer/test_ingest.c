@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -17,6 +19,7 @@ static pw_ingest_meta meta_with(const char *key)
 {
     pw_ingest_meta m = {.consumer = "sensor-a",
                         .idem_key = key,
+                        .stream_message = -1,
                         .source = IOT__V1__SOURCE__SOURCE_REST,
                         .received_ms = pw_now_ms()};
     return m;
@@ -220,9 +223,18 @@ static void test_idempotency_tokens_are_deterministic(void **state)
     assert_string_equal(a.msgs[1].token, b.msgs[1].token);
     assert_string_not_equal(a.msgs[0].token, a.msgs[1].token);
     assert_string_not_equal(a.msgs[0].token, c.msgs[0].token);
-    char expect[PW_UUID_LEN];
-    pw_uuid_derive("sensor-a", "retry-42", "reading", 1, expect);
+    char expect[PW_UUID_LEN], digest[PW_INGEST_DIGEST_LEN], scoped[200];
+    Iot__V1__Reading d2 = IOT__V1__READING__INIT;
+    d2.device_id = "d2";
+    d2.zone = "z";
+    d2.type = "temperature";
+    d2.value = 2;
+    d2.unit = "C";
+    assert_int_equal(pw_ingest_digest_reading(&a, &d2, 0, digest), 0);
+    snprintf(scoped, sizeof(scoped), "retry-42\x1f%s", digest);
+    pw_uuid_derive("sensor-a", scoped, "reading", 0, expect);
     assert_string_equal(a.msgs[1].token, expect);
+    assert_int_equal(a.msgs[1].index, 1);
     pw_ingest_batch_free(&a);
     pw_ingest_batch_free(&b);
     pw_ingest_batch_free(&c);
@@ -277,7 +289,7 @@ static void test_publish_request(void **state)
     pw_ingest_batch b;
     pw_ingest_batch_init(&b);
     char msg[256];
-    int n = pw_ingest_from_request(&b, req, &m, 0, 0, msg, sizeof(msg));
+    int n = pw_ingest_from_request(&b, req, &m, msg, sizeof(msg));
     assert_int_equal(n, 2);
     Iot__V1__Envelope *env = decode(&b.msgs[0]);
     assert_int_equal(env->source, IOT__V1__SOURCE__SOURCE_GRPC);
@@ -293,19 +305,20 @@ static void test_publish_request(void **state)
     built.readings[1]->value = 0.0 / 0.0;
     req = roundtrip(&built);
     pw_ingest_batch_init(&b);
-    assert_int_equal(pw_ingest_from_request(&b, req, &m, 0, 0, msg, sizeof(msg)), -1);
+    assert_int_equal(pw_ingest_from_request(&b, req, &m, msg, sizeof(msg)), -1);
     assert_non_null(strstr(msg, "readings[1].value"));
     assert_int_equal(b.n, 0);
     iot__v1__publish_request__free_unpacked(req, NULL);
 
     Iot__V1__PublishRequest empty = IOT__V1__PUBLISH_REQUEST__INIT;
-    assert_int_equal(pw_ingest_from_request(&b, &empty, &m, 0, 0, msg, sizeof(msg)), -1);
+    assert_int_equal(pw_ingest_from_request(&b, &empty, &m, msg, sizeof(msg)), -1);
     assert_non_null(strstr(msg, "no readings"));
     free_built(&built);
     pw_ingest_batch_free(&b);
 }
 
-static void test_publish_request_token_bases(void **state)
+/* With the call's metadata key, a stream message's position scopes its tokens. */
+static void test_publish_request_stream_scope(void **state)
 {
     (void)state;
     Iot__V1__PublishRequest req = IOT__V1__PUBLISH_REQUEST__INIT;
@@ -317,10 +330,99 @@ static void test_publish_request_token_bases(void **state)
     pw_ingest_batch b;
     pw_ingest_batch_init(&b);
     char msg[128];
-    assert_int_equal(pw_ingest_from_request(&b, &req, &m, 7, 0, msg, sizeof(msg)), 1);
-    char expect[PW_UUID_LEN];
-    pw_uuid_derive("sensor-a", "stream-key", "reading", 7, expect);
+    m.stream_message = 7;
+    assert_int_equal(pw_ingest_from_request(&b, &req, &m, msg, sizeof(msg)), 1);
+    req.readings[0]->ts_ms = 0; /* as sent */
+    m.stream_message = 8;
+    assert_int_equal(pw_ingest_from_request(&b, &req, &m, msg, sizeof(msg)), 1);
+    char digest[PW_INGEST_DIGEST_LEN], scoped[200], expect[PW_UUID_LEN];
+    assert_int_equal(pw_ingest_digest_reading(&b, rs[0], 0, digest), 0);
+    snprintf(scoped, sizeof(scoped), "stream-key\x1f%s\x1fm7", digest);
+    pw_uuid_derive("sensor-a", scoped, "reading", 0, expect);
     assert_string_equal(b.msgs[0].token, expect);
+    assert_string_not_equal(b.msgs[0].token, b.msgs[1].token);
+    pw_ingest_batch_free(&b);
+    free_built(&req);
+}
+
+static const char *ITEM_A = "{\"device_id\":\"a\",\"zone\":\"z\",\"type\":\"t\",\"value\":1}";
+static const char *ITEM_B = "{\"device_id\":\"b\",\"zone\":\"z\",\"type\":\"t\",\"value\":2}";
+static const char *ITEM_A2 = "{\"device_id\":\"a\",\"zone\":\"z\",\"type\":\"t\",\"value\":1.5}";
+
+static void tokens_of(const char *body, const char *key, char out[][PW_UUID_LEN], size_t n)
+{
+    pw_ingest_batch b;
+    pw_ingest_error e;
+    pw_ingest_batch_init(&b);
+    assert_int_equal(run_json(&b, PW_KIND_READING, body, key, &e), (int)n);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(out[i], b.msgs[i].token, PW_UUID_LEN);
+    }
+    pw_ingest_batch_free(&b);
+}
+
+/* Same key: an item keeps its token wherever it sits (a retry of only the
+ * rest matches), different content gets a new token (never dropped), and
+ * identical items of one request stay distinct. */
+static void test_tokens_follow_content(void **state)
+{
+    (void)state;
+    char ab[2][PW_UUID_LEN], b_only[1][PW_UUID_LEN], a2[1][PW_UUID_LEN], aa[2][PW_UUID_LEN];
+    char body[512];
+    snprintf(body, sizeof(body), "[%s,%s]", ITEM_A, ITEM_B);
+    tokens_of(body, "k1", ab, 2);
+    snprintf(body, sizeof(body), "[%s]", ITEM_B);
+    tokens_of(body, "k1", b_only, 1);
+    assert_string_equal(ab[1], b_only[0]); /* position-independent */
+    snprintf(body, sizeof(body), "[%s]", ITEM_A2);
+    tokens_of(body, "k1", a2, 1);
+    assert_string_not_equal(ab[0], a2[0]); /* different body, new token */
+    snprintf(body, sizeof(body), "[%s,%s]", ITEM_A, ITEM_A);
+    tokens_of(body, "k1", aa, 2);
+    assert_string_equal(aa[0], ab[0]);
+    assert_string_not_equal(aa[0], aa[1]); /* identical items: by occurrence */
+    /* a retry without ts matches although the receive time differs */
+    char t1[1][PW_UUID_LEN], t2[1][PW_UUID_LEN];
+    tokens_of(ITEM_A, "k2", t1, 1);
+    tokens_of(ITEM_A, "k2", t2, 1);
+    assert_string_equal(t1[0], t2[0]);
+}
+
+/* An error answer lists at most PW_INGEST_MAX_DETAILS problems and their total. */
+static void test_error_details_are_capped(void **state)
+{
+    (void)state;
+    char *body = malloc(64 * 1000 + 8);
+    size_t off = 0;
+    body[off++] = '[';
+    for (int i = 0; i < 1000; i++) {
+        off += (size_t)sprintf(body + off, "%s{\"value\":\"x\",\"extra%d\":1}", i ? "," : "", i);
+    }
+    body[off++] = ']';
+    body[off] = '\0';
+    pw_ingest_batch b;
+    pw_ingest_error e;
+    pw_ingest_batch_init(&b);
+    assert_int_equal(run_json(&b, PW_KIND_READING, body, NULL, &e), -1);
+    assert_int_equal(json_array_size(e.details), PW_INGEST_MAX_DETAILS);
+    assert_true(e.details_total >= 1000);
+    pw_ingest_error_clear(&e);
+    pw_ingest_batch_free(&b);
+    free(body);
+
+    Iot__V1__PublishRequest req = IOT__V1__PUBLISH_REQUEST__INIT;
+    req.n_readings = 50;
+    req.readings = calloc(50, sizeof(*req.readings));
+    for (size_t i = 0; i < 50; i++) {
+        req.readings[i] = new_reading("", 1.0, 0); /* empty device_id: invalid */
+    }
+    pw_ingest_meta m = meta_with(NULL);
+    char msg[4096];
+    pw_ingest_batch_init(&b);
+    assert_int_equal(pw_ingest_from_request(&b, &req, &m, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "readings[19].device_id"));
+    assert_null(strstr(msg, "readings[20].device_id"));
+    assert_non_null(strstr(msg, "(50 problems, 20 listed)"));
     pw_ingest_batch_free(&b);
     free_built(&req);
 }
@@ -344,7 +446,7 @@ static void test_unknown_fields_are_dropped(void **state)
     pw_ingest_batch b;
     pw_ingest_batch_init(&b);
     char msg[128];
-    assert_int_equal(pw_ingest_from_request(&b, req, &m, 0, 0, msg, sizeof(msg)), 1);
+    assert_int_equal(pw_ingest_from_request(&b, req, &m, msg, sizeof(msg)), 1);
     Iot__V1__Envelope *env = decode(&b.msgs[0]);
     assert_int_equal(env->reading->base.n_unknown_fields, 0);
     assert_string_equal(env->reading->device_id, "u1");
@@ -353,6 +455,65 @@ static void test_unknown_fields_are_dropped(void **state)
     iot__v1__publish_request__free_unpacked(req, NULL);
     free(r->device_id), free(r->zone), free(r->type), free(r->unit), free(r->firmware);
     free(r);
+}
+
+static char *repeat_body(const char *open, const char *unit, size_t n, const char *close)
+{
+    size_t ul = strlen(unit);
+    char *b = malloc(strlen(open) + n * (ul + 1) + strlen(close) + 1);
+    size_t o = 0;
+    memcpy(b, open, strlen(open));
+    o += strlen(open);
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            b[o++] = ',';
+        }
+        memcpy(b + o, unit, ul);
+        o += ul;
+    }
+    strcpy(b + o, close);
+    return b;
+}
+
+static const char *json_refusal(const char *body)
+{
+    static char msg[512];
+    pw_ingest_batch b;
+    pw_ingest_error e;
+    pw_ingest_batch_init(&b);
+    assert_int_equal(run_json(&b, PW_KIND_READING, body, NULL, &e), -1);
+    assert_int_equal(e.status, 400);
+    snprintf(msg, sizeof(msg), "%s: %s", e.code, e.message);
+    pw_ingest_error_clear(&e);
+    pw_ingest_batch_free(&b);
+    return msg;
+}
+
+/* The JSON body is counted before jansson decodes it: more than 1000 items
+ * or 32000 structural tokens are refused without building the tree. */
+static void test_json_counted_before_decoding(void **state)
+{
+    (void)state;
+    char *b = repeat_body("[", "{}", 1001, "]");
+    assert_string_equal(json_refusal(b), "validation_failed: too many items (at most 1000)");
+    free(b);
+    b = repeat_body("[", "{}", 1000, "]"); /* 1000 items pass the count */
+    assert_non_null(strstr(json_refusal(b), "validation_failed: invalid items[0]"));
+    free(b);
+    b = repeat_body(" [ ", "[[[]]]", 1000, "] "); /* 1000 items, 4000 tokens */
+    assert_null(strstr(json_refusal(b), "too many"));
+    free(b);
+    b = repeat_body("[{\"a\":[", "0", 32000, "]}]");
+    assert_string_equal(json_refusal(b), "validation_failed: too many JSON values (at most 32000)");
+    free(b);
+    /* commas, colons and brackets inside strings (escaped quotes too) do not count */
+    b = repeat_body("{\"device_id\":\"\\\"", ",:[{", 20000, "\"}");
+    assert_null(strstr(json_refusal(b), "too many"));
+    free(b);
+    /* 1 MiB of "{}," (~80 MiB once decoded) is refused by the count */
+    b = repeat_body("[", "{}", 349000, "]");
+    assert_string_equal(json_refusal(b), "validation_failed: too many items (at most 1000)");
+    free(b);
 }
 
 int main(void)
@@ -365,7 +526,10 @@ int main(void)
         cmocka_unit_test(test_invalid_json_codes),
         cmocka_unit_test(test_idempotency_tokens_are_deterministic),
         cmocka_unit_test(test_publish_request),
-        cmocka_unit_test(test_publish_request_token_bases),
+        cmocka_unit_test(test_publish_request_stream_scope),
+        cmocka_unit_test(test_tokens_follow_content),
+        cmocka_unit_test(test_error_details_are_capped),
+        cmocka_unit_test(test_json_counted_before_decoding),
         cmocka_unit_test(test_unknown_fields_are_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
