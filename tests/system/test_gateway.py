@@ -3,8 +3,9 @@
 Against the running stack: key-auth answers with Kong's 401s before any producer
 sees the request; rate-limiting holds each consumer to Kong's per-second window
 (a burst of 5) without touching other consumers; valid traffic is spread
-round-robin over the two producers; the key is stripped and the consumer name
-forwarded; gRPC on 9080 authenticates from metadata and answers with gRPC status
+round-robin over the two producers; the key is stripped, taken only from the
+header (the query string only where kong.yaml enables it), and the consumer name
+forwarded with the gateway secret; gRPC on 9080 authenticates from metadata and answers with gRPC status
 codes. The renderer is checked for determinism, and a private nginx rendered from
 a modified copy of kong/kong.yaml (the real one is never edited) proves that the
 policy file drives the behaviour.
@@ -31,7 +32,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import ROOT, wait_until
+from conftest import ROOT, gateway_secret, wait_until
 
 RENDER = ROOT / "scripts" / "gateway" / "render.py"
 KONG_YAML = ROOT / "kong" / "kong.yaml"
@@ -360,7 +361,7 @@ class PrivateGateway:
     """An nginx rendered by render.py from a modified copy of kong/kong.yaml, on
     free ports and with its own state directory. Stopped with QUIT afterwards."""
 
-    def __init__(self, stack, mutate, keys, groups=None, extra_args=()):
+    def __init__(self, stack, mutate, keys, groups=None, extra_args=(), secret=None):
         groups = groups or {}
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="pw-gw-test-"))
         doc = yaml.safe_load(KONG_YAML.read_text())
@@ -372,7 +373,8 @@ class PrivateGateway:
         (secrets_dir / "gateway-credentials").write_text("".join(
             f"{n} {groups.get(n, 'ingest')} sha256:{hashlib.sha256(k.encode()).hexdigest()}\n"
             for n, k in keys.items()))
-        self.secret = secrets.token_hex(32)
+        # its own secret, or the stack's where it fronts the real producers
+        self.secret = secret or secrets.token_hex(32)
         (secrets_dir / "gateway-secret").write_text(self.secret + "\n")
         self.rest_port, self.grpc_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.rest_port}"
@@ -557,7 +559,7 @@ def test_a_changed_limit_in_kong_yaml_changes_the_gateway_behaviour(stack, fresh
                 if p["name"] == "rate-limiting":
                     p["config"]["second"] = 2
 
-    gw = PrivateGateway(stack, limit_two, {name: key})
+    gw = PrivateGateway(stack, limit_two, {name: key}, secret=gateway_secret())
     try:
         for _ in range(5):
             start_of_next_second()
