@@ -215,6 +215,91 @@ def test_the_dashboard_comes_through_the_gateway_and_asks_for_a_read_key(stack):
     assert requests.get(stack.gateway_url + "/", timeout=10).json() == {"message": "no Route matched with those values"}
 
 
+def test_the_dashboard_works_in_a_browser_through_the_gateway_with_a_read_key(stack):
+    """Headless Chromium on http://127.0.0.1:8000/index.html: the page asks for
+    a key once; a sensor key is refused (403) and asked for again; with the
+    read key every panel loads, and the key stays in sessionStorage only."""
+    import shutil
+    import tempfile
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    assert browser and driver, "chromium and chromedriver are required (Debian chromium chromium-driver)"
+    profile = tempfile.mkdtemp(prefix="pw-chromium-gw-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = browser
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-dev-shm-usage", f"--user-data-dir={profile}"):
+        opts.add_argument(flag)
+    opts.set_capability("unhandledPromptBehavior", "ignore")
+    drv = webdriver.Chrome(service=Service(executable_path=driver), options=opts)
+    panels = ["panel-temperature", "panel-alerts", "panel-activity", "panel-firmware", "panel-health"]
+    try:
+        drv.get(stack.gateway_url + "/index.html")
+        assert drv.title.startswith("plantwatch")
+
+        def answer_prompt(key):
+            alert = WebDriverWait(drv, 30, poll_frequency=0.1).until(lambda d: _alert(d))
+            assert "read key" in alert.text
+            alert.send_keys(key)
+            alert.accept()
+
+        answer_prompt(sensor_key(stack))  # the wrong kind of key: 403, asked again
+        answer_prompt(read_key(stack))
+
+        def all_ok(d):
+            states = {p: d.find_element(By.ID, p).get_attribute("data-state") for p in panels}
+            return states if all(st == "ok" for st in states.values()) else False
+
+        WebDriverWait(drv, 60, poll_frequency=0.25).until(all_ok)
+        assert drv.execute_script("return sessionStorage.getItem('plantwatch.readKey')") == read_key(stack)
+        assert drv.execute_script("return document.cookie") == ""
+        assert read_key(stack) not in drv.current_url
+    finally:
+        drv.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _alert(drv):
+    from selenium.common.exceptions import NoAlertPresentException
+    try:
+        alert = drv.switch_to.alert
+        alert.text  # noqa: B018 (raises when there is none)
+        return alert
+    except NoAlertPresentException:
+        return False
+
+
+@pytest.mark.parametrize("path", ["/grpc.health.v1.Health/Check", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                                  "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"])
+def test_grpc_health_and_reflection_are_routed_to_the_producers_behind_a_sensor_key(stack, path):
+    """The routes exist (a path without one is Kong's 'no Route matched') and
+    take the ingest plugins: no key 401, a read key 403."""
+    ident = lambda b: b  # noqa: E731
+    with grpc.insecure_channel(stack.gateway_grpc) as channel:
+        call = channel.unary_unary(path, request_serializer=ident, response_deserializer=ident)
+        for metadata, code, message in (
+                (None, grpc.StatusCode.UNAUTHENTICATED, "No API key found in request"),
+                ([("apikey", read_key(stack))], grpc.StatusCode.PERMISSION_DENIED, "You cannot consume this service")):
+            with pytest.raises(grpc.RpcError) as err:
+                call(b"", metadata=metadata, timeout=10)
+            assert (err.value.code(), err.value.details()) == (code, message)
+        other = channel.unary_unary("/grpc.health.v2.Health/Check", request_serializer=ident,
+                                    response_deserializer=ident)
+        with pytest.raises(grpc.RpcError) as err:
+            other(b"", metadata=[("apikey", sensor_key(stack))], timeout=10)
+        assert err.value.details() == "no Route matched with those values"
+    conf = (stack.state / "nginx" / "nginx.conf").read_text()
+    prefix = path.rsplit("/", 1)[0] + "/"
+    block = conf[conf.index("location %s {" % prefix):]
+    assert block[:block.index("\n        }\n")].count("grpc_pass grpc://pw_producer_grpc_upstream;") == 1
+
+
 # ---------------------------------------------------------------- key hygiene
 
 
