@@ -17,7 +17,6 @@ Secret file: the shared secret the gateway sends to the producers as X-Gateway-T
 """
 
 import argparse
-import hashlib
 import os
 import re
 import sys
@@ -50,11 +49,6 @@ EXACT_PATH_RE = re.compile(r"^~(/(?:[A-Za-z0-9_/-]|\\\.)*)\$$")
 
 class RenderError(Exception):
     pass
-
-
-def key_hash(key):
-    """What the gateway keeps of a key."""
-    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _lines(path):
