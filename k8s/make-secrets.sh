@@ -7,9 +7,11 @@
 #   k8s/make-secrets.sh           create the files that do not exist yet
 #   k8s/make-secrets.sh --force   replace them (see docs/deploy.md before rotating)
 #
-# It also creates a random API key for every Kong consumer whose key file
+# It also creates a random API key (192 bits) for every Kong consumer whose key file
 # (k8s/base/kong/secrets/<consumer>-key-auth.env, format in the *.example next to it)
-# does not exist yet.
+# does not exist yet, and the gateway secret (k8s/base/kong/secrets/gateway-secret.env:
+# 256 bits, `token=` for the producers and `headers=` for Kong's request-transformer)
+# if it does not exist yet.
 set -euo pipefail
 dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/base/secrets"
 force=0
@@ -19,7 +21,7 @@ rand() { openssl rand -hex 24; }
 host="mongodb-0.mongodb.metrics.svc.cluster.local:27017"
 
 umask 077
-for example in "$dir"/../kong/secrets/*.env.example; do
+for example in "$dir"/../kong/secrets/*-key-auth.env.example; do
   [[ -f "$example" ]] || continue
   target="${example%.example}"
   if [[ -f "$target" ]]; then
@@ -29,6 +31,15 @@ for example in "$dir"/../kong/secrets/*.env.example; do
     echo "wrote k8s/base/kong/secrets/$(basename "$target")"
   fi
 done
+
+gateway="$dir/../kong/secrets/gateway-secret.env"
+if [[ -f "$gateway" ]]; then
+  echo "keeping kong/secrets/gateway-secret.env"
+else
+  token="$(openssl rand -hex 32)"
+  printf 'token=%s\nheaders=["X-Gateway-Token:%s"]\n' "$token" "$token" >"$gateway"
+  echo "wrote k8s/base/kong/secrets/gateway-secret.env"
+fi
 
 if [[ $force -eq 0 && -f "$dir/mongodb-root.env" ]]; then
   echo "k8s/base/secrets/*.env exist; keeping them (use --force to replace)"

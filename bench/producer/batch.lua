@@ -3,6 +3,8 @@ wrk.method = "POST"
 wrk.path = "/v1/telemetry"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-Consumer-Username"] = "bench"
+-- the producer takes ingest only with the gateway secret (env PW_BENCH_GATEWAY_TOKEN)
+wrk.headers["X-Gateway-Token"] = os.getenv("PW_BENCH_GATEWAY_TOKEN") or ""
 local items = {}
 for i = 0, 99 do
   items[#items + 1] = string.format(

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import pathlib
 import sys
 import tempfile
@@ -42,6 +43,8 @@ async def run_worker(args, seed, q):
     body = payload(args.batch, seed)
     lat, records, calls, errors = [], 0, 0, 0
     deadline = time.time() + args.duration
+    # the producer takes ingest only with the gateway secret
+    metadata = [("x-gateway-token", os.environ.get("PW_BENCH_GATEWAY_TOKEN", ""))]
     async with grpc.aio.insecure_channel(args.target) as ch:
         ident = lambda b: b  # noqa: E731
         unary = ch.unary_unary("/iot.v1.IngestService/Publish", request_serializer=ident,
@@ -55,10 +58,10 @@ async def run_worker(args, seed, q):
                 t = time.perf_counter()
                 try:
                     if args.mode == "unary":
-                        await unary(body, timeout=30)
+                        await unary(body, timeout=30, metadata=metadata)
                         n = args.batch
                     else:
-                        await stream(iter([body] * args.messages), timeout=60)
+                        await stream(iter([body] * args.messages), timeout=60, metadata=metadata)
                         n = args.batch * args.messages
                 except grpc.RpcError:
                     errors += 1

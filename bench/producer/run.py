@@ -28,6 +28,9 @@ import requests
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 STATE = pathlib.Path(os.environ.get("PW_STATE", ROOT / ".plantwatch"))
+# The bench producer takes ingest only with the stack's gateway secret, which the
+# load generators send as the gateway would (X-Gateway-Token, env PW_BENCH_GATEWAY_TOKEN).
+GATEWAY_SECRET = STATE / "secrets" / "gateway-secret"
 CACHE = pathlib.Path(os.environ.get("PW_CACHE", pathlib.Path.home() / ".cache/plantwatch"))
 TOPIC, ATOPIC = "bench-telemetry", "bench-alerts"
 HTTP, GRPC, BASE_HTTP = 18281, 15281, 18381
@@ -167,7 +170,7 @@ def paced_half(url, proc, single, duration):
 def bench_producer(args, env):
     log = open(tempfile.gettempdir() + "/pw-bench-producer.log", "wb")
     penv = dict(os.environ, **env, PW_HTTP_PORT=str(HTTP), PW_GRPC_PORT=str(GRPC),
-                PW_INSTANCE="producer-bench")
+                PW_INSTANCE="producer-bench", PW_GATEWAY_SECRET_FILE=str(GATEWAY_SECRET))
     proc = subprocess.Popen([args.bin], env=penv, stdout=log, stderr=log)
     rows = {}
     try:
@@ -381,6 +384,7 @@ def main():
     ap.add_argument("--no-ceiling", action="store_true")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+    os.environ["PW_BENCH_GATEWAY_TOKEN"] = GATEWAY_SECRET.read_text().strip()
     sec = secrets()
     ensure_topics(sec)
     env = kafka_env(sec)

@@ -4,6 +4,8 @@ local delay_ms = tonumber(os.getenv("PW_BENCH_DELAY_MS") or "0")
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-Consumer-Username"] = "bench"
+-- the producer takes ingest only with the gateway secret (env PW_BENCH_GATEWAY_TOKEN)
+wrk.headers["X-Gateway-Token"] = os.getenv("PW_BENCH_GATEWAY_TOKEN") or ""
 local n = 0
 request = function()
   n = n + 1

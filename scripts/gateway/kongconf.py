@@ -4,7 +4,8 @@ This module owns the reading of kong/kong.yaml for every local consumer of it:
 the nginx renderer (render.py), the drift test against the Kubernetes resources
 and the schema check run by the test suite. The schema below follows Kong 3.x
 entity schemas (services, routes, upstreams, targets, consumers,
-keyauth_credentials and the key-auth / rate-limiting plugin configs) and the
+keyauth_credentials, acls and the key-auth / acl / rate-limiting /
+request-transformer plugin configs) and the
 decK file format: unknown fields, wrong types, values outside Kong's ranges and
 enums, and Kong's cross-field rules (for example "gRPC routes take no methods
 and never strip the path") are errors, as `deck file validate` reports them.
@@ -135,6 +136,27 @@ def t_any(_v):
     return None
 
 
+GATEWAY_SECRET_HEADER = "X-Gateway-Token"
+
+
+def t_transformer_headers(v):
+    """request-transformer header list; the gateway secret only as a decK env reference."""
+    err = t_array(t_string())(v)
+    if err:
+        return err
+    for item in v:
+        name, sep, value = item.partition(":")
+        if not sep or not HEADER_NAME_RE.match(name):
+            return "invalid header '%s' (expected name:value)" % item
+        if name.lower() == GATEWAY_SECRET_HEADER.lower() and not DECK_ENV_RE.match(value):
+            return 'the value of %s must be a decK environment reference ${{ env "DECK_..." }}' % name
+    return None
+
+
+def t_header_names(v):
+    return t_array(t_string(HEADER_NAME_RE))(v)
+
+
 COMMON = {"id": t_string(), "tags": t_tags}
 
 SERVICE = dict(
@@ -198,11 +220,14 @@ UPSTREAM = dict(
 
 KEYAUTH_CREDENTIAL = dict(COMMON, key=t_secret, ttl=t_int(0, 100000000))
 
+ACL_CREDENTIAL = dict(COMMON, group=t_string())
+
 CONSUMER = dict(
     COMMON,
     username=t_string(),
     custom_id=t_string(),
     keyauth_credentials=t_any,
+    acls=t_any,
     plugins=t_any,
     groups=t_any,
 )
@@ -232,7 +257,35 @@ RATE_LIMITING_CONFIG = dict(
     redis=t_any,
 )
 
-PLUGIN_CONFIGS = {"key-auth": KEY_AUTH_CONFIG, "rate-limiting": RATE_LIMITING_CONFIG}
+ACL_CONFIG = {
+    "allow": t_array(t_string(), unique=True),
+    "deny": t_array(t_string(), unique=True),
+    "hide_groups_header": t_bool,
+    "include_consumer_groups": t_bool,
+    "always_use_authenticated_groups": t_bool,
+}
+
+TRANSFORM_REMOVE = {"headers": t_header_names, "querystring": t_array(t_string()), "body": t_array(t_string())}
+TRANSFORM_ADD = {
+    "headers": t_transformer_headers,
+    "querystring": t_array(t_string()),
+    "body": t_array(t_string()),
+}
+REQUEST_TRANSFORMER_CONFIG = {
+    "http_method": t_string(),
+    "remove": t_any,
+    "rename": t_any,
+    "replace": t_any,
+    "add": t_any,
+    "append": t_any,
+}
+
+PLUGIN_CONFIGS = {
+    "key-auth": KEY_AUTH_CONFIG,
+    "rate-limiting": RATE_LIMITING_CONFIG,
+    "acl": ACL_CONFIG,
+    "request-transformer": REQUEST_TRANSFORMER_CONFIG,
+}
 
 PLUGIN = dict(
     COMMON,
@@ -329,6 +382,14 @@ def _check_plugin(c, where, plugin):
             c.errors.append("%s.config: a longer period cannot have a lower limit than a shorter one" % where)
         if config.get("policy") == "redis" and not config.get("redis"):
             c.errors.append("%s.config.redis: required when policy is 'redis'" % where)
+    if plugin["name"] == "acl" and isinstance(config, dict):
+        if bool(config.get("allow")) == bool(config.get("deny")):
+            c.errors.append("%s.config: exactly one of 'allow' or 'deny' must be set" % where)
+    if plugin["name"] == "request-transformer" and isinstance(config, dict):
+        for part, spec in (("remove", TRANSFORM_REMOVE), ("rename", TRANSFORM_REMOVE),
+                           ("replace", TRANSFORM_ADD), ("add", TRANSFORM_ADD), ("append", TRANSFORM_ADD)):
+            if part in config:
+                c.fields("%s.config.%s" % (where, part), config[part], spec)
 
 
 def validate(doc):
@@ -373,6 +434,8 @@ def validate(doc):
             c.errors.append("%s: at least one of 'username' or 'custom_id' is required" % where)
         for j, cred in c.items(where, consumer, "keyauth_credentials"):
             c.fields("%s.keyauth_credentials[%d]" % (where, j), cred, KEYAUTH_CREDENTIAL, required=("key",))
+        for j, acl in c.items(where, consumer, "acls"):
+            c.fields("%s.acls[%d]" % (where, j), acl, ACL_CREDENTIAL, required=("group",))
     c.unique("consumers", [u.get("username") for _, u in c.items("", doc, "consumers") if isinstance(u, dict)])
     return c.errors
 
@@ -384,7 +447,9 @@ def validate(doc):
 @dataclass
 class Route:
     name: str
-    paths: list
+    paths: list  # prefix paths, or exact ones (regex "~/literal$")
+    methods: list = field(default_factory=list)  # empty: any method
+    strip_path: bool = True
 
 
 @dataclass
@@ -397,15 +462,21 @@ class Service:
     timeouts: dict  # connect/read/write in ms, retries
     plugins: dict  # plugin name -> config (service-scoped or global)
     plugin_scope: str  # "service" (counters per service) or "global" (shared)
+    upstream: str = ""  # the upstream's name (services may share one)
 
 
 @dataclass
 class Policy:
     services: list
     consumers: dict = field(default_factory=dict)  # username -> DECK_ env var name
+    groups: dict = field(default_factory=dict)  # username -> [ACL groups]
 
     def service(self, kind):
+        """The first service of a kind ("rest" or "grpc")."""
         return next(s for s in self.services if s.kind == kind)
+
+    def named(self, name):
+        return next(s for s in self.services if s.name == name)
 
 
 def load(path=DEFAULT_KONG_YAML):
@@ -438,7 +509,10 @@ def policy(doc):
             Service(
                 name=svc["name"],
                 kind=kind,
-                routes=[Route(r["name"], list(r["paths"])) for r in svc.get("routes", [])],
+                routes=[
+                    Route(r["name"], list(r["paths"]), list(r.get("methods", [])), r.get("strip_path", True))
+                    for r in svc.get("routes", [])
+                ],
                 targets=[t["target"] for t in up.get("targets", []) if t.get("weight", 100) > 0],
                 algorithm=up.get("algorithm", "round-robin"),
                 timeouts={
@@ -449,13 +523,15 @@ def policy(doc):
                 },
                 plugins=plugins,
                 plugin_scope="service" if "rate-limiting" in own else "global",
+                upstream=up["name"],
             )
         )
-    consumers = {}
+    consumers, groups = {}, {}
     for consumer in doc.get("consumers", []):
         for cred in consumer.get("keyauth_credentials", []):
             consumers[consumer["username"]] = DECK_ENV_RE.match(cred["key"]).group(1)
-    return Policy(services=services, consumers=consumers)
+        groups[consumer["username"]] = sorted(a["group"] for a in consumer.get("acls", []))
+    return Policy(services=services, consumers=consumers, groups=groups)
 
 
 def main(argv):

@@ -57,6 +57,8 @@ pw_service_env() {
         echo "PW_GRPC_IDLE_TIMEOUT_MS=${PW_GRPC_IDLE_TIMEOUT_MS:-3000}"
         echo "PW_KAFKA_USERNAME=producer"
         echo "PW_KAFKA_PASSWORD_FILE=$(pw_password_file producer)"
+        # ingest only from the gateway, which sends this secret (scripts/stack/gateway.sh)
+        echo "PW_GATEWAY_SECRET_FILE=$(pw_gateway_secret_init)"
         ;;
     consumer-*)
         echo "PW_HTTP_PORT=$((8100 + n))"

@@ -1,14 +1,25 @@
 # shellcheck shell=bash
 # Local edge gateway: nginx rendered from kong/kong.yaml (scripts/gateway/render.py)
-# plus the local API keys in $PW_STATE/secrets/gateway-keys. This file owns the
-# gateway's setup, start/stop/status/reload and `./plantwatch keys`. Sourced by
+# plus the local credentials in $PW_STATE/secrets. This file owns the gateway's
+# setup, start/stop/status/reload, its secrets and `./plantwatch keys`. Sourced by
 # ./plantwatch after scripts/stack/00-lib.sh (pw_info, pw_die, pw_spawn, ...).
+#
+# $PW_STATE/secrets (all mode 0600):
+#   gateway-credentials  the gateway's consumers: `<name> <group> sha256:<hex>` (no key)
+#   gateway-secret       the shared secret the gateway sends as X-Gateway-Token;
+#                        the producers read it (PW_GATEWAY_SECRET_FILE)
+#   gateway-keys         the local sensors' keys, `<name> <key>` (what the simulator,
+#                        the tests and a sensor hold; the gateway never reads it)
+#   read-keys            the local readers' keys (dashboard), same format
 
 PW_GATEWAY_REST_PORT=8000
 PW_GATEWAY_GRPC_PORT=9080
 
 pw_gateway_dir() { echo "$PW_STATE/nginx"; }
 pw_gateway_keys_file() { echo "$PW_STATE/secrets/gateway-keys"; }
+pw_gateway_read_keys_file() { echo "$PW_STATE/secrets/read-keys"; }
+pw_gateway_credentials_file() { echo "$PW_STATE/secrets/gateway-credentials"; }
+pw_gateway_secret_file() { echo "$PW_STATE/secrets/gateway-secret"; }
 
 pw_gateway_python() {
     if [ -x "$PW_VENV/bin/python" ]; then
@@ -33,28 +44,71 @@ pw_setup_gateway() {
     fi
 }
 
-# Creates the local keys file with sensor-a, sensor-b, sensor-c if it is missing.
-pw_gateway_keys_init() {
-    local file
-    file=$(pw_gateway_keys_file)
+# pw_gateway_ring_init FILE TITLE NAME...: a local clients' key ring with a
+# fresh key per NAME, if FILE does not exist yet.
+pw_gateway_ring_init() {
+    local file=$1 title=$2 name
+    shift 2
     [ -s "$file" ] && return 0
-    mkdir -p "$(dirname "$file")"
-    chmod 700 "$(dirname "$file")"
     (
         umask 077
         {
-            echo "# plantwatch gateway consumers: <consumer-name> <api-key>"
-            local name
-            for name in sensor-a sensor-b sensor-c; do
+            echo "# $title: <consumer-name> <api-key> (the gateway keeps only their digests)"
+            for name in "$@"; do
                 echo "$name $(pw_gateway_new_key)"
             done
         } >"$file.tmp" && mv "$file.tmp" "$file"
     )
-    pw_info "gateway: created API keys for sensor-a, sensor-b, sensor-c in $file"
+    pw_info "gateway: created API keys for $* in $file"
 }
 
+# The gateway's credentials from the local key rings (sensors: group ingest,
+# readers: group read), when the credentials file does not exist yet.
+pw_gateway_keys_init() {
+    local file creds
+    file=$(pw_gateway_keys_file)
+    creds=$(pw_gateway_credentials_file)
+    mkdir -p "$(dirname "$file")"
+    chmod 700 "$(dirname "$file")"
+    pw_gateway_ring_init "$file" "plantwatch sensors" sensor-a sensor-b sensor-c
+    pw_gateway_ring_init "$(pw_gateway_read_keys_file)" "plantwatch readers" dashboard
+    [ -s "$creds" ] && return 0
+    (
+        umask 077
+        {
+            echo "# plantwatch gateway consumers: <consumer-name> <group> sha256:<hex digest of the key>"
+            local name key
+            while read -r name key; do
+                case "$name" in '' | '#'*) continue ;; esac
+                echo "$name ingest $(pw_gateway_key_hash "$key")"
+            done <"$file"
+            while read -r name key; do
+                case "$name" in '' | '#'*) continue ;; esac
+                echo "$name read $(pw_gateway_key_hash "$key")"
+            done <"$(pw_gateway_read_keys_file)"
+        } >"$creds.tmp" && mv "$creds.tmp" "$creds"
+    )
+}
+
+# 192 random bits as 48 hex digits.
 pw_gateway_new_key() {
     openssl rand -hex 24
+}
+
+pw_gateway_key_hash() {
+    printf 'sha256:%s' "$(printf '%s' "$1" | sha256sum | cut -c1-64)"
+}
+
+# The gateway secret (256 random bits), created on first use; prints its path.
+pw_gateway_secret_init() {
+    local file
+    file=$(pw_gateway_secret_file)
+    if [ ! -s "$file" ]; then
+        mkdir -p "$(dirname "$file")"
+        chmod 700 "$(dirname "$file")"
+        (umask 077 && openssl rand -hex 32 >"$file.$$" && mv -f "$file.$$" "$file")
+    fi
+    echo "$file"
 }
 
 # Renders kong/kong.yaml + keys into $PW_STATE/nginx/nginx.conf and checks it with nginx -t.
@@ -64,6 +118,7 @@ pw_gateway_render() {
     conf="$dir/nginx.conf"
     mkdir -p "$dir/logs" "$dir/tmp"
     pw_gateway_keys_init
+    pw_gateway_secret_init >/dev/null
     pw_gateway_python "$PW_ROOT/scripts/gateway/render.py" --state "$PW_STATE" --out "$conf.next" ||
         pw_die "gateway: rendering kong/kong.yaml failed"
     if ! nginx -q -t -p "$dir" -c "$conf.next" -e "$dir/logs/error.log" 2>"$dir/logs/config-test.log"; then
@@ -171,55 +226,79 @@ pw_gateway_key_mask() {
     echo "${key:0:4}…${key: -2}"
 }
 
-# ./plantwatch keys add NAME [KEY] | list | revoke NAME
+# pw_gateway_has FILE FIELD VALUE: a non-comment line whose FIELD equals VALUE.
+pw_gateway_has() {
+    awk -v f="$2" -v v="$3" '$1 !~ /^#/ && $f == v { found = 1 } END { exit !found }' "$1" 2>/dev/null
+}
+
+# pw_gateway_drop FILE NAME: the file without NAME's line.
+pw_gateway_drop() {
+    [ -f "$1" ] || return 0
+    (umask 077 && awk -v n="$2" '$1 != n' "$1" >"$1.tmp") && mv "$1.tmp" "$1"
+}
+
+pw_keys_add() {
+    local name="" key="" group=ingest ring arg
+    for arg in "$@"; do
+        case "$arg" in
+        --read) group=read ;;
+        -*) pw_die "keys add: unknown option '$arg' (usage: plantwatch keys add NAME [KEY] [--read])" ;;
+        *) if [ -z "$name" ]; then name=$arg; elif [ -z "$key" ]; then key=$arg; else
+            pw_die "usage: plantwatch keys add NAME [KEY] [--read]"; fi ;;
+        esac
+    done
+    [ -n "$name" ] || pw_die "usage: plantwatch keys add NAME [KEY] [--read]"
+    [[ $name =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] || pw_die "keys: invalid consumer name '$name'"
+    [ -n "$key" ] || key=$(pw_gateway_new_key)
+    [[ $key =~ ^[A-Za-z0-9._~+/=-]{32,256}$ ]] ||
+        pw_die "keys: a key needs at least 128 bits: 32-256 of A-Z a-z 0-9 . _ ~ + / = - (omit KEY to generate one)"
+    ring=$(pw_gateway_keys_file)
+    [ "$group" = read ] && ring=$(pw_gateway_read_keys_file)
+    pw_gateway_keys_init
+    local creds hash
+    creds=$(pw_gateway_credentials_file)
+    hash=$(pw_gateway_key_hash "$key")
+    (
+        flock 9
+        pw_gateway_has "$creds" 1 "$name" && pw_die "keys: consumer '$name' already exists (revoke it first)"
+        pw_gateway_has "$creds" 3 "$hash" && pw_die "keys: that key is already in use"
+        (umask 077 && echo "$name $group $hash" >>"$creds" && echo "$name $key" >>"$ring")
+    ) 9>>"$creds.lock" || exit 1
+    pw_keys_apply
+    echo "$key"
+}
+
+# ./plantwatch keys add NAME [KEY] [--read] | list | revoke NAME
 pw_keys_cmd() {
     local action=${1:-list}
     shift || true
-    local file
-    file=$(pw_gateway_keys_file)
+    local creds
+    creds=$(pw_gateway_credentials_file)
     case "$action" in
-    add)
-        local name=${1:-} key=${2:-}
-        [ -n "$name" ] || pw_die "usage: plantwatch keys add NAME [KEY]"
-        [[ $name =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] || pw_die "keys: invalid consumer name '$name'"
-        [ -n "$key" ] || key=$(pw_gateway_new_key)
-        [[ $key =~ ^[A-Za-z0-9._~+/=-]{8,256}$ ]] || pw_die "keys: a key is 8-256 of A-Z a-z 0-9 . _ ~ + / = -"
-        pw_gateway_keys_init
-        (
-            flock 9
-            if awk -v n="$name" '$1 == n { found = 1 } END { exit !found }' "$file"; then
-                pw_die "keys: consumer '$name' already exists (revoke it first)"
-            fi
-            if awk -v k="$key" '$2 == k { found = 1 } END { exit !found }' "$file"; then
-                pw_die "keys: that key is already in use"
-            fi
-            (umask 077 && echo "$name $key" >>"$file")
-        ) 9>>"$file.lock" || exit 1
-        pw_keys_apply
-        echo "$key"
-        ;;
+    add) pw_keys_add "$@" ;;
     list)
         pw_gateway_keys_init
-        local name key
-        while read -r name key; do
+        local name group hash
+        while read -r name group hash; do
             case "$name" in '' | '#'*) continue ;; esac
-            printf '%-24s %s\n' "$name" "$(pw_gateway_key_mask "$key")"
-        done <"$file"
+            printf '%-24s %-8s %s…\n' "$name" "$group" "${hash:0:15}"
+        done <"$creds"
         ;;
     revoke)
         local name=${1:-}
         [ -n "$name" ] || pw_die "usage: plantwatch keys revoke NAME"
         (
             flock 9
-            awk -v n="$name" '$1 == n { found = 1 } END { exit !found }' "$file" 2>/dev/null ||
-                pw_die "keys: no consumer '$name'"
-            (umask 077 && awk -v n="$name" '$1 != n' "$file" >"$file.tmp") && mv "$file.tmp" "$file"
-        ) 9>>"$file.lock" || exit 1
+            pw_gateway_has "$creds" 1 "$name" || pw_die "keys: no consumer '$name'"
+            pw_gateway_drop "$creds" "$name"
+            pw_gateway_drop "$(pw_gateway_keys_file)" "$name"
+            pw_gateway_drop "$(pw_gateway_read_keys_file)" "$name"
+        ) 9>>"$creds.lock" || exit 1
         pw_keys_apply
         pw_info "keys: revoked '$name'"
         ;;
     *)
-        pw_die "usage: plantwatch keys add NAME [KEY] | list | revoke NAME"
+        pw_die "usage: plantwatch keys add NAME [KEY] [--read] | list | revoke NAME"
         ;;
     esac
 }

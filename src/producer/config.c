@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "pw_env.h"
 
 typedef struct {
@@ -38,6 +40,38 @@ static const pw_long_setting pw_long_settings[] = {
     {"PW_READY_INTERVAL_MS", 2000, 100, 60000, PW_CFG(ready_interval_ms)},
 };
 
+#define PW_GATEWAY_SECRET_MIN 32
+#define PW_GATEWAY_SECRET_MAX 512
+
+/* The gateway's shared secret (trust.h): 32-512 visible ASCII characters, so
+ * that it fits a header and cannot be guessed. Required by the service. */
+static int pw_cfg_gateway_secret(pw_producer_config *c, int required, char *err, size_t errlen)
+{
+    c->gateway_secret = pw_env_secret("PW_GATEWAY_SECRET");
+    if (c->gateway_secret == NULL) {
+        if (required) {
+            snprintf(err, errlen,
+                     "PW_GATEWAY_SECRET_FILE (or PW_GATEWAY_SECRET) is required: the producer "
+                     "accepts ingest requests only from the gateway");
+            return -1;
+        }
+        return 0;
+    }
+    size_t n = strlen(c->gateway_secret);
+    int visible = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (c->gateway_secret[i] <= ' ' || c->gateway_secret[i] > '~') {
+            visible = 0;
+        }
+    }
+    if (n < PW_GATEWAY_SECRET_MIN || n > PW_GATEWAY_SECRET_MAX || !visible) {
+        snprintf(err, errlen, "PW_GATEWAY_SECRET must be %d-%d visible ASCII characters",
+                 PW_GATEWAY_SECRET_MIN, PW_GATEWAY_SECRET_MAX);
+        return -1;
+    }
+    return 0;
+}
+
 static char *pw_cfg_strdup(const char *name, const char *def)
 {
     return strdup(pw_env_str(name, def));
@@ -65,6 +99,8 @@ int pw_producer_config_load(pw_producer_config *c, int with_kafka, char *err, si
         snprintf(err, errlen, "PW_DELIVERY_TIMEOUT_MS must exceed PW_LINGER_MS");
         return -1;
     }
+    if (pw_cfg_gateway_secret(c, with_kafka, err, errlen) != 0)
+        return -1;
     if (with_kafka && pw_kafka_settings_from_env(&c->kafka, "producer", err, errlen) != 0)
         return -1;
     return 0;
@@ -77,6 +113,10 @@ void pw_producer_config_free(pw_producer_config *c)
     free(c->log_level);
     free(c->topic_telemetry);
     free(c->topic_alerts);
+    if (c->gateway_secret) {
+        OPENSSL_cleanse(c->gateway_secret, strlen(c->gateway_secret));
+        free(c->gateway_secret);
+    }
     if (c->kafka.bootstrap || c->kafka.username || c->kafka.password)
         pw_kafka_settings_free(&c->kafka);
     memset(c, 0, sizeof(*c));

@@ -33,11 +33,13 @@ typedef struct {
     long shutdown_timeout_ms;     /* PW_SHUTDOWN_TIMEOUT_MS */
     long ready_interval_ms;       /* PW_READY_INTERVAL_MS */
     int log_requests;             /* PW_LOG_REQUESTS (1/0) */
+    char *gateway_secret;         /* PW_GATEWAY_SECRET_FILE / PW_GATEWAY_SECRET (trust.h) */
     pw_kafka_settings kafka;      /* PW_KAFKA_* */
 } pw_producer_config;
 
 /* Reads every setting; on a malformed value returns -1 with a message in err.
- * with_kafka = 0 skips the Kafka credentials (unit tests). */
+ * with_kafka = 0 skips the Kafka credentials and does not require the gateway
+ * secret (unit tests). */
 int pw_producer_config_load(pw_producer_config *c, int with_kafka, char *err, size_t errlen);
 void pw_producer_config_free(pw_producer_config *c);
 

@@ -23,6 +23,7 @@
 #include "producer.h"
 #include "pw_log.h"
 #include "pw_time.h"
+#include "trust.h"
 
 #define PW_GRPC_MSG_LEN 512
 #define PW_GRPC_WINDOW 8 /* request messages of one stream in flight at once */
@@ -406,6 +407,9 @@ static int pw_grpc_refuse_early(pw_grpc_ctx *g)
 
 static void pw_grpc_publish(pw_grpc_call *call, void *ctx)
 {
+    if (pw_trust_grpc_refused(ctx, call, "Publish")) {
+        return;
+    }
     pw_grpc_ctx g;
     pw_grpc_ctx_init(&g, ctx, call, "Publish");
     if (pw_grpc_refuse_early(&g))
@@ -430,6 +434,9 @@ static void pw_grpc_publish(pw_grpc_call *call, void *ctx)
 
 static void pw_grpc_publish_stream(pw_grpc_call *call, void *ctx)
 {
+    if (pw_trust_grpc_refused(ctx, call, "PublishStream")) {
+        return;
+    }
     pw_grpc_ctx g;
     pw_grpc_ctx_init(&g, ctx, call, "PublishStream");
     g.streaming = 1;

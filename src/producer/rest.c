@@ -15,6 +15,7 @@
 #include "pw_http.h"
 #include "pw_log.h"
 #include "pw_time.h"
+#include "trust.h"
 
 #define PW_REST_MAX_CONSUMER 128
 #define PW_REST_LOG_TOKENS 20
@@ -208,6 +209,9 @@ static const char *pw_rest_header(pw_rest_req *r, const char *name)
 static void pw_rest_check_headers(pw_rest_req *r)
 {
     pw_producer *p = r->p;
+    if (pw_trust_rest_refused(p, r->conn, pw_route_names[r->route])) {
+        pw_rest_defer_error(r, 401, "unauthenticated", PW_TRUST_MESSAGE);
+    }
     if (r->route == PW_ROUTE_OTHER) {
         pw_rest_defer_error(r, 404, "not_found", "no such route");
         return;

@@ -229,23 +229,66 @@ def test_producer_services_for_kong(prod):
     for svc in (rest, grpc):
         annotations = svc["metadata"]["annotations"]
         assert annotations["konghq.com/upstream-policy"] == "round-robin"
-        assert annotations["konghq.com/plugins"] == "key-auth,rate-limiting"
+        assert annotations["konghq.com/plugins"] == "key-auth,acl-ingest,rate-limiting,gateway-secret"
         assert svc["spec"]["selector"] == {"app.kubernetes.io/name": "producer"}
 
 
+def test_producers_require_the_gateway_secret_that_kong_adds(prod):
+    producer = one(prod, "Deployment", "producer", "kong")
+    env = {e["name"]: e for e in producer["spec"]["template"]["spec"]["containers"][0]["env"]}
+    ref = env["PW_GATEWAY_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert HASH_SUFFIX.match(ref["name"]).group("base") == "gateway-secret" and ref["key"] == "token"
+    secret = one(prod, "Secret", ref["name"], "kong")
+    assert set(secret["data"]) == {"token", "headers"}
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert base64.b64decode(secret["data"]["headers"]).decode() == '["X-Gateway-Token:%s"]' % token
+    plugin = one(prod, "KongPlugin", "gateway-secret", "kong")
+    assert plugin["plugin"] == "request-transformer"
+    assert plugin["config"]["remove"] == {"headers": ["X-Gateway-Token"]}
+    assert plugin["configPatches"] == [
+        {"path": "/add/headers", "valueFrom": {"secretKeyRef": {"name": ref["name"], "key": "headers"}}}]
+    assert "konghq.com/credential" not in secret["metadata"].get("labels", {})
+
+
+def test_metrics_services_behind_kong_with_read_keys(prod):
+    rest = one(prod, "Service", "metrics", "metrics")
+    grpc = one(prod, "Service", "metrics-grpc", "metrics")
+    dashboard = one(prod, "Service", "metrics-dashboard", "metrics")
+    for svc in (rest, grpc):
+        assert svc["metadata"]["annotations"]["konghq.com/plugins"] == "key-auth,acl-read,rate-limiting-read"
+    assert grpc["metadata"]["annotations"]["konghq.com/protocol"] == "grpc"
+    assert "konghq.com/plugins" not in dashboard["metadata"]["annotations"]
+    assert one(prod, "KongPlugin", "acl-read", "metrics")["config"]["allow"] == ["read"]
+    assert one(prod, "KongPlugin", "acl-ingest", "kong")["config"]["allow"] == ["ingest"]
+    for namespace in ("kong", "metrics"):
+        assert one(prod, "KongPlugin", "key-auth", namespace)["config"]["key_in_query"] is False
+    paths = {(i["metadata"]["name"], p["path"], p["backend"]["service"]["name"])
+             for i in objects(prod, "Ingress", "metrics") for r in i["spec"]["rules"] for p in r["http"]["paths"]}
+    assert paths == {
+        ("metrics-rest", "/v1/metrics", "metrics"),
+        ("metrics-grpc", "/iot.v1.MetricsService/", "metrics-grpc"),
+        *{("metrics-dashboard", p, "metrics-dashboard")
+          for p in ("/~/index\\.html$", "/~/app\\.js$", "/~/style\\.css$", "/~/openapi\\.json$")},
+    }
+    readers = [c for c in objects(prod, "KongConsumer", "kong") if c["username"] == "dashboard"]
+    assert len(readers) == 1
+    acl = [s for s in objects(prod, "Secret", "kong")
+           if s["metadata"].get("labels", {}).get("konghq.com/credential") == "acl"
+           and s["metadata"]["name"] in readers[0]["credentials"]]
+    assert [base64.b64decode(s["data"]["group"]).decode() for s in acl] == ["read"]
+
+
 def test_kong_plugins_and_policy_referenced_by_services_exist(prod):
-    kong_objects = objects(prod, "KongPlugin", "kong")
-    if not kong_objects:
-        pytest.skip("k8s/base/kong has no KongPlugins yet")
-    plugins = {p["metadata"]["name"]: p["plugin"] for p in kong_objects}
-    policies = {p["metadata"]["name"] for p in objects(prod, "KongUpstreamPolicy", "kong")}
-    for svc in objects(prod, "Service", "kong"):
-        annotations = svc["metadata"].get("annotations", {})
-        for name in filter(None, annotations.get("konghq.com/plugins", "").split(",")):
-            assert name in plugins, f"Service {svc['metadata']['name']} names missing plugin {name}"
-        if "konghq.com/upstream-policy" in annotations:
-            assert annotations["konghq.com/upstream-policy"] in policies
-    assert {"key-auth", "rate-limiting"} <= set(plugins.values())
+    for namespace in ("kong", "metrics"):
+        plugins = {p["metadata"]["name"]: p["plugin"] for p in objects(prod, "KongPlugin", namespace)}
+        policies = {p["metadata"]["name"] for p in objects(prod, "KongUpstreamPolicy", namespace)}
+        for svc in objects(prod, "Service", namespace):
+            annotations = svc["metadata"].get("annotations", {})
+            for name in filter(None, annotations.get("konghq.com/plugins", "").split(",")):
+                assert name in plugins, f"Service {svc['metadata']['name']} names missing plugin {name}"
+            if "konghq.com/upstream-policy" in annotations:
+                assert annotations["konghq.com/upstream-policy"] in policies
+        assert {"key-auth", "rate-limiting", "acl"} <= set(plugins.values()), namespace
 
 
 def test_consumer_runs_three_replicas_with_30_day_ttl(prod):
@@ -448,14 +491,21 @@ def test_every_namespace_denies_by_default(prod):
         assert "ingress" not in deny and "egress" not in deny
 
 
-def test_only_kong_reaches_producers(prod):
+PROMETHEUS = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+}
+
+
+def test_only_kong_and_prometheus_reach_producers(prod):
     spec = _policies(prod, "kong")["producer-ingress-from-kong"]
     assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "producer"}}
     assert spec["ingress"] == [
         {
             "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "kong"}}}],
             "ports": [{"protocol": "TCP", "port": 8081}, {"protocol": "TCP", "port": 50051}],
-        }
+        },
+        {"from": [PROMETHEUS], "ports": [{"protocol": "TCP", "port": 8081}]},
     ]
     ingress_rules = [
         p
@@ -506,15 +556,19 @@ def test_only_consumer_and_metrics_reach_mongodb(prod):
     assert len(spec["ingress"]) == 1
 
 
-def test_metrics_open_to_gateway_and_cluster_only(prod):
+def test_metrics_reached_only_by_kong_and_prometheus(prod):
     spec = _policies(prod, "metrics")["metrics-api"]
-    sources = [rule["from"] for rule in spec["ingress"]]
-    assert [{"namespaceSelector": {}}] in sources
-    assert any(
-        peer.get("namespaceSelector") == {"matchLabels": {"kubernetes.io/metadata.name": "kong"}}
-        for rule in sources
-        for peer in rule
-    )
-    for rule in spec["ingress"]:
-        assert {p["port"] for p in rule["ports"]} == {8090, 50061}
-        assert all("ipBlock" not in peer for peer in rule["from"])
+    assert spec["ingress"] == [
+        {
+            "from": [{
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kong"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/instance": "kong"}},
+            }],
+            "ports": [{"protocol": "TCP", "port": 8090}, {"protocol": "TCP", "port": 50061}],
+        },
+        {"from": [PROMETHEUS], "ports": [{"protocol": "TCP", "port": 8090}]},
+    ]
+    metrics_rules = [p for p in objects(prod, "NetworkPolicy", "metrics")
+                     if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == "metrics"
+                     and "Ingress" in p["spec"]["policyTypes"]]
+    assert len(metrics_rules) == 1, "no other policy opens the metrics pods"

@@ -50,6 +50,61 @@ def read_gateway_keys():
     return keys
 
 
+def read_read_keys():
+    """The local readers' keys (ACL group read: metrics through the gateway)."""
+    keys = {}
+    path = STATE / "secrets" / "read-keys"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and not line.startswith("#"):
+                keys[parts[0]] = parts[1]
+    return keys
+
+
+def gateway_secret():
+    """The secret the gateway sends to the producers (X-Gateway-Token): a test
+    that calls a producer directly stands in for the gateway and sends it too."""
+    return (STATE / "secrets" / "gateway-secret").read_text().strip()
+
+
+def trusted_headers(headers=None):
+    """headers plus the gateway secret, for direct requests to a producer."""
+    return {"X-Gateway-Token": gateway_secret(), **(headers or {})}
+
+
+def trusted_channel(target):
+    """An insecure gRPC channel to a producer that adds the gateway secret
+    (metadata x-gateway-token) to every call, as the gateway does."""
+    import grpc
+
+    token = ("x-gateway-token", gateway_secret())
+
+    class GatewayToken(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInterceptor):
+        def _details(self, details):
+            metadata = [*(details.metadata or []), token]
+            return details._replace(metadata=metadata) if hasattr(details, "_replace") else \
+                _CallDetails(details, metadata)
+
+        def intercept_unary_unary(self, continuation, details, request):
+            return continuation(self._details(details), request)
+
+        def intercept_stream_unary(self, continuation, details, request_iterator):
+            return continuation(self._details(details), request_iterator)
+
+    return grpc.intercept_channel(grpc.insecure_channel(target), GatewayToken())
+
+
+class _CallDetails:
+    """grpc.ClientCallDetails with other metadata."""
+
+    def __init__(self, details, metadata):
+        self.method, self.timeout, self.metadata = details.method, details.timeout, metadata
+        self.credentials = details.credentials
+        self.wait_for_ready = getattr(details, "wait_for_ready", None)
+        self.compression = getattr(details, "compression", None)
+
+
 class Stack:
     """The running local stack, as seen from outside."""
 
@@ -67,7 +122,12 @@ class Stack:
 
     @property
     def keys(self):
+        """The sensors' keys (ACL group ingest)."""
         return read_gateway_keys()
+
+    @property
+    def read_keys(self):
+        return read_read_keys()
 
     def mongo_uri_of(self, role="admin"):
         """The store URI of a role (admin, consumer, metrics), as the stack wrote it."""

@@ -3,13 +3,15 @@
 Against the running stack: key-auth answers with Kong's 401s before any producer
 sees the request; rate-limiting holds each consumer to Kong's per-second window
 (a burst of 5) without touching other consumers; valid traffic is spread
-round-robin over the two producers; the key is stripped and the consumer name
-forwarded; gRPC on 9080 authenticates from metadata and answers with gRPC status
+round-robin over the two producers; the key is stripped, taken only from the
+header (the query string only where kong.yaml enables it), and the consumer name
+forwarded with the gateway secret; gRPC on 9080 authenticates from metadata and answers with gRPC status
 codes. The renderer is checked for determinism, and a private nginx rendered from
 a modified copy of kong/kong.yaml (the real one is never edited) proves that the
 policy file drives the behaviour.
 """
 import concurrent.futures
+import hashlib
 import http.server
 import os
 import pathlib
@@ -30,7 +32,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import ROOT, wait_until
+from conftest import ROOT, gateway_secret, wait_until
 
 RENDER = ROOT / "scripts" / "gateway" / "render.py"
 KONG_YAML = ROOT / "kong" / "kong.yaml"
@@ -128,7 +130,8 @@ def take(keys, n, start=0):
 @pytest.mark.parametrize("headers,params,message", [
     ({}, {}, "No API key found in request"),
     ({"apikey": "wrong-key-0123456789"}, {}, "Invalid authentication credentials"),
-    ({}, {"apikey": "wrong-key-0123456789"}, "Invalid authentication credentials"),
+    # keys in the query string are off by default (key_in_query: false)
+    ({}, {"apikey": "wrong-key-0123456789"}, "No API key found in request"),
 ])
 def test_without_a_valid_key_kong_401_and_no_producer_sees_it(stack, headers, params, message):
     before = ingest_requests(stack)
@@ -141,15 +144,17 @@ def test_without_a_valid_key_kong_401_and_no_producer_sees_it(stack, headers, pa
     assert ingest_requests(stack) == before
 
 
-def test_key_in_header_or_query_is_accepted(stack, fresh_keys):
+def test_key_in_header_is_accepted_and_in_the_query_refused(stack, fresh_keys):
     (_, key), = take(fresh_keys, 1, 21)
-    r1 = requests.post(f"{stack.gateway_url}/v1/telemetry", json=reading(), headers={"apikey": key}, timeout=30)
-    r2 = requests.post(f"{stack.gateway_url}/v1/telemetry", json=reading(), params={"apikey": key}, timeout=30)
-    for r in (r1, r2):
-        assert r.status_code == 202, r.text
-        assert r.json()["accepted"] == 1
-        assert r.headers["X-RateLimit-Limit-Second"] == "5"
-    assert int(r2.headers["X-RateLimit-Remaining-Second"]) <= 3
+    before = ingest_requests(stack)
+    r = requests.post(f"{stack.gateway_url}/v1/telemetry", json=reading(), params={"apikey": key}, timeout=30)
+    assert r.status_code == 401
+    assert r.json() == {"message": "No API key found in request"}
+    assert ingest_requests(stack) == before
+    r = requests.post(f"{stack.gateway_url}/v1/telemetry", json=reading(), headers={"apikey": key}, timeout=30)
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 1
+    assert r.headers["X-RateLimit-Limit-Second"] == "5"
 
 
 def test_unknown_path_is_kong_404(stack):
@@ -319,7 +324,7 @@ def test_consumer_name_reaches_kafka_and_the_key_does_not(stack, fresh_keys, kaf
     (name, key), = take(fresh_keys, 1, 20)
     offsets = high_watermarks(kafka_config, "sensor-telemetry")
     r = requests.post(f"{stack.gateway_url}/v1/telemetry", json=reading(device=f"hdr-{name}"),
-                      params={"apikey": key}, headers={"X-Consumer-Username": "spoofed"}, timeout=30)
+                      headers={"apikey": key, "X-Consumer-Username": "spoofed"}, timeout=30)
     assert r.status_code == 202, r.text
     token = r.json()["ids"][0]
     env, headers = find_envelope(kafka_config, iot_pb2, "sensor-telemetry", token, offsets)
@@ -356,15 +361,21 @@ class PrivateGateway:
     """An nginx rendered by render.py from a modified copy of kong/kong.yaml, on
     free ports and with its own state directory. Stopped with QUIT afterwards."""
 
-    def __init__(self, stack, mutate, keys):
+    def __init__(self, stack, mutate, keys, groups=None, extra_args=(), secret=None):
+        groups = groups or {}
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="pw-gw-test-"))
         doc = yaml.safe_load(KONG_YAML.read_text())
         mutate(doc)
         self.kong = self.dir / "kong.yaml"
         self.kong.write_text(yaml.safe_dump(doc, sort_keys=False))
-        keys_file = self.dir / "secrets" / "gateway-keys"
-        keys_file.parent.mkdir()
-        keys_file.write_text("".join(f"{n} {k}\n" for n, k in keys.items()))
+        secrets_dir = self.dir / "secrets"
+        secrets_dir.mkdir()
+        (secrets_dir / "gateway-credentials").write_text("".join(
+            f"{n} {groups.get(n, 'ingest')} sha256:{hashlib.sha256(k.encode()).hexdigest()}\n"
+            for n, k in keys.items()))
+        # its own secret, or the stack's where it fronts the real producers
+        self.secret = secret or secrets.token_hex(32)
+        (secrets_dir / "gateway-secret").write_text(self.secret + "\n")
         self.rest_port, self.grpc_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.rest_port}"
         for d in ("nginx/logs", "nginx/tmp"):
@@ -372,7 +383,7 @@ class PrivateGateway:
         conf = self.dir / "nginx" / "nginx.conf"
         subprocess.run([sys.executable, str(RENDER), "--kong", str(self.kong), "--state", str(self.dir),
                         "--out", str(conf), "--rest-listen", f"127.0.0.1:{self.rest_port}",
-                        "--grpc-listen", f"127.0.0.1:{self.grpc_port}"], check=True)
+                        "--grpc-listen", f"127.0.0.1:{self.grpc_port}", *extra_args], check=True)
         self.conf_text = conf.read_text()
         self.proc = subprocess.Popen(["nginx", "-p", str(self.dir / "nginx"), "-c", str(conf),
                                       "-e", str(self.dir / "nginx" / "logs" / "error.log")],
@@ -404,19 +415,26 @@ def test_gateway_strips_the_key_and_sets_the_consumer_header_upstream(stack):
         for up in doc["upstreams"]:
             if up["name"] == "producer-rest.upstream":
                 up["targets"] = [{"target": f"127.0.0.1:{port}", "weight": 100}]
+        for svc in doc["services"]:  # the explicit option: keys in the query string too
+            for p in svc.get("plugins", []):
+                if p["name"] == "key-auth":
+                    p["config"]["key_in_query"] = True
 
     key = secrets.token_hex(16)
     gw = PrivateGateway(stack, to_capture, {"probe": key})
     try:
         CaptureHandler.seen.clear()
         r1 = requests.post(f"{gw.url}/v1/telemetry", json=reading(), timeout=10,
-                           headers={"apikey": key, "X-Consumer-Username": "spoofed"})
+                           headers={"apikey": key, "X-Consumer-Username": "spoofed",
+                                    "X-Gateway-Token": "forged-by-the-client"})
         r2 = requests.post(f"{gw.url}/v1/alerts?zone=a&apikey={key}&b=2", json={}, timeout=10)
         assert (r1.status_code, r2.status_code) == (202, 202)
         (path1, h1), (path2, h2) = CaptureHandler.seen
         assert path1 == "/v1/telemetry"
         assert "apikey" not in h1
         assert h1["x-consumer-username"] == "probe"
+        # the gateway's secret replaces whatever the client sent
+        assert h1["x-gateway-token"] == gw.secret and h2["x-gateway-token"] == gw.secret
         route, _, query = path2.partition("?")
         assert route == "/v1/alerts"
         assert urllib.parse.parse_qs(query) == {"zone": ["a"], "b": ["2"]}
@@ -508,13 +526,13 @@ def test_grpc_over_the_limit_is_resource_exhausted(stack, fresh_keys, iot_pb2):
 # ---------------------------------------------------------------- rendering
 
 
-def render_to_stdout(kong, keys_file, state):
-    return subprocess.run([sys.executable, str(RENDER), "--kong", str(kong), "--keys", str(keys_file),
+def render_to_stdout(kong, credentials, state):
+    return subprocess.run([sys.executable, str(RENDER), "--kong", str(kong), "--credentials", str(credentials),
                            "--state", str(state), "--out", "-"], check=True, capture_output=True).stdout
 
 
 def test_rendering_is_deterministic_and_follows_kong_yaml(stack, tmp_path):
-    keys_file = stack.state / "secrets" / "gateway-keys"
+    keys_file = stack.state / "secrets" / "gateway-credentials"
     first = render_to_stdout(KONG_YAML, keys_file, stack.state)
     second = render_to_stdout(KONG_YAML, keys_file, stack.state)
     assert first == second
@@ -535,11 +553,13 @@ def test_a_changed_limit_in_kong_yaml_changes_the_gateway_behaviour(stack, fresh
 
     def limit_two(doc):
         for svc in doc["services"]:
+            if svc["name"] != "producer-rest":
+                continue
             for p in svc["plugins"]:
                 if p["name"] == "rate-limiting":
                     p["config"]["second"] = 2
 
-    gw = PrivateGateway(stack, limit_two, {name: key})
+    gw = PrivateGateway(stack, limit_two, {name: key}, secret=gateway_secret())
     try:
         for _ in range(5):
             start_of_next_second()

@@ -14,6 +14,8 @@ import pytest
 import requests
 from confluent_kafka import Consumer, TopicPartition
 
+from conftest import trusted_channel, trusted_headers
+
 TOPICS = ("sensor-telemetry", "sensor-alerts")
 
 
@@ -199,7 +201,7 @@ def test_malformed_rest_request(target, marks, case):
     name, method, path, headers, body, status, code = case
     before = marks()
     data = chunks() if body == "chunked" else body
-    r = requests.request(method, target.rest + path, data=data, headers=headers, timeout=30)
+    r = requests.request(method, target.rest + path, data=data, headers=trusted_headers(headers), timeout=30)
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert err["code"] == code
@@ -214,7 +216,7 @@ def test_malformed_rest_request(target, marks, case):
 
 def test_batch_errors_name_every_bad_item(target):
     body = [GOOD, with_(value="x"), GOOD, with_(device_id="", ts="never")]
-    r = requests.post(target.rest + T, data=js(body), headers=JSONCT, timeout=30)
+    r = requests.post(target.rest + T, data=js(body), headers=trusted_headers(JSONCT), timeout=30)
     assert r.status_code == 400
     details = r.json()["error"]["details"]
     assert {(d["index"], d["field"]) for d in details} == {(1, "value"), (3, "device_id"),
@@ -222,7 +224,7 @@ def test_batch_errors_name_every_bad_item(target):
 
 
 def raw_publish(target, method="Publish"):
-    ch = grpc.insecure_channel(target.grpc)
+    ch = trusted_channel(target.grpc)
     path = f"/iot.v1.IngestService/{method}"
     if method == "Publish":
         return ch, ch.unary_unary(path)
@@ -293,5 +295,5 @@ def test_producer_healthy_after_hardening(target):
     assert len(CASES) >= 40
     assert requests.get(target.rest + "/healthz", timeout=5).status_code == 200
     assert requests.get(target.rest + "/readyz", timeout=5).status_code == 200
-    r = requests.post(target.rest + T, data=js(GOOD), headers=JSONCT, timeout=30)
+    r = requests.post(target.rest + T, data=js(GOOD), headers=trusted_headers(JSONCT), timeout=30)
     assert r.status_code == 202 and r.json()["accepted"] == 1

@@ -17,6 +17,8 @@ import pytest
 import requests
 from confluent_kafka import Consumer, TopicPartition
 
+from conftest import trusted_channel, trusted_headers
+
 TELEMETRY = "sensor-telemetry"
 ALERTS = "sensor-alerts"
 JSON = {"Content-Type": "application/json"}
@@ -75,7 +77,8 @@ def reading(device="dev-sys-1", **over):
 
 
 def post(url, body, headers=None, path="/v1/telemetry"):
-    return requests.post(url + path, json=body, headers={**JSON, **(headers or {})}, timeout=30)
+    return requests.post(url + path, json=body, headers=trusted_headers({**JSON, **(headers or {})}),
+                         timeout=30)
 
 
 def test_single_reading_reaches_kafka_before_202(target, kafka, iot_pb2):
@@ -195,7 +198,7 @@ def test_through_gateway_consumer_name_from_key(target, kafka, iot_pb2):
 
 
 def grpc_stub(target, iot_pb2):
-    ch = grpc.insecure_channel(target.grpc)
+    ch = trusted_channel(target.grpc)
     return ch, iot_pb2.ingest_pb2_grpc.IngestServiceStub(ch)
 
 

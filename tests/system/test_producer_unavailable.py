@@ -15,6 +15,8 @@ import grpc
 import pytest
 import requests
 
+from conftest import trusted_channel, trusted_headers
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 STATE = pathlib.Path(os.environ.get("PW_STATE", ROOT / ".plantwatch"))
 READING = {"device_id": "dev-unavail", "zone": "z", "type": "temperature", "value": 1.0,
@@ -43,7 +45,8 @@ def isolated_producer(tmp_path):
     env = dict(os.environ, PW_HTTP_PORT=str(http), PW_GRPC_PORT=str(grpc_port),
                PW_INSTANCE="producer-unavailable-test", PW_KAFKA_BOOTSTRAP="127.0.0.1:1",
                PW_KAFKA_USERNAME="producer", PW_KAFKA_PASSWORD="not-used",
-               PW_DELIVERY_TIMEOUT_MS="2000", PW_SHUTDOWN_TIMEOUT_MS="8000")
+               PW_DELIVERY_TIMEOUT_MS="2000", PW_SHUTDOWN_TIMEOUT_MS="8000",
+               PW_GATEWAY_SECRET_FILE=str(STATE / "secrets" / "gateway-secret"))
     ca = STATE / "secrets" / "ca.pem"
     if ca.exists():
         env["PW_KAFKA_CA_FILE"] = str(ca)
@@ -67,7 +70,7 @@ def test_rest_503_with_retry_after_and_not_ready(isolated_producer):
     _, url, _ = isolated_producer
     assert requests.get(url + "/readyz", timeout=5).status_code == 503
     started = time.time()
-    r = requests.post(url + "/v1/telemetry", json=[READING, READING], timeout=30)
+    r = requests.post(url + "/v1/telemetry", json=[READING, READING], headers=trusted_headers(), timeout=30)
     assert r.status_code == 503
     assert int(r.headers["Retry-After"]) >= 1
     err = r.json()["error"]
@@ -80,7 +83,7 @@ def test_rest_503_with_retry_after_and_not_ready(isolated_producer):
 
 def test_grpc_unavailable(isolated_producer, iot_pb2):
     _, _, target = isolated_producer
-    with grpc.insecure_channel(target) as ch:
+    with trusted_channel(target) as ch:
         stub = iot_pb2.ingest_pb2_grpc.IngestServiceStub(ch)
         req = iot_pb2.ingest_pb2.PublishRequest(readings=[iot_pb2.telemetry_pb2.Reading(
             device_id="dev-unavail", zone="z", type="temperature", value=1.0, unit="C")])
@@ -94,7 +97,7 @@ def test_sigterm_answers_in_flight_and_exits_0(isolated_producer):
     result = {}
 
     def post():
-        result["r"] = requests.post(url + "/v1/telemetry", json=READING, timeout=30)
+        result["r"] = requests.post(url + "/v1/telemetry", json=READING, headers=trusted_headers(), timeout=30)
 
     t = threading.Thread(target=post)
     t.start()

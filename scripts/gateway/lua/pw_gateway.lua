@@ -1,18 +1,53 @@
--- pw_gateway: Kong's key-auth and rate-limiting (local policy) for the local
--- nginx gateway. This module owns what a client sees from the edge: which
--- key is accepted, Kong's 401/429 bodies and headers (as gRPC trailers-only
+-- pw_gateway: Kong's key-auth, acl, rate-limiting (local policy) and the
+-- request-transformer's header edits for the local nginx gateway, plus the
+-- throttling of failed authentication per client address (which Kong does
+-- not have). This module owns what a client sees from the edge: which key is
+-- accepted, Kong's 401/403/429 bodies and headers (as gRPC trailers-only
 -- responses on gRPC routes), the per-consumer fixed windows kept in a
--- lua_shared_dict, and the headers forwarded to the producers. Its settings
--- come from kong/kong.yaml through scripts/gateway/render.py, which calls
--- init() from init_by_lua_block.
+-- lua_shared_dict, and the headers forwarded to the upstreams (the consumer
+-- name and the gateway secret). Keys are known only by their SHA-256
+-- digests. Its settings come from kong/kong.yaml and the local credentials
+-- through scripts/gateway/render.py, which calls init() from init_by_lua_block.
+
+local ffi = require("ffi")
 
 local M = {}
 
 local conf -- set once per configuration load by init()
 
 local GRPC_UNAUTHENTICATED = 16
+local GRPC_PERMISSION_DENIED = 7
 local GRPC_RESOURCE_EXHAUSTED = 8
 local GRPC_UNIMPLEMENTED = 12
+
+ffi.cdef([[
+unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md);
+]])
+
+-- libcrypto is linked into nginx; fall back to loading it by name.
+local function load_crypto()
+  if pcall(function() return ffi.C.SHA256 end) then
+    return ffi.C
+  end
+  for _, name in ipairs({ "libcrypto.so.3", "crypto" }) do
+    local ok, lib = pcall(ffi.load, name)
+    if ok then
+      return lib
+    end
+  end
+  error("pw_gateway: libcrypto's SHA256 is not available")
+end
+
+local crypto = load_crypto()
+local digest_buf = ffi.new("unsigned char[32]")
+
+-- Lower-case hex SHA-256 of s: how the credentials name a key.
+local function sha256_hex(s)
+  crypto.SHA256(s, #s, digest_buf)
+  return (ffi.string(digest_buf, 32):gsub(".", function(c)
+    return string.format("%02x", c:byte())
+  end))
+end
 
 -- Kong's per-period header names.
 local PERIOD_TITLE = {
@@ -22,16 +57,20 @@ local PERIOD_TITLE = {
 -- Headers only the gateway may set: a client's own values are dropped.
 local GATEWAY_HEADERS = {
   "X-Consumer-ID", "X-Consumer-Custom-ID", "X-Consumer-Username",
-  "X-Credential-Identifier", "X-Anonymous-Consumer",
+  "X-Credential-Identifier", "X-Anonymous-Consumer", "X-Consumer-Groups",
+  "X-Authenticated-Groups",
 }
 
 function M.init(c)
-  -- c = { dict, consumers = {key = username},
-  --       services = { rest|grpc = { name,
+  -- c = { dict, authfail_dict, auth_throttle = {failures, window},
+  --       consumers = {[sha256 hex of the key] = {username, groups = {[g] = true}}},
+  --       services = { [name] = { kind = "rest"|"grpc",
   --         key_auth = {key_names, key_in_header, key_in_query, hide_credentials},
+  --         acl = {allow = {[g] = true} | nil, deny = ... | nil, hide_groups_header},
   --         rate_limiting = {scope, limit_by, fault_tolerant, hide_client_headers,
   --                          error_code, error_message,
-  --                          limits = {{period, limit, seconds}, ...}} } } }
+  --                          limits = {{period, limit, seconds}, ...}},
+  --         headers = {remove = {name...}, add = {{name, value}...}} } } }
   conf = c
 end
 
@@ -109,23 +148,94 @@ local function hide_credential(where, name)
   end
 end
 
+-- Failed authentication per client address, in fixed windows: past the
+-- limit every request of that address is refused with 429 until the window
+-- ends, before any key is looked at.
+local function authfail_key(now)
+  local t = conf.auth_throttle
+  local window = math.floor(now / t.window) * t.window
+  return "af|" .. ngx.var.remote_addr .. "|" .. window, window + t.window
+end
+
+local function auth_throttled(kind)
+  local dict = ngx.shared[conf.authfail_dict]
+  local now = ngx.now()
+  local key, ends = authfail_key(now)
+  local failures = dict:get(key) or 0
+  if failures < conf.auth_throttle.failures then
+    return false
+  end
+  respond(kind, 429, GRPC_RESOURCE_EXHAUSTED, "Too many failed authentication attempts",
+    { ["Retry-After"] = math.max(1, math.ceil(ends - now)) })
+  return true
+end
+
+local function auth_failed(kind, msg)
+  local dict = ngx.shared[conf.authfail_dict]
+  local key = authfail_key(ngx.now())
+  local _, err = dict:incr(key, 1, 0, conf.auth_throttle.window + 1)
+  if err then
+    ngx.log(ngx.WARN, "failed-authentication counter: ", err)
+  end
+  return respond(kind, 401, GRPC_UNAUTHENTICATED, msg, { ["WWW-Authenticate"] = 'Key realm="kong"' })
+end
+
 local function authenticate(kind, ka)
-  local www = { ["WWW-Authenticate"] = 'Key realm="kong"' }
+  if auth_throttled(kind) then
+    return nil
+  end
   local key, where, name = find_key(ka)
   if where == "duplicate" then
-    return nil, respond(kind, 401, GRPC_UNAUTHENTICATED, "Duplicate API key found", www)
+    return nil, auth_failed(kind, "Duplicate API key found")
   end
   if not key then
-    return nil, respond(kind, 401, GRPC_UNAUTHENTICATED, "No API key found in request", www)
+    return nil, auth_failed(kind, "No API key found in request")
   end
-  local username = conf.consumers[key]
-  if not username then
-    return nil, respond(kind, 401, GRPC_UNAUTHENTICATED, "Invalid authentication credentials", www)
+  local consumer = conf.consumers[sha256_hex(key)]
+  if not consumer then
+    return nil, auth_failed(kind, "Invalid authentication credentials")
   end
   if ka.hide_credentials then
     hide_credential(where, name)
   end
-  return { username = username, key = key }
+  return { username = consumer.username, groups = consumer.groups, key = key }
+end
+
+-- Kong's acl plugin: the consumer's groups against allow (or deny).
+local function authorize(kind, acl, consumer)
+  local member = false
+  for group in pairs(consumer.groups) do
+    if (acl.allow and acl.allow[group]) or (acl.deny and acl.deny[group]) then
+      member = true
+    end
+  end
+  local allowed = (acl.allow and member) or (acl.deny and not member)
+  if not allowed then
+    respond(kind, 403, GRPC_PERMISSION_DENIED, "You cannot consume this service")
+    return false
+  end
+  if not acl.hide_groups_header then
+    local names = {}
+    for group in pairs(consumer.groups) do
+      names[#names + 1] = group
+    end
+    table.sort(names)
+    ngx.req.set_header("X-Consumer-Groups", table.concat(names, ", "))
+  end
+  return true
+end
+
+-- The request-transformer: remove, then add (Kong adds only what is absent;
+-- after the removal that is every header named here).
+local function transform_headers(h)
+  for _, name in ipairs(h.remove) do
+    ngx.req.clear_header(name)
+  end
+  for _, pair in ipairs(h.add) do
+    if not ngx.req.get_headers()[pair[1]] then
+      ngx.req.set_header(pair[1], pair[2])
+    end
+  end
 end
 
 -- Kong falls back to the client address when there is no consumer.
@@ -192,9 +302,28 @@ local function rate_limit(kind, rl, consumer)
   ngx.ctx.pw_ratelimit_headers = headers
 end
 
--- access_by_lua: kind is "rest" or "grpc" (the service of the location).
-function M.access(kind)
-  local svc = conf.services[kind]
+local function method_allowed(methods)
+  if methods == "" then
+    return true
+  end
+  local m = ngx.req.get_method()
+  for allowed in methods:gmatch("[^,]+") do
+    if allowed == m then
+      return true
+    end
+  end
+  return false
+end
+
+-- access_by_lua: the service of the location and its route's methods
+-- ("" = any), in Kong's plugin order: key-auth, acl, rate-limiting,
+-- request-transformer.
+function M.access(name, methods)
+  local svc = conf.services[name]
+  local kind = svc.kind
+  if not method_allowed(methods) then
+    return M.no_route(kind)
+  end
   for _, h in ipairs(GATEWAY_HEADERS) do
     ngx.req.clear_header(h)
   end
@@ -206,11 +335,17 @@ function M.access(kind)
     end
     ngx.var.pw_consumer = consumer.username
   end
+  if svc.acl and consumer and not authorize(kind, svc.acl, consumer) then
+    return
+  end
   if svc.rate_limiting then
     rate_limit(kind, svc.rate_limiting, consumer)
   end
   if consumer then
     ngx.req.set_header("X-Consumer-Username", consumer.username)
+  end
+  if svc.headers then
+    transform_headers(svc.headers)
   end
 end
 

@@ -236,6 +236,29 @@ function renderHealth(body, d, meta) {
   return "ok";
 }
 
+// ---- read key -----------------------------------------------------------------
+// Through the gateway (http://127.0.0.1:8000/index.html) the views need a read
+// key in the apikey header. The page asks for it once per browser tab and keeps
+// it in sessionStorage (gone when the tab closes, never in a URL); a refused key
+// is forgotten and asked for again. Served by the metrics service itself, the
+// views answer without a key and nothing is asked.
+const KEY_ITEM = "plantwatch.readKey";
+let keyDeclined = false;
+
+function currentKey() {
+  return sessionStorage.getItem(KEY_ITEM) || "";
+}
+
+// used: the key the refused request carried. Parallel views refused with the
+// same key ask only once; a cancelled prompt is not repeated until reload.
+function askForKey(used) {
+  if (keyDeclined || currentKey() !== used) return;
+  sessionStorage.removeItem(KEY_ITEM);
+  const key = window.prompt("This dashboard needs a read key (./plantwatch keys add NAME --read):");
+  if (key && key.trim()) sessionStorage.setItem(KEY_ITEM, key.trim());
+  else keyDeclined = true;
+}
+
 // ---- polling ----------------------------------------------------------------
 
 function viewUrl(v) {
@@ -251,7 +274,12 @@ async function load(v) {
   const body = panel.querySelector("[data-body]");
   const meta = panel.querySelector("[data-meta]");
   try {
-    const r = await fetch(viewUrl(v), { cache: "no-store" });
+    const used = currentKey();
+    const r = await fetch(viewUrl(v), { cache: "no-store", headers: used ? { apikey: used } : {} });
+    if (r.status === 401 || r.status === 403) {
+      askForKey(used);
+      throw new Error(r.status === 401 ? "a read key is needed" : "this key may not read analytics");
+    }
     const d = await r.json();
     if (!r.ok) throw new Error(d.error ? d.error.message : `HTTP ${r.status}`);
     const fresh = document.createElement("div");
