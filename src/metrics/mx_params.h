@@ -17,7 +17,9 @@
 #define MX_ZONE_BYTES PW_MAX_ZONE_BYTES
 
 typedef struct {
-    int64_t now_ms; /* evaluation time, set by the caller */
+    int64_t now_ms;      /* evaluation time, set by the caller */
+    int64_t deadline_us; /* monotonic deadline of the store queries (0 = none), set by the
+                            computation; not part of what selects an answer */
     uint32_t window_hours;
     uint32_t top;
     uint32_t silent_minutes;
