@@ -271,6 +271,18 @@ static void test_decode_alert_and_schema(void **state)
     len = iot__v1__envelope__pack(&env, buf);
     assert_int_equal(pwc_decode_record(buf, len, &r, &reason, detail, sizeof(detail)), -1);
     assert_string_equal(reason, PWC_REASON_INVALID);
+    /* a token is stored as a BSON string _id: not valid UTF-8 (found by fuzzing) or not
+     * printable ASCII is refused */
+    const char *bad_tokens[] = {"0b5a5c0e-7\x8e"
+                                "1f",
+                                "t-\xc3\xa9", "t 1", "t\x01"};
+    for (size_t i = 0; i < sizeof(bad_tokens) / sizeof(*bad_tokens); i++) {
+        env.token = (char *)bad_tokens[i];
+        len = iot__v1__envelope__pack(&env, buf);
+        assert_int_equal(pwc_decode_record(buf, len, &r, &reason, detail, sizeof(detail)), -1);
+        assert_string_equal(reason, PWC_REASON_INVALID);
+        assert_string_equal(detail, "token: missing, too long or not printable ASCII");
+    }
 }
 
 /* ---- limits: exactly N characters decode byte for byte, N + 1 are refused ---- */
