@@ -239,6 +239,17 @@ static int check_payload(const Iot__V1__Envelope *env, char *detail, size_t deta
     } else {
         pw_errors_add(&errs, -1, "payload", "envelope carries neither a reading nor an alert");
     }
+    /* the window around a tiny received_ms reaches below the epoch: a stored
+     * time is always positive (found by fuzzing) */
+    int64_t ts = 0;
+    if (rc == 0) { /* the payload is there */
+        ts = env->payload_case == IOT__V1__ENVELOPE__PAYLOAD_READING ? env->reading->ts_ms
+                                                                     : env->alert->ts_ms;
+    }
+    if (rc == 0 && ts <= 0) {
+        pw_errors_add(&errs, -1, "ts", "must be positive");
+        rc = -1;
+    }
     if (rc != 0) {
         pw_errors_summary(&errs, detail, detaillen);
     }
@@ -246,7 +257,6 @@ static int check_payload(const Iot__V1__Envelope *env, char *detail, size_t deta
     return rc;
 }
 
-/* The gateway consumer name: whole and valid UTF-8, or the envelope is refused. */
 /* A token is stored as the record's _id, a BSON string: printable ASCII
  * (the producer's tokens are UUIDs), never empty, at most PWC_TOKEN_LEN - 1
  * bytes. */
@@ -264,6 +274,7 @@ static int token_ok(const char *t)
     return 1;
 }
 
+/* The gateway consumer name: whole and valid UTF-8, or the envelope is refused. */
 static int consumer_ok(const char *name)
 {
     size_t n = name ? strlen(name) : 0;
