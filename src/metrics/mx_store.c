@@ -31,6 +31,9 @@ static mongoc_client_t *mx_store_probe_new(long ready_ms, char *err, size_t errl
     mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, (int32_t)ready_ms);
     mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, (int32_t)ready_ms);
     mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, (int32_t)ready_ms);
+    /* no extra check of an idle connection before the ping (a single-threaded
+     * client's default after 5 s): it would be a second wait of ready_ms */
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETCHECKINTERVALMS, INT32_MAX);
     mongoc_uri_set_appname(uri, "plantwatch-metrics-probe");
     bson_error_t error;
     mongoc_client_t *c = mongoc_client_new_from_uri_with_error(uri, &error);
