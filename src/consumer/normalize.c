@@ -243,11 +243,39 @@ static int check_payload(const Iot__V1__Envelope *env, char *detail, size_t deta
     } else {
         pw_errors_add(&errs, -1, "payload", "envelope carries neither a reading nor an alert");
     }
+    /* the window around a tiny received_ms reaches below the epoch: a stored
+     * time is always positive (found by fuzzing) */
+    int64_t ts = 0;
+    if (rc == 0) { /* the payload is there */
+        ts = env->payload_case == IOT__V1__ENVELOPE__PAYLOAD_READING ? env->reading->ts_ms
+                                                                     : env->alert->ts_ms;
+    }
+    if (rc == 0 && ts <= 0) {
+        pw_errors_add(&errs, -1, "ts", "must be positive");
+        rc = -1;
+    }
     if (rc != 0) {
         pw_errors_summary(&errs, detail, detaillen);
     }
     pw_errors_free(&errs);
     return rc;
+}
+
+/* A token is stored as the record's _id, a BSON string: printable ASCII
+ * (the producer's tokens are UUIDs), never empty, at most PWC_TOKEN_LEN - 1
+ * bytes. */
+static int token_ok(const char *t)
+{
+    size_t n = t ? strlen(t) : 0;
+    if (n == 0 || n >= PWC_TOKEN_LEN) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] < 0x21 || t[i] > 0x7e) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* The gateway consumer name: whole and valid UTF-8, or the envelope is refused. */
@@ -283,8 +311,9 @@ int pwc_decode_record(const void *value, size_t len, pwc_record *out, const char
         snprintf(msg, sizeof(msg), "schema_version %u is newer than %d", env->schema_version,
                  PWC_SCHEMA_VERSION);
         fail(reason, PWC_REASON_SCHEMA, detail, detaillen, msg);
-    } else if (!env->token || !env->token[0] || strlen(env->token) >= PWC_TOKEN_LEN) {
-        fail(reason, PWC_REASON_INVALID, detail, detaillen, "token: missing or too long");
+    } else if (!token_ok(env->token)) {
+        fail(reason, PWC_REASON_INVALID, detail, detaillen,
+             "token: missing, too long or not printable ASCII");
     } else if (!consumer_ok(env->consumer)) {
         fail(reason, PWC_REASON_INVALID, detail, detaillen,
              "consumer: too long, not valid UTF-8 or with control characters");

@@ -24,10 +24,14 @@ typedef struct {
     const char *bind_addr;
     long http_port;
     long grpc_port;
-    long http_threads;
+    long http_connections;
     long grpc_workers;
     long grace_ms;
     long cache_ms;
+    long computations;
+    long queue_wait_ms;
+    long store_timeout_ms;
+    long ready_timeout_ms;
     const char *mongo_db;
     long store_explain;
     const char *www_dir;
@@ -46,10 +50,14 @@ static int load_config(mx_config *cfg)
     } ints[] = {
         {"PW_HTTP_PORT", 8090, 1, 65535, &cfg->http_port},
         {"PW_GRPC_PORT", 50061, 1, 65535, &cfg->grpc_port},
-        {"PW_METRICS_HTTP_THREADS", 4, 1, 64, &cfg->http_threads},
+        {"PW_METRICS_HTTP_CONNECTIONS", 256, 4, 4096, &cfg->http_connections},
         {"PW_METRICS_GRPC_WORKERS", 4, 1, 64, &cfg->grpc_workers},
         {"PW_SHUTDOWN_GRACE_MS", 5000, 0, 60000, &cfg->grace_ms},
         {"PW_METRICS_CACHE_MS", 1000, 0, 600000, &cfg->cache_ms},
+        {"PW_METRICS_COMPUTATIONS", 4, 1, 64, &cfg->computations},
+        {"PW_METRICS_QUEUE_WAIT_MS", 250, 0, 10000, &cfg->queue_wait_ms},
+        {"PW_METRICS_STORE_TIMEOUT_MS", 2000, 100, 60000, &cfg->store_timeout_ms},
+        {"PW_METRICS_READY_TIMEOUT_MS", 1000, 100, 10000, &cfg->ready_timeout_ms},
         {"PW_STORE_EXPLAIN", 0, 0, 1, &cfg->store_explain},
     };
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
@@ -73,10 +81,13 @@ static struct MHD_Daemon *start_http(const mx_config *cfg, mx_service *svc)
                cfg->bind_addr);
         return NULL;
     }
+    /* a thread per connection: a request waiting for the store (bounded by the
+     * computation slots and the store deadline) never delays another
+     * connection, so /healthz answers at once under any load of views */
     return MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_USE_ERROR_LOG,
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG,
         (uint16_t)cfg->http_port, NULL, NULL, mx_rest_handle, svc, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+        (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
         MHD_OPTION_END);
 }
@@ -128,9 +139,10 @@ int main(void)
     mongoc_init();
     char err[256];
     int rc = 1;
-    mx_store *store =
-        mx_store_new(cfg.mongo_db, (unsigned)(cfg.http_threads + cfg.grpc_workers + 2),
-                     (int)cfg.store_explain, err, sizeof(err));
+    /* every client of the pool is held by a computation (the readiness ping has its own) */
+    mx_store_options so = {(unsigned)cfg.computations + 1, (int)cfg.store_explain,
+                           cfg.store_timeout_ms, cfg.ready_timeout_ms};
+    mx_store *store = mx_store_new(cfg.mongo_db, &so, err, sizeof(err));
     pw_prom *prom = pw_prom_new();
     mx_service svc;
     memset(&svc, 0, sizeof(svc));
@@ -140,7 +152,8 @@ int main(void)
         pw_log(PW_LOG_ERROR, "startup_failed", "%s", store ? "out of memory" : err);
         goto out;
     }
-    if (mx_service_init(&svc, store, prom, cfg.www_dir, cfg.cache_ms) != 0) {
+    mx_limits limits = {cfg.cache_ms, cfg.computations, cfg.queue_wait_ms};
+    if (mx_service_init(&svc, store, prom, cfg.www_dir, &limits) != 0) {
         pw_log(PW_LOG_ERROR, "startup_failed", "cannot register metrics");
         goto out;
     }

@@ -141,7 +141,7 @@ static void *refresh_main(void *arg)
     uint8_t *buf = NULL;
     size_t len = 0;
     char err[256];
-    int rc = r->fn(r->ctx, &buf, &len, err, sizeof(err));
+    int rc = r->fn(r->ctx, 1, &buf, &len, err, sizeof(err));
     pthread_mutex_lock(&r->c->mu);
     finish_compute(r->c, r->slot, rc, buf, len);
     r->c->refreshing--;
@@ -187,13 +187,13 @@ int mx_cache_get(mx_cache *c, const char *key, mx_cache_compute_fn fn, void *ctx
 {
     *hit = 0;
     if (c == NULL || c->ttl_us <= 0) {
-        return fn(ctx, out, outlen, err, errlen);
+        return fn(ctx, 0, out, outlen, err, errlen);
     }
     pthread_mutex_lock(&c->mu);
     mx_slot *s = find_slot(c, key);
     if (s == NULL) {
         pthread_mutex_unlock(&c->mu);
-        return fn(ctx, out, outlen, err, errlen);
+        return fn(ctx, 0, out, outlen, err, errlen);
     }
     for (;;) {
         int64_t age = pw_monotonic_us() - s->stored_us;
@@ -219,7 +219,7 @@ int mx_cache_get(mx_cache *c, const char *key, mx_cache_compute_fn fn, void *ctx
 
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = fn(ctx, &buf, &len, err, errlen);
+    int rc = fn(ctx, 0, &buf, &len, err, errlen);
 
     pthread_mutex_lock(&c->mu);
     finish_compute(c, s, rc, buf, len);

@@ -15,8 +15,11 @@
 
 typedef struct mx_cache mx_cache;
 
-/* Computes the answer for a key: 0 with a malloc'd buffer, or -1 with err. */
-typedef int (*mx_cache_compute_fn)(void *ctx, uint8_t **buf, size_t *len, char *err, size_t errlen);
+/* Computes the answer for a key: 0 with a malloc'd buffer, or a negative
+ * value with err (returned by mx_cache_get as is). background is 1 in a
+ * refresh of a stale answer (nobody waits for it), 0 in a request. */
+typedef int (*mx_cache_compute_fn)(void *ctx, int background, uint8_t **buf, size_t *len, char *err,
+                                   size_t errlen);
 
 mx_cache *mx_cache_new(int64_t ttl_ms, size_t capacity);
 void mx_cache_free(mx_cache *c);
@@ -24,8 +27,9 @@ void mx_cache_free(mx_cache *c);
 /* A malloc'd copy of the answer for key (cached, or computed now by fn).
  * *hit tells whether it came from the cache. A background refresh calls fn
  * on a copy of the ctx_size bytes at ctx, so ctx must be self-contained
- * (ctx_size 0: refreshes run in the request, as on a miss). 0, or -1 with
- * err (failures are not cached). */
+ * (ctx_size 0: refreshes run in the request, as on a miss). 0, or fn's
+ * negative result with err (failures are not cached; a failed refresh
+ * leaves the stale answer in place). */
 int mx_cache_get(mx_cache *c, const char *key, mx_cache_compute_fn fn, void *ctx, size_t ctx_size,
                  uint8_t **out, size_t *outlen, int *hit, char *err, size_t errlen);
 

@@ -162,17 +162,21 @@ int mx_fleet_add_shard(mx_fleet *f, Iot__V1__DeviceCensus *m, const char *tp)
     return 0;
 }
 
-int mx_fleet_load(mx_store *store, mx_fleet *f, char *err, size_t errlen)
+int mx_fleet_load(mx_store *store, mx_fleet *f, int64_t deadline_us, char *err, size_t errlen)
 {
+    bson_t *opts = BCON_NEW("projection", "{", PW_F_ID, BCON_INT32(0), PW_F_TP, BCON_INT32(1),
+                            PW_F_STATE, BCON_INT32(1), "}");
+    int rc = mx_store_limit(store, opts, deadline_us, err, errlen);
+    if (rc != 0) {
+        bson_destroy(opts);
+        return rc;
+    }
     mongoc_client_t *client = mx_store_pop(store);
     mongoc_collection_t *coll = mx_store_collection(store, client, PW_COLL_CENSUS);
     bson_t filter = BSON_INITIALIZER;
-    bson_t *opts = BCON_NEW("projection", "{", PW_F_ID, BCON_INT32(0), PW_F_TP, BCON_INT32(1),
-                            PW_F_STATE, BCON_INT32(1), "}");
     mx_store_check(store, coll, &filter, "device census", 1);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, opts, NULL);
     const bson_t *doc;
-    int rc = 0;
     while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
         int bad = 0;
         Iot__V1__DeviceCensus *m = (Iot__V1__DeviceCensus *)pw_store_unpack(
@@ -188,8 +192,7 @@ int mx_fleet_load(mx_store *store, mx_fleet *f, char *err, size_t errlen)
     }
     bson_error_t error;
     if (mongoc_cursor_error(cur, &error)) {
-        snprintf(err, errlen, "store query failed: %s", error.message);
-        rc = -1;
+        rc = mx_store_failure(store, &error, deadline_us, err, errlen);
     }
     mongoc_cursor_destroy(cur);
     bson_destroy(opts);

@@ -39,7 +39,9 @@ void mx_fleet_free(mx_fleet *f);
  * beyond their dictionaries). */
 int mx_fleet_add_shard(mx_fleet *f, Iot__V1__DeviceCensus *m, const char *tp);
 
-/* Reads every census document of the store into f. 0, or -1 with err. */
-int mx_fleet_load(mx_store *store, mx_fleet *f, char *err, size_t errlen);
+/* Reads every census document of the store into f, its query limited to the
+ * computation's deadline_us (mx_store_deadline; 0 = none). 0, or a negative
+ * MX_STORE_* with err. */
+int mx_fleet_load(mx_store *store, mx_fleet *f, int64_t deadline_us, char *err, size_t errlen);
 
 #endif

@@ -50,8 +50,11 @@ static void handle_view(pw_grpc_call *call, void *ctx)
     uint8_t *out = NULL;
     size_t n = 0;
     char err[256];
-    if (mx_service_run(m->svc, v, "grpc", &p, &out, &n, err, sizeof(err)) != 0) {
-        pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_UNAVAILABLE, err);
+    rc = mx_service_run(m->svc, v, "grpc", &p, &out, &n, err, sizeof(err));
+    if (rc != 0) {
+        pw_grpc_call_finish(
+            call, NULL, 0,
+            rc == MX_RUN_BUSY ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNAVAILABLE, err);
         return;
     }
     pw_grpc_call_finish(call, out, n, GRPC_STATUS_OK, NULL);

@@ -32,7 +32,9 @@ static void add_error(mx_param_error *e, const char *param, const char *value, c
     size_t used = strlen(e->message);
     snprintf(e->message + used, sizeof(e->message) - used, "%s%s: %s", e->count ? "; " : "", param,
              reason);
-    e->count++;
+    if (++e->count > MX_PARAM_DETAILS_MAX) {
+        return;
+    }
     json_t *d = json_pack("{s:s, s:s}", "param", param, "reason", reason);
     if (d != NULL && value != NULL) {
         /* values are echoed only when they are valid UTF-8 */
@@ -47,6 +49,18 @@ static void add_error(mx_param_error *e, const char *param, const char *value, c
     if (d != NULL && e->details != NULL) {
         json_array_append_new(e->details, d);
     }
+}
+
+/* 1 if s is at most max bytes of printable ASCII (safe to quote in a message). */
+static int printable_ascii(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        if (n >= max || s[n] < 0x20 || s[n] > 0x7e) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 void mx_params_defaults(const mx_param_spec *specs, size_t n, mx_params *out)
@@ -78,18 +92,6 @@ static int zone_valid(const char *s, size_t len, mx_param_error *e, const char *
         return -1;
     }
     return 0;
-}
-
-/* 1 if s is at most max bytes of printable ASCII (safe to quote in a message). */
-static int printable_ascii(const char *s, size_t max)
-{
-    size_t n = 0;
-    for (; s[n] != '\0'; n++) {
-        if (n >= max || s[n] < 0x20 || s[n] > 0x7e) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 static int set_uint_text(const mx_param_spec *sp, mx_params *p, const char *value,
@@ -128,6 +130,10 @@ int mx_params_set_text(const mx_param_spec *specs, size_t n, mx_params *p, unsig
         }
     }
     if (i == n) {
+        /* the name is shown only when it is short printable ASCII */
+        if (!printable_ascii(name, 32)) {
+            name = "(unprintable or long name)";
+        }
         char allowed[256] = "";
         for (size_t j = 0; j < n; j++) {
             size_t used = strlen(allowed);

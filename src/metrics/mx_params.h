@@ -17,7 +17,9 @@
 #define MX_ZONE_BYTES PW_MAX_ZONE_BYTES
 
 typedef struct {
-    int64_t now_ms; /* evaluation time, set by the caller */
+    int64_t now_ms;      /* evaluation time, set by the caller */
+    int64_t deadline_us; /* monotonic deadline of the store queries (0 = none), set by the
+                            computation; not part of what selects an answer */
     uint32_t window_hours;
     uint32_t top;
     uint32_t silent_minutes;
@@ -34,8 +36,11 @@ typedef struct {
     size_t offset;          /* of the member in mx_params */
 } mx_param_spec;
 
-/* Validation failures: message is a one-line summary of every problem,
- * details a JSON array of {"param", "value", "reason"} objects. */
+/* Validation failures: count problems; message is a one-line summary of
+ * them (as many as fit, printable ASCII and valid UTF-8 only: a name or value
+ * that is not is not quoted), details a JSON array of {"param", "value",
+ * "reason"} objects for the first MX_PARAM_DETAILS_MAX of them. */
+#define MX_PARAM_DETAILS_MAX 8
 typedef struct {
     int count;
     char message[512];

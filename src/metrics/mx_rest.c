@@ -51,8 +51,10 @@ static enum MHD_Result serve_view(mx_service *s, struct MHD_Connection *c, const
     uint8_t *buf = NULL;
     size_t len = 0;
     char err[256];
-    if (mx_service_run(s, v, "rest", &p, &buf, &len, err, sizeof(err)) != 0) {
-        return pw_http_send_unavailable(c, 5, err);
+    int rc = mx_service_run(s, v, "rest", &p, &buf, &len, err, sizeof(err));
+    if (rc != 0) {
+        /* busy: a slot frees within one computation; the store: give it time */
+        return pw_http_send_unavailable(c, rc == MX_RUN_BUSY ? 1 : 5, err);
     }
     /* the same packed answer gRPC sends, mapped to JSON */
     ProtobufCMessage *resp = protobuf_c_message_unpack(v->response, NULL, len, buf);

@@ -76,6 +76,7 @@ typedef struct {
     mx_cell_fn cell;
     mx_zone_fn devices; /* may be NULL */
     void *ctx;
+    int64_t deadline_us; /* of the computation's store queries (mx_store_deadline) */
 } mx_walk;
 
 /* Which documents of a query a walk keeps: hour buckets with hour in
@@ -128,18 +129,23 @@ static int walk_state(const bson_t *doc, const mx_walk *w, char *err, size_t err
     return rc;
 }
 
-/* One query on coll: the kept documents' states walked. */
+/* One query on coll: the kept documents' states walked. 0, or a negative
+ * MX_STORE_* (or -1 when a document does not decode) with err. */
 static int walk_query(mx_store *store, const char *coll_name, const bson_t *filter,
                       const mx_keep *keep, const mx_walk *w, char *err, size_t errlen)
 {
     bson_t *opts = BCON_NEW("projection", "{", PW_F_ID, BCON_INT32(0), PW_F_DAY, BCON_INT32(1),
                             PW_F_HOUR, BCON_INT32(1), PW_F_STATE, BCON_INT32(1), "}");
+    int rc = mx_store_limit(store, opts, w->deadline_us, err, errlen);
+    if (rc != 0) {
+        bson_destroy(opts);
+        return rc;
+    }
     mongoc_client_t *client = mx_store_pop(store);
     mongoc_collection_t *coll = mx_store_collection(store, client, coll_name);
     mx_store_check(store, coll, filter, "rollup buckets", 0);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
     const bson_t *doc;
-    int rc = 0;
     while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
         if (keep_doc(keep, doc)) {
             rc = walk_state(doc, w, err, errlen);
@@ -147,8 +153,7 @@ static int walk_query(mx_store *store, const char *coll_name, const bson_t *filt
     }
     bson_error_t error;
     if (mongoc_cursor_error(cur, &error)) {
-        snprintf(err, errlen, "store query failed: %s", error.message);
-        rc = -1;
+        rc = mx_store_failure(store, &error, w->deadline_us, err, errlen);
     }
     mongoc_cursor_destroy(cur);
     mongoc_collection_destroy(coll);
@@ -258,7 +263,7 @@ int mx_view_temperature(mx_store *store, const mx_params *p, ProtobufCMessage **
     mx_window(p->now_ms, p->window_hours, &from, &to);
     temperature_ctx t = {p, {0}};
     mx_table_init(&t.zones);
-    mx_walk w = {temperature_cell, NULL, &t};
+    mx_walk w = {temperature_cell, NULL, &t, p->deadline_us};
     int rc = walk_window(store, PW_COLL_ROLLUP_READINGS, from, to, &w, err, errlen);
     if (rc == 0) {
         *out = (ProtobufCMessage *)mx_build_temperature(&t.zones, from, to, p->window_hours);
@@ -299,7 +304,7 @@ int mx_view_alerts(mx_store *store, const mx_params *p, ProtobufCMessage **out, 
     alerts_ctx a = {p, {0}, {0}};
     mx_table_init(&a.severities);
     mx_table_init(&a.codes);
-    mx_walk w = {alerts_cell, NULL, &a};
+    mx_walk w = {alerts_cell, NULL, &a, p->deadline_us};
     int rc = walk_window(store, PW_COLL_ROLLUP_ALERTS, from, to, &w, err, errlen);
     if (rc == 0) {
         *out = (ProtobufCMessage *)mx_build_alerts(&a.severities, &a.codes, p->top, from, to,
@@ -354,7 +359,7 @@ static int day_totals(mx_store *store, const char *coll, const mx_params *p,
         spans[i].full = 1;
     }
     day_ctx d = {p, days, totals, devices};
-    mx_walk w = {day_cell, day_devices, &d};
+    mx_walk w = {day_cell, day_devices, &d, p->deadline_us};
     return walk_full_days(store, coll, spans, MX_TREND_DAYS, &w, err, errlen);
 }
 
@@ -365,9 +370,12 @@ int mx_view_activity(mx_store *store, const mx_params *p, ProtobufCMessage **out
     uint64_t readings[MX_TREND_DAYS] = {0}, alerts[MX_TREND_DAYS] = {0},
              devices[MX_TREND_DAYS] = {0};
     mx_trend_days(p->now_ms, days);
-    if (day_totals(store, PW_COLL_ROLLUP_READINGS, p, days, readings, devices, err, errlen) != 0 ||
-        day_totals(store, PW_COLL_ROLLUP_ALERTS, p, days, alerts, devices, err, errlen) != 0) {
-        return -1;
+    int rc = day_totals(store, PW_COLL_ROLLUP_READINGS, p, days, readings, devices, err, errlen);
+    if (rc == 0) {
+        rc = day_totals(store, PW_COLL_ROLLUP_ALERTS, p, days, alerts, devices, err, errlen);
+    }
+    if (rc != 0) {
+        return rc;
     }
     *out = (ProtobufCMessage *)mx_build_trend(days, readings, alerts, devices);
     if (*out == NULL) {
@@ -384,7 +392,7 @@ int mx_view_firmware(mx_store *store, const mx_params *p, ProtobufCMessage **out
     mx_fleet_init(&f);
     mx_table fw;
     mx_table_init(&fw);
-    int rc = mx_fleet_load(store, &f, err, errlen);
+    int rc = mx_fleet_load(store, &f, p->deadline_us, err, errlen);
     for (size_t i = 0; rc == 0 && i < f.n; i++) {
         if (zone_matches(p, f.v[i].zone) &&
             mx_table_add_count(&fw, f.v[i].firmware, 1, f.v[i].last_ms) != 0) {
@@ -475,7 +483,7 @@ int mx_view_health(mx_store *store, const mx_params *p, ProtobufCMessage **out, 
     r->threshold_ms = p->now_ms - (int64_t)p->silent_minutes * 60000;
     mx_fleet f;
     mx_fleet_init(&f);
-    int rc = mx_fleet_load(store, &f, err, errlen);
+    int rc = mx_fleet_load(store, &f, p->deadline_us, err, errlen);
     if (rc == 0 && health_of(&f, p, r) != 0) {
         snprintf(err, errlen, "out of memory");
         rc = -1;
@@ -483,7 +491,7 @@ int mx_view_health(mx_store *store, const mx_params *p, ProtobufCMessage **out, 
     mx_fleet_free(&f);
     if (rc != 0) {
         protobuf_c_message_free_unpacked(&r->base, NULL);
-        return -1;
+        return rc;
     }
     *out = &r->base;
     return 0;

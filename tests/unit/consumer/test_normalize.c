@@ -271,6 +271,36 @@ static void test_decode_alert_and_schema(void **state)
     len = iot__v1__envelope__pack(&env, buf);
     assert_int_equal(pwc_decode_record(buf, len, &r, &reason, detail, sizeof(detail)), -1);
     assert_string_equal(reason, PWC_REASON_INVALID);
+    /* a token is stored as a BSON string _id: not valid UTF-8 (found by fuzzing) or not
+     * printable ASCII is refused */
+    const char *bad_tokens[] = {"0b5a5c0e-7\x8e"
+                                "1f",
+                                "t-\xc3\xa9", "t 1", "t\x01"};
+    for (size_t i = 0; i < sizeof(bad_tokens) / sizeof(*bad_tokens); i++) {
+        env.token = (char *)bad_tokens[i];
+        len = iot__v1__envelope__pack(&env, buf);
+        assert_int_equal(pwc_decode_record(buf, len, &r, &reason, detail, sizeof(detail)), -1);
+        assert_string_equal(reason, PWC_REASON_INVALID);
+        assert_string_equal(detail, "token: missing, too long or not printable ASCII");
+    }
+    /* a receive time so early that the window reaches below the epoch: ts 0
+     * or negative is still refused (found by fuzzing) */
+    env.token = "t-1";
+    env.received_ms = 855455;
+    const int64_t bad_ts[] = {0, -1, -855455};
+    const char *why[] = {"ts: must be positive", "ts: must not be negative",
+                         "ts: must not be negative"};
+    for (size_t i = 0; i < sizeof(bad_ts) / sizeof(*bad_ts); i++) {
+        a.ts_ms = bad_ts[i];
+        len = iot__v1__envelope__pack(&env, buf);
+        assert_int_equal(pwc_decode_record(buf, len, &r, &reason, detail, sizeof(detail)), -1);
+        assert_string_equal(reason, PWC_REASON_INVALID);
+        assert_non_null(strstr(detail, why[i]));
+    }
+    a.ts_ms = 855455 - 1000;
+    len = iot__v1__envelope__pack(&env, buf);
+    assert_int_equal(pwc_decode_record(buf, len, &r, &reason, detail, sizeof(detail)), 0);
+    assert_int_equal(r.ts_ms, 855455 - 1000);
 }
 
 /* ---- limits: exactly N characters decode byte for byte, N + 1 are refused ---- */

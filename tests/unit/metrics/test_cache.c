@@ -16,17 +16,20 @@
 
 typedef struct {
     int calls;
-    int fail;
+    int fail;       /* nonzero: computations fail with this value */
+    int background; /* computations that ran as a background refresh */
 } counter;
 
 /* Answers "v<calls>" so each computation is distinguishable. */
-static int compute(void *ctx, uint8_t **buf, size_t *len, char *err, size_t errlen)
+static int compute(void *ctx, int background, uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
     counter *c = ctx;
-    c->calls++;
-    if (c->fail) {
+    int fail = c->fail; /* read before calls is seen to grow */
+    c->background += background;
+    __atomic_add_fetch(&c->calls, 1, __ATOMIC_SEQ_CST);
+    if (fail) {
         snprintf(err, errlen, "store down");
-        return -1;
+        return fail;
     }
     char text[16];
     int n = snprintf(text, sizeof(text), "v%d", c->calls);
@@ -53,7 +56,7 @@ static void reuses_answer_within_ttl(void **state)
 {
     (void)state;
     mx_cache *c = mx_cache_new(60000, 8);
-    counter k = {0, 0};
+    counter k = {0, 0, 0};
     get(c, "a", &k, "v1", 0);
     get(c, "a", &k, "v1", 1);
     get(c, "b", &k, "v2", 0); /* another key computes */
@@ -66,7 +69,7 @@ static void expires_after_ttl(void **state)
 {
     (void)state;
     mx_cache *c = mx_cache_new(20, 8);
-    counter k = {0, 0};
+    counter k = {0, 0, 0};
     get(c, "a", &k, "v1", 0);
     usleep(40000);
     get(c, "a", &k, "v2", 0);
@@ -77,7 +80,7 @@ static void ttl_zero_always_computes(void **state)
 {
     (void)state;
     mx_cache *c = mx_cache_new(0, 8);
-    counter k = {0, 0};
+    counter k = {0, 0, 0};
     get(c, "a", &k, "v1", 0);
     get(c, "a", &k, "v2", 0);
     get(NULL, "a", &k, "v3", 0); /* no cache at all */
@@ -88,7 +91,7 @@ static void failures_are_not_cached(void **state)
 {
     (void)state;
     mx_cache *c = mx_cache_new(60000, 8);
-    counter k = {0, 1};
+    counter k = {0, -1, 0};
     uint8_t *buf = NULL;
     size_t len = 0;
     int hit = 0;
@@ -105,7 +108,7 @@ static void evicts_oldest_when_full(void **state)
 {
     (void)state;
     mx_cache *c = mx_cache_new(60000, 2);
-    counter k = {0, 0};
+    counter k = {0, 0, 0};
     get(c, "a", &k, "v1", 0);
     get(c, "b", &k, "v2", 0);
     get(c, "c", &k, "v3", 0); /* evicts a */
@@ -120,10 +123,11 @@ typedef struct {
     counter *shared;
 } shared_ctx;
 
-static int compute_shared(void *ctx, uint8_t **buf, size_t *len, char *err, size_t errlen)
+static int compute_shared(void *ctx, int background, uint8_t **buf, size_t *len, char *err,
+                          size_t errlen)
 {
     shared_ctx *s = ctx;
-    return compute(s->shared, buf, len, err, errlen);
+    return compute(s->shared, background, buf, len, err, errlen);
 }
 
 static void get_async(mx_cache *c, counter *k, const char *want, int want_hit)
@@ -146,7 +150,7 @@ static void stale_answer_while_refreshing_in_background(void **state)
 {
     (void)state;
     mx_cache *c = mx_cache_new(20, 8);
-    counter k = {0, 0};
+    counter k = {0, 0, 0};
     get_async(c, &k, "v1", 0); /* nothing cached yet: the request computes */
     usleep(40000);
     get_async(c, &k, "v1", 1); /* stale: served at once, refresh started */
@@ -173,13 +177,75 @@ static void stale_answer_while_refreshing_in_background(void **state)
     get_async(c, &k, "v2", 1); /* fresh now: no further computation */
     mx_cache_free(c);
     assert_int_equal(k.calls, 2);
+    assert_int_equal(k.background, 1); /* the refresh, and only it, ran in the background */
+}
+
+/* A computation's own failure value reaches the caller unchanged (the
+ * service tells "busy" from "store down" by it). */
+static void failure_value_is_passed_through(void **state)
+{
+    (void)state;
+    mx_cache *c = mx_cache_new(60000, 8);
+    counter k = {0, -3, 0};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int hit = 1;
+    char err[64];
+    assert_int_equal(mx_cache_get(c, "a", compute, &k, 0, &buf, &len, &hit, err, sizeof(err)), -3);
+    assert_int_equal(hit, 0);
+    assert_null(buf);
+    mx_cache_free(c);
+    mx_cache_get(NULL, "a", compute, &k, 0, &buf, &len, &hit, err, sizeof(err));
+    assert_int_equal(k.calls, 2);
+    assert_int_equal(k.background, 0);
+}
+
+/* A refresh that fails (e.g. no computation slot) leaves the stale answer
+ * served, and a later request starts another refresh. */
+static void failed_refresh_keeps_the_stale_answer(void **state)
+{
+    (void)state;
+    mx_cache *c = mx_cache_new(1000, 8); /* stale after 1 s, served for 5 s */
+    counter k = {0, 0, 0};
+    get_async(c, &k, "v1", 0);
+    usleep(1100000);
+    k.fail = -3;
+    get_async(c, &k, "v1", 1); /* stale: served, its refresh fails */
+    for (int i = 0; i < 2000 && __atomic_load_n(&k.calls, __ATOMIC_SEQ_CST) < 2; i++) {
+        usleep(100);
+    }
+    assert_int_equal(k.calls, 2);
+    k.fail = 0;
+    /* still the stale answer until a request after the failed refresh starts another one */
+    shared_ctx ctx = {&k};
+    int seen_v3 = 0;
+    for (int i = 0; i < 10000 && !seen_v3; i++) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int hit = 0;
+        char err[64];
+        assert_int_equal(mx_cache_get(c, "a", compute_shared, &ctx, sizeof(ctx), &buf, &len, &hit,
+                                      err, sizeof(err)),
+                         0);
+        assert_int_equal(hit, 1);
+        seen_v3 = len == 2 && memcmp(buf, "v3", 2) == 0;
+        if (!seen_v3) {
+            assert_memory_equal(buf, "v1", 2);
+            usleep(200);
+        }
+        free(buf);
+    }
+    assert_true(seen_v3);
+    mx_cache_free(c);
+    assert_int_equal(k.calls, 3);
+    assert_int_equal(k.background, 2);
 }
 
 static void too_old_answer_is_recomputed_in_the_request(void **state)
 {
     (void)state;
     mx_cache *c = mx_cache_new(10, 8);
-    counter k = {0, 0};
+    counter k = {0, 0, 0};
     get_async(c, &k, "v1", 0);
     usleep(80000);             /* older than 5 TTLs: not served any more */
     get_async(c, &k, "v2", 0); /* computed here, not in the background */
@@ -195,6 +261,8 @@ int main(void)
         cmocka_unit_test(ttl_zero_always_computes),
         cmocka_unit_test(failures_are_not_cached),
         cmocka_unit_test(stale_answer_while_refreshing_in_background),
+        cmocka_unit_test(failure_value_is_passed_through),
+        cmocka_unit_test(failed_refresh_keeps_the_stale_answer),
         cmocka_unit_test(too_old_answer_is_recomputed_in_the_request),
         cmocka_unit_test(evicts_oldest_when_full),
     };

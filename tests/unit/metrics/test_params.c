@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -232,6 +233,47 @@ static void rest_and_grpc_agree(void **state)
     mx_param_error_free(&e);
 }
 
+/* Many problems: all counted, the first MX_PARAM_DETAILS_MAX detailed, the
+ * message bounded. */
+static void details_are_bounded(void **state)
+{
+    (void)state;
+    mx_params p;
+    mx_param_error e;
+    mx_param_error_init(&e);
+    const char *kv[40];
+    char names[20][8];
+    for (int i = 0; i < 20; i++) {
+        snprintf(names[i], sizeof(names[i]), "x%d", i);
+        kv[2 * i] = names[i];
+        kv[2 * i + 1] = "1";
+    }
+    assert_int_equal(apply(view("/v1/metrics/activity/trend"), &p, &e, kv, 40), 20);
+    assert_int_equal(json_array_size(e.details), MX_PARAM_DETAILS_MAX);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(e.details, 7), "param")),
+                        "x7");
+    assert_true(strlen(e.message) < sizeof(e.message));
+    assert_true(strncmp(e.message, "x0: unknown parameter (allowed: zone); x1: ", 43) == 0);
+    mx_param_error_free(&e);
+}
+
+/* An unknown name is quoted only when it is short printable ASCII. */
+static void unprintable_unknown_name_is_not_echoed(void **state)
+{
+    (void)state;
+    mx_params p;
+    mx_param_error e;
+    mx_param_error_init(&e);
+    const char *kv[] = {"\xff\xfe", "1", "bad\nname", "2", "abcdefghijklmnopqrstuvwxyz0123456789",
+                        "3"};
+    assert_int_equal(apply(view("/v1/metrics/firmware/status"), &p, &e, kv, 6), 3);
+    assert_string_equal(e.message, "(unprintable or long name): unknown parameter (allowed: zone); "
+                                   "(unprintable or long name): unknown parameter (allowed: zone); "
+                                   "(unprintable or long name): unknown parameter (allowed: zone)");
+    assert_int_equal(json_array_size(e.details), 3);
+    mx_param_error_free(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +285,8 @@ int main(void)
         cmocka_unit_test(zone_counts_characters),
         cmocka_unit_test(grpc_zero_means_default_and_ranges_apply),
         cmocka_unit_test(rest_and_grpc_agree),
+        cmocka_unit_test(details_are_bounded),
+        cmocka_unit_test(unprintable_unknown_name_is_not_echoed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
