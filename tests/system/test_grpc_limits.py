@@ -5,7 +5,9 @@ The stack runs both with PW_GRPC_IDLE_TIMEOUT_MS=3000 (scripts/stack/30-services
 64 streams that never send a message must not keep a concurrent unary call
 from being answered within 1 s, and each ends with DEADLINE_EXCEEDED and the
 reason once the idle timeout has passed. grpc.health.v1 answers SERVING, and
-grpcurl works from server reflection alone (no -proto)."""
+grpcurl works from server reflection alone (no -proto), directly and through
+the gateway (which routes health and reflection to the producers, behind a
+sensor key)."""
 import json
 import os
 import pathlib
@@ -15,6 +17,7 @@ import time
 
 import grpc
 import pytest
+from conftest import trusted_channel
 
 IDLE_STREAMS = 64
 IDLE_MS = 3000
@@ -46,9 +49,10 @@ def target(stack, name):
 class IdleStreams:
     """n client-streaming calls that send nothing until released."""
 
-    def __init__(self, addr, path, n):
+    def __init__(self, addr, path, n, trusted=False):
         self.release = threading.Event()
-        self.channel = grpc.insecure_channel(addr)
+        # producers answer only calls that carry the gateway secret
+        self.channel = trusted_channel(addr) if trusted else grpc.insecure_channel(addr)
         call = self.channel.stream_unary(path, request_serializer=None,
                                          response_deserializer=None)
 
@@ -90,10 +94,11 @@ def unary_ok_while_idle(stack, name, iot_pb2):
     else:
         idle_path = "/iot.v1.MetricsService/TemperatureByZone"
         path, body = "/iot.v1.MetricsService/TemperatureByZone", b""
-    idle = IdleStreams(addr, idle_path, IDLE_STREAMS)
+    producer = name == "producer"
+    idle = IdleStreams(addr, idle_path, IDLE_STREAMS, trusted=producer)
     try:
         time.sleep(0.5)  # the streams reach the server
-        with grpc.insecure_channel(addr) as ch:
+        with (trusted_channel(addr) if producer else grpc.insecure_channel(addr)) as ch:
             call = ch.unary_unary(path, request_serializer=None, response_deserializer=None)
             t0 = time.monotonic()
             resp, info = call.with_call(body, timeout=10)
@@ -162,3 +167,23 @@ def test_grpcurl_describe_and_call(stack):
                            "iot.v1.MetricsService/TemperatureByZone")
     assert rc != 0
     assert "InvalidArgument" in err
+
+
+def test_health_and_reflection_through_the_gateway(stack):
+    key = stack.keys["sensor-a"]
+    rc, out, err = grpcurl("-H", f"apikey: {key}", stack.gateway_grpc,
+                           "grpc.health.v1.Health/Check")
+    assert rc == 0, err
+    assert json.loads(out) == {"status": "SERVING"}
+    time.sleep(1)  # each call counts towards the key's 5 requests per second
+    rc, out, err = grpcurl("-H", f"apikey: {key}", stack.gateway_grpc, "list")
+    assert rc == 0, err
+    assert out.splitlines() == SERVICES["producer"]
+    time.sleep(1)
+    rc, out, err = grpcurl("-H", f"apikey: {key}", stack.gateway_grpc, "describe",
+                           "iot.v1.IngestService")
+    assert rc == 0, err
+    assert "rpc Publish ( .iot.v1.PublishRequest ) returns ( .iot.v1.PublishResponse );" in out
+    rc, out, err = grpcurl(stack.gateway_grpc, "list")  # no key
+    assert rc != 0
+    assert "Unauthenticated" in err
