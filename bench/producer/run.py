@@ -25,6 +25,9 @@ import time
 
 import requests
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from gateway import BenchGateway  # noqa: E402
+
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 STATE = pathlib.Path(os.environ.get("PW_STATE", ROOT / ".plantwatch"))
@@ -103,8 +106,8 @@ def wait_http(url, timeout=30):
     raise RuntimeError(f"{url} not ready")
 
 
-def wrk(url, script, duration, conns, threads=2, delay_ms=0):
-    env = dict(os.environ, PW_BENCH_DELAY_MS=str(delay_ms))
+def wrk(url, script, duration, conns, threads=2, delay_ms=0, apikey=""):
+    env = dict(os.environ, PW_BENCH_DELAY_MS=str(delay_ms), PW_BENCH_APIKEY=apikey)
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--timeout", "30s",
                           "-s", str(HERE / script), url], capture_output=True, text=True, env=env)
     m = re.search(r"PWBENCH (.*)", out.stdout)
@@ -149,21 +152,22 @@ BATCH_CONNS = 32
 PACED_CONNS = 128
 
 
-def paced_half(url, proc, single, duration):
+def paced_half(url, proc, single, duration, apikey="", label=""):
     """p99 of single POSTs offered at about half the measured maximum rate:
     PACED_CONNS connections, each waiting a fixed delay between requests,
     the delay calibrated from short runs (rate = conns / (delay + latency))."""
     target = single["rate"] / 2
     delay = max(0.0, PACED_CONNS / target * 1000 - single["p50"] / 2)
     for _ in range(4):
-        cal = wrk(url, "single.lua", 4, PACED_CONNS, delay_ms=int(round(delay)))
+        cal = wrk(url, "single.lua", 4, PACED_CONNS, delay_ms=int(round(delay)), apikey=apikey)
         if abs(cal["rps"] - target) / target < 0.08:
             break
         latency_ms = PACED_CONNS / cal["rps"] * 1000 - delay
         delay = max(0.0, PACED_CONNS / target * 1000 - latency_ms)
     with Measured([proc.pid]) as m:
-        h = wrk(url, "single.lua", duration, PACED_CONNS, delay_ms=int(round(delay)))
-    return row(f"REST, 1 reading/request, paced (target {target:,.0f}/s)", h["requests"],
+        h = wrk(url, "single.lua", duration, PACED_CONNS, delay_ms=int(round(delay)),
+                apikey=apikey)
+    return row(f"REST, 1 reading/request, paced{label} (target {target:,.0f}/s)", h["requests"],
                h["duration_us"] / 1e6, h["p50_us"] / 1e3, h["p99_us"] / 1e3, m.cpu, h["non2xx"])
 
 
@@ -183,6 +187,12 @@ def bench_producer(args, env):
         rows["rest_single"] = row("REST, 1 reading/request", r["requests"], r["duration_us"] / 1e6,
                                   r["p50_us"] / 1e3, r["p99_us"] / 1e3, m.cpu, r["non2xx"])
         rows["rest_half"] = paced_half(url, proc, rows["rest_single"], d)
+        gw = BenchGateway(HTTP, GATEWAY_SECRET.read_text().strip())
+        try:  # the same offered rate through the gateway: its added latency
+            rows["rest_half_gw"] = paced_half(gw.url, proc, rows["rest_single"], d, gw.key,
+                                              " through the gateway")
+        finally:
+            gw.close()
         rows["rss_single"] = vmhwm_mib(proc.pid)
         with Measured([proc.pid]) as m:
             b = wrk(url, "batch.lua", d, BATCH_CONNS)
@@ -299,6 +309,10 @@ def fmt_table(p, base, ceil, size, args):
     ratio = p["grpc_unary"]["rate"] / ceil["rate"] if ceil else None
     add(p["grpc_unary"], "plantwatch-producer", f"{ratio:.0%} of ceiling" if ratio else "")
     add(p["rest_half"], "plantwatch-producer", "", "p99 ≤ 20 ms", yn(p["rest_half"]["p99"] <= 20))
+    if "rest_half_gw" in p:
+        g, d = p["rest_half_gw"], p["rest_half"]
+        add(g, "gateway → plantwatch-producer",
+            f"+{g['p50'] - d['p50']:.1f} ms p50, +{g['p99'] - d['p99']:.1f} ms p99 vs direct")
     if base:
         add(base["rest_single"], "Flask + confluent-kafka (gunicorn)")
         add(base["rest_batch"], "Flask + confluent-kafka (gunicorn)")
@@ -321,7 +335,7 @@ def fmt_table(p, base, ceil, size, args):
                     else "."))
     lines.append(f"Producer exit status after SIGTERM at the end of the run: {p['exit']}.")
     errs = sum(p[k]["errors"] for k in ("rest_single", "rest_batch", "grpc_unary", "grpc_stream",
-                                         "rest_half"))
+                                         "rest_half", "rest_half_gw") if k in p)
     lines.append(f"Non-2xx answers / failed calls during the producer scenarios: {errs}.")
     return "\n".join(lines)
 
@@ -354,7 +368,11 @@ with pre-serialized requests (a C client would push harder; the Python client
 is likely the limit for unary calls). The p99 row paces 128 connections with
 wrk's per-request delay so that the offered rate is about half of the measured
 single-reading maximum; ProducerPerformance paced to the rate that row achieved
-shows the broker's own latency at that load for comparison. The baseline is `bench/baseline/app.py` (Flask +
+shows the broker's own latency at that load for comparison. The gateway row
+offers the same rate through a private gateway rendered from `kong/kong.yaml`
+(key-auth, ACL, the gateway secret; the rate limit lifted, the upstream the
+bench producer; `bench/producer/gateway.py`): its p50/p99 minus the direct
+row's is the latency the gateway adds. The baseline is `bench/baseline/app.py` (Flask +
 confluent-kafka under gunicorn, one gthread worker per core, same validation,
 envelope and acks). The ceiling is Kafka's `ProducerPerformance` with the
 envelope's record size, lz4, acks=all and idempotence over SASL_SSL, linger.ms=5

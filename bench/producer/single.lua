@@ -6,6 +6,12 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-Consumer-Username"] = "bench"
 -- the producer takes ingest only with the gateway secret (env PW_BENCH_GATEWAY_TOKEN)
 wrk.headers["X-Gateway-Token"] = os.getenv("PW_BENCH_GATEWAY_TOKEN") or ""
+-- through the bench gateway: its key (env PW_BENCH_APIKEY); the gateway
+-- replaces X-Gateway-Token and X-Consumer-Username with its own
+local apikey = os.getenv("PW_BENCH_APIKEY")
+if apikey and apikey ~= "" then
+  wrk.headers["apikey"] = apikey
+end
 local n = 0
 request = function()
   n = n + 1
