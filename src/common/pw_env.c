@@ -23,8 +23,9 @@ int pw_env_long(const char *name, long def, long min, long max, long *out, char 
     char *end = NULL;
     errno = 0;
     long n = strtol(v, &end, 10);
-    while (end != NULL && (*end == ' ' || *end == '\t' || *end == '\n'))
+    while (end != NULL && (*end == ' ' || *end == '\t' || *end == '\n')) {
         end++;
+    }
     if (errno != 0 || end == v || *end != '\0' || v[0] == ' ' || v[0] == '\t') {
         snprintf(err, errlen, "%s: not an integer: \"%s\"", name, v);
         return -1;
@@ -40,15 +41,17 @@ int pw_env_long(const char *name, long def, long min, long max, long *out, char 
 static char *pw_env_read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    if (f == NULL) {
         return NULL;
+    }
     size_t cap = 256, len = 0;
     char *buf = malloc(cap);
     while (buf != NULL) {
         size_t n = fread(buf + len, 1, cap - len - 1, f);
         len += n;
-        if (n == 0)
+        if (n == 0) {
             break;
+        }
         if (len + 1 == cap) {
             char *nb = realloc(buf, cap * 2);
             if (nb == NULL) {
@@ -66,8 +69,9 @@ static char *pw_env_read_file(const char *path)
         free(buf);
         return NULL;
     }
-    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
         len--;
+    }
     buf[len] = '\0';
     return buf;
 }
@@ -77,10 +81,12 @@ char *pw_env_secret(const char *name)
     char file_var[256];
     snprintf(file_var, sizeof file_var, "%s_FILE", name);
     const char *path = getenv(file_var);
-    if (path != NULL && path[0] != '\0')
+    if (path != NULL && path[0] != '\0') {
         return pw_env_read_file(path);
+    }
     const char *v = getenv(name);
-    if (v != NULL && v[0] != '\0')
+    if (v != NULL && v[0] != '\0') {
         return strdup(v);
+    }
     return NULL;
 }

@@ -13,8 +13,9 @@
 static enum MHD_Result pw_http_queue(struct MHD_Connection *c, unsigned status,
                                      struct MHD_Response *r)
 {
-    if (r == NULL)
+    if (r == NULL) {
         return MHD_NO;
+    }
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -24,10 +25,12 @@ static struct MHD_Response *pw_http_json_response(json_t *body)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    if (text == NULL)
+    if (text == NULL) {
         text = strdup("{}");
-    if (text == NULL)
+    }
+    if (text == NULL) {
         return NULL;
+    }
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (r == NULL) {
@@ -72,8 +75,9 @@ enum MHD_Result pw_http_send_method_not_allowed(struct MHD_Connection *c, const 
 {
     struct MHD_Response *r =
         pw_http_json_response(pw_http_error_body("method_not_allowed", "method not allowed", NULL));
-    if (r != NULL)
+    if (r != NULL) {
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow ? allow : "");
+    }
     return pw_http_queue(c, MHD_HTTP_METHOD_NOT_ALLOWED, r);
 }
 
@@ -95,8 +99,9 @@ enum MHD_Result pw_http_send_text(struct MHD_Connection *c, unsigned status,
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
-    if (r != NULL && content_type != NULL)
+    if (r != NULL && content_type != NULL) {
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    }
     return pw_http_queue(c, status, r);
 }
 
@@ -113,18 +118,21 @@ void pw_http_body_init(pw_http_body *b, size_t limit)
 
 void pw_http_body_append(pw_http_body *b, const char *data, size_t len)
 {
-    if (b->too_large || len == 0)
+    if (b->too_large || len == 0) {
         return;
+    }
     if (len > b->limit - b->len) {
         b->too_large = 1;
         return;
     }
     if (b->len + len + 1 > b->cap) {
         size_t ncap = b->cap ? b->cap : 4096;
-        while (ncap < b->len + len + 1)
+        while (ncap < b->len + len + 1) {
             ncap *= 2;
-        if (b->limit < SIZE_MAX && ncap > b->limit + 1)
+        }
+        if (b->limit < SIZE_MAX && ncap > b->limit + 1) {
             ncap = b->limit + 1;
+        }
         char *nd = realloc(b->data, ncap);
         if (nd == NULL) {
             b->too_large = 1; /* cannot hold it: refuse like an oversized body */
@@ -163,9 +171,10 @@ static enum MHD_Result pw_http_serve_ready(struct MHD_Connection *c, pw_ready_fn
 static enum MHD_Result pw_http_serve_metrics(struct MHD_Connection *c, pw_prom *prom)
 {
     char *text = prom ? pw_prom_render(prom) : strdup("");
-    if (text == NULL)
+    if (text == NULL) {
         return pw_http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
                                   "cannot render metrics", NULL);
+    }
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (r == NULL) {
@@ -180,24 +189,26 @@ int pw_http_serve_ops(struct MHD_Connection *c, const char *url, const char *met
                       pw_ready_fn ready, void *ready_ctx, enum MHD_Result *result)
 {
     int which;
-    if (strcmp(url, "/healthz") == 0)
+    if (strcmp(url, "/healthz") == 0) {
         which = 0;
-    else if (strcmp(url, "/readyz") == 0)
+    } else if (strcmp(url, "/readyz") == 0) {
         which = 1;
-    else if (strcmp(url, "/metrics") == 0)
+    } else if (strcmp(url, "/metrics") == 0) {
         which = 2;
-    else
+    } else {
         return 0;
+    }
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
         *result = pw_http_send_method_not_allowed(c, "GET, HEAD");
         return 1;
     }
-    if (which == 0)
+    if (which == 0) {
         *result = pw_http_send_json(c, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
-    else if (which == 1)
+    } else if (which == 1) {
         *result = pw_http_serve_ready(c, ready, ready_ctx);
-    else
+    } else {
         *result = pw_http_serve_metrics(c, prom);
+    }
     return 1;
 }
 
@@ -205,21 +216,26 @@ int pw_http_serve_ops(struct MHD_Connection *c, const char *url, const char *met
  * (charset=utf-8, …) and surrounding whitespace are allowed. */
 static int pw_http_media_is_json(const char *ct)
 {
-    while (*ct == ' ' || *ct == '\t')
+    while (*ct == ' ' || *ct == '\t') {
         ct++;
+    }
     size_t n = strcspn(ct, ";");
-    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) {
         n--;
+    }
     static const char app[] = "application/";
     size_t alen = sizeof app - 1;
-    if (n <= alen || strncasecmp(ct, app, alen) != 0)
+    if (n <= alen || strncasecmp(ct, app, alen) != 0) {
         return 0;
+    }
     const char *sub = ct + alen;
     size_t slen = n - alen;
-    if (memchr(sub, '/', slen) || memchr(sub, ' ', slen))
+    if (memchr(sub, '/', slen) || memchr(sub, ' ', slen)) {
         return 0;
-    if (slen == 4 && strncasecmp(sub, "json", 4) == 0)
+    }
+    if (slen == 4 && strncasecmp(sub, "json", 4) == 0) {
         return 1;
+    }
     return slen > 5 && strncasecmp(sub + slen - 5, "+json", 5) == 0;
 }
 

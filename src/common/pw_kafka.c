@@ -28,18 +28,20 @@ int pw_kafka_settings_from_env(pw_kafka_settings *s, const char *default_user, c
 
     int sasl = s->protocol != NULL && strncasecmp(s->protocol, "SASL_", 5) == 0;
     const char *missing = NULL;
-    if (s->bootstrap == NULL)
+    if (s->bootstrap == NULL) {
         missing = "PW_KAFKA_BOOTSTRAP";
-    else if (sasl && s->username == NULL)
+    } else if (sasl && s->username == NULL) {
         missing = "PW_KAFKA_USERNAME";
-    else if (sasl && s->password == NULL)
+    } else if (sasl && s->password == NULL) {
         missing = "PW_KAFKA_PASSWORD_FILE or PW_KAFKA_PASSWORD";
+    }
     if (missing != NULL) {
         const char *file = getenv("PW_KAFKA_PASSWORD_FILE");
-        if (s->password == NULL && file != NULL && file[0] != '\0')
+        if (s->password == NULL && file != NULL && file[0] != '\0') {
             snprintf(err, errlen, "PW_KAFKA_PASSWORD_FILE: cannot read \"%s\"", file);
-        else
+        } else {
             snprintf(err, errlen, "%s is not set", missing);
+        }
         pw_kafka_settings_free(s);
         return -1;
     }
@@ -53,8 +55,9 @@ void pw_kafka_settings_free(pw_kafka_settings *s)
     if (s->password != NULL) {
         /* do not leave the secret in freed heap memory */
         volatile char *p = s->password;
-        while (*p)
+        while (*p) {
             *p++ = '\0';
+        }
     }
     free(s->password);
     free(s->ca_file);
@@ -86,25 +89,30 @@ rd_kafka_conf_t *pw_kafka_conf_new(const pw_kafka_settings *s, char *err, size_t
     int ssl = strcasecmp(protocol, "SSL") == 0 || strcasecmp(protocol, "SASL_SSL") == 0;
     int rc = 0;
     rc |= pw_kafka_conf_set(conf, "bootstrap.servers", s->bootstrap, err, errlen);
-    if (rc == 0)
+    if (rc == 0) {
         rc |= pw_kafka_conf_set(conf, "security.protocol", protocol, err, errlen);
-    if (rc == 0 && s->client_id)
+    }
+    if (rc == 0 && s->client_id) {
         rc |= pw_kafka_conf_set(conf, "client.id", s->client_id, err, errlen);
+    }
     if (rc == 0 && sasl) {
         rc |= pw_kafka_conf_set(conf, "sasl.mechanisms", "SCRAM-SHA-512", err, errlen);
-        if (rc == 0)
+        if (rc == 0) {
             rc |= pw_kafka_conf_set(conf, "sasl.username", s->username ? s->username : "", err,
                                     errlen);
-        if (rc == 0)
+        }
+        if (rc == 0) {
             rc |= pw_kafka_conf_set(conf, "sasl.password", s->password ? s->password : "", err,
                                     errlen);
+        }
     }
     if (rc == 0 && ssl) {
         /* brokers' certificates carry IP SANs, so hostname checks pass on IPs */
         rc |=
             pw_kafka_conf_set(conf, "ssl.endpoint.identification.algorithm", "https", err, errlen);
-        if (rc == 0 && s->ca_file)
+        if (rc == 0 && s->ca_file) {
             rc |= pw_kafka_conf_set(conf, "ssl.ca.location", s->ca_file, err, errlen);
+        }
     }
     if (rc != 0) {
         rd_kafka_conf_destroy(conf);

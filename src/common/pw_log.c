@@ -25,8 +25,9 @@ int pw_log_init(const char *service, const char *instance, const char *level_nam
     snprintf(pw_log_cfg.service, sizeof pw_log_cfg.service, "%s", service ? service : "");
     snprintf(pw_log_cfg.instance, sizeof pw_log_cfg.instance, "%s", instance ? instance : "");
     pw_log_cfg.min_level = PW_LOG_INFO;
-    if (level_name == NULL || level_name[0] == '\0')
+    if (level_name == NULL || level_name[0] == '\0') {
         return 0;
+    }
     for (int i = PW_LOG_DEBUG; i <= PW_LOG_ERROR; i++) {
         if (strcasecmp(level_name, pw_log_level_names[i]) == 0) {
             pw_log_cfg.min_level = (pw_log_level)i;
@@ -68,9 +69,11 @@ static void pw_log_emit(pw_log_level level, const char *event, json_t *fields, c
     /* Invalid UTF-8 in msg makes json_string fail; fall back to a lossy copy. */
     json_t *jmsg = json_string(msg);
     if (jmsg == NULL) {
-        for (char *p = msg; *p; p++)
-            if ((unsigned char)*p >= 0x80)
+        for (char *p = msg; *p; p++) {
+            if ((unsigned char)*p >= 0x80) {
                 *p = '?';
+            }
+        }
         jmsg = json_string(msg);
     }
     json_object_set_new(line, "msg", jmsg ? jmsg : json_string(""));
@@ -79,16 +82,18 @@ static void pw_log_emit(pw_log_level level, const char *event, json_t *fields, c
         json_t *v;
         json_object_foreach(fields, k, v)
         {
-            if (json_object_get(line, k) == NULL)
+            if (json_object_get(line, k) == NULL) {
                 json_object_set(line, k, v);
+            }
         }
     }
     json_decref(fields);
 
     char *text = json_dumps(line, JSON_COMPACT);
     json_decref(line);
-    if (text == NULL)
+    if (text == NULL) {
         return;
+    }
     size_t n = strlen(text);
     char *out = realloc(text, n + 2);
     if (out == NULL) {
@@ -104,8 +109,9 @@ static void pw_log_emit(pw_log_level level, const char *event, json_t *fields, c
 
 void pw_log(pw_log_level level, const char *event, const char *fmt, ...)
 {
-    if (!pw_log_enabled(level))
+    if (!pw_log_enabled(level)) {
         return;
+    }
     va_list ap;
     va_start(ap, fmt);
     pw_log_emit(level, event, NULL, fmt, ap);

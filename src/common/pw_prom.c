@@ -51,15 +51,17 @@ struct pw_prom {
 pw_prom *pw_prom_new(void)
 {
     pw_prom *p = calloc(1, sizeof *p);
-    if (p != NULL)
+    if (p != NULL) {
         pthread_mutex_init(&p->mu, NULL);
+    }
     return p;
 }
 
 static void pw_prom_series_free(pw_prom_series *s, size_t nlabels)
 {
-    for (size_t i = 0; i < nlabels; i++)
+    for (size_t i = 0; i < nlabels; i++) {
         free(s->values[i]);
+    }
     free(s->values);
     free(s->counts);
     free(s);
@@ -73,8 +75,9 @@ static void pw_prom_family_free(pw_prom_family *f)
         pw_prom_series_free(s, f->nlabels);
         s = n;
     }
-    for (size_t i = 0; i < f->nlabels; i++)
+    for (size_t i = 0; i < f->nlabels; i++) {
         free(f->label_names[i]);
+    }
     free(f->label_names);
     free(f->bounds);
     free(f->name);
@@ -85,8 +88,9 @@ static void pw_prom_family_free(pw_prom_family *f)
 
 void pw_prom_free(pw_prom *p)
 {
-    if (p == NULL)
+    if (p == NULL) {
         return;
+    }
     pw_prom_family *f = p->first;
     while (f != NULL) {
         pw_prom_family *n = f->next;
@@ -103,8 +107,9 @@ static uint64_t pw_prom_hash(const char *const *values, size_t n)
 {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
     for (size_t i = 0; i < n; i++) {
-        for (const unsigned char *c = (const unsigned char *)values[i]; *c; c++)
+        for (const unsigned char *c = (const unsigned char *)values[i]; *c; c++) {
             h = (h ^ *c) * 1099511628211ULL;
+        }
         h = (h ^ 0x1f) * 1099511628211ULL;
     }
     return h;
@@ -112,9 +117,11 @@ static uint64_t pw_prom_hash(const char *const *values, size_t n)
 
 static int pw_prom_values_equal(char *const *a, const char *const *b, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(a[i], b[i]) != 0)
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(a[i], b[i]) != 0) {
             return 0;
+        }
+    }
     return 1;
 }
 
@@ -122,44 +129,54 @@ static int pw_prom_values_equal(char *const *a, const char *const *b, size_t n)
 static pw_prom_series *pw_prom_series_get(pw_prom_family *f, const char *const *values, int create)
 {
     static const char *const none[1] = {""};
-    if (f->nlabels == 0)
+    if (f->nlabels == 0) {
         values = none;
-    for (size_t i = 0; i < f->nlabels; i++)
-        if (values == NULL || values[i] == NULL)
+    }
+    for (size_t i = 0; i < f->nlabels; i++) {
+        if (values == NULL || values[i] == NULL) {
             return NULL;
+        }
+    }
     uint64_t h = pw_prom_hash(values, f->nlabels);
     pw_prom_series **slot = &f->buckets[h % PW_PROM_BUCKETS];
-    for (pw_prom_series *s = *slot; s != NULL; s = s->hash_next)
-        if (s->hash == h && pw_prom_values_equal(s->values, values, f->nlabels))
+    for (pw_prom_series *s = *slot; s != NULL; s = s->hash_next) {
+        if (s->hash == h && pw_prom_values_equal(s->values, values, f->nlabels)) {
             return s;
-    if (!create)
+        }
+    }
+    if (!create) {
         return NULL;
+    }
 
     pw_prom_series *s = calloc(1, sizeof *s);
-    if (s == NULL)
+    if (s == NULL) {
         return NULL;
+    }
     s->hash = h;
     s->values = calloc(f->nlabels ? f->nlabels : 1, sizeof *s->values);
-    if (f->type == PW_PROM_HISTOGRAM)
+    if (f->type == PW_PROM_HISTOGRAM) {
         s->counts = calloc(f->nbounds + 1, sizeof *s->counts);
+    }
     int failed = s->values == NULL || (f->type == PW_PROM_HISTOGRAM && s->counts == NULL);
     for (size_t i = 0; !failed && i < f->nlabels; i++) {
         s->values[i] = strdup(values[i]);
         failed = s->values[i] == NULL;
     }
     if (failed) {
-        if (s->values != NULL)
+        if (s->values != NULL) {
             pw_prom_series_free(s, f->nlabels);
-        else
+        } else {
             free(s);
+        }
         return NULL;
     }
     s->hash_next = *slot;
     *slot = s;
-    if (f->last)
+    if (f->last) {
         f->last->next = s;
-    else
+    } else {
         f->first = s;
+    }
     f->last = s;
     return s;
 }
@@ -168,14 +185,17 @@ static pw_prom_series *pw_prom_series_get(pw_prom_family *f, const char *const *
 
 static int pw_prom_split_labels(pw_prom_family *f, const char *label_names)
 {
-    if (label_names == NULL || label_names[0] == '\0')
+    if (label_names == NULL || label_names[0] == '\0') {
         return 0;
+    }
     size_t n = 1;
-    for (const char *c = label_names; *c; c++)
+    for (const char *c = label_names; *c; c++) {
         n += *c == ',';
+    }
     f->label_names = calloc(n, sizeof *f->label_names);
-    if (f->label_names == NULL)
+    if (f->label_names == NULL) {
         return -1;
+    }
     const char *start = label_names;
     for (size_t i = 0; i < n; i++) {
         const char *end = strchr(start, ',');
@@ -184,11 +204,13 @@ static int pw_prom_split_labels(pw_prom_family *f, const char *label_names)
             start++;
             len--;
         }
-        while (len > 0 && start[len - 1] == ' ')
+        while (len > 0 && start[len - 1] == ' ') {
             len--;
+        }
         f->label_names[i] = strndup(start, len);
-        if (f->label_names[i] == NULL)
+        if (f->label_names[i] == NULL) {
             return -1;
+        }
         f->nlabels = i + 1;
         start = end ? end + 1 : start + len;
     }
@@ -208,8 +230,9 @@ static pw_prom_family *pw_prom_register(pw_prom *p, pw_prom_type type, const cha
 {
     const double *bounds = extra ? extra->bounds : NULL;
     size_t nbounds = extra ? extra->nbounds : 0;
-    if (p == NULL || name == NULL)
+    if (p == NULL || name == NULL) {
         return NULL;
+    }
     pthread_mutex_lock(&p->mu);
     for (pw_prom_family *f = p->first; f != NULL; f = f->next) {
         if (strcmp(f->name, name) == 0) {
@@ -238,17 +261,19 @@ static pw_prom_family *pw_prom_register(pw_prom *p, pw_prom_type type, const cha
         }
     }
     /* An unlabelled series exists from the start, so it renders as 0. */
-    if (!failed && f->nlabels == 0 && type != PW_PROM_GAUGE_FN)
+    if (!failed && f->nlabels == 0 && type != PW_PROM_GAUGE_FN) {
         failed = pw_prom_series_get(f, NULL, 1) == NULL;
+    }
     if (failed) {
         pw_prom_family_free(f);
         pthread_mutex_unlock(&p->mu);
         return NULL;
     }
-    if (p->last)
+    if (p->last) {
         p->last->next = f;
-    else
+    } else {
         p->first = f;
+    }
     p->last = f;
     pthread_mutex_unlock(&p->mu);
     return f;
@@ -284,35 +309,42 @@ void pw_prom_gauge_fn(pw_prom *p, const char *name, const char *help, double (*f
 
 void pw_prom_add(pw_prom_family *f, const char *const *label_values, double v)
 {
-    if (f == NULL || (f->type != PW_PROM_COUNTER && f->type != PW_PROM_GAUGE))
+    if (f == NULL || (f->type != PW_PROM_COUNTER && f->type != PW_PROM_GAUGE)) {
         return;
-    if (f->type == PW_PROM_COUNTER && !(v >= 0))
+    }
+    if (f->type == PW_PROM_COUNTER && !(v >= 0)) {
         return; /* counters only go up */
+    }
     pthread_mutex_lock(&f->mu);
     pw_prom_series *s = pw_prom_series_get(f, label_values, 1);
-    if (s != NULL)
+    if (s != NULL) {
         s->value += v;
+    }
     pthread_mutex_unlock(&f->mu);
 }
 
 void pw_prom_set(pw_prom_family *f, const char *const *label_values, double v)
 {
-    if (f == NULL || f->type != PW_PROM_GAUGE)
+    if (f == NULL || f->type != PW_PROM_GAUGE) {
         return;
+    }
     pthread_mutex_lock(&f->mu);
     pw_prom_series *s = pw_prom_series_get(f, label_values, 1);
-    if (s != NULL)
+    if (s != NULL) {
         s->value = v;
+    }
     pthread_mutex_unlock(&f->mu);
 }
 
 void pw_prom_observe(pw_prom_family *f, const char *const *label_values, double v)
 {
-    if (f == NULL || f->type != PW_PROM_HISTOGRAM || isnan(v))
+    if (f == NULL || f->type != PW_PROM_HISTOGRAM || isnan(v)) {
         return;
+    }
     size_t b = 0;
-    while (b < f->nbounds && v > f->bounds[b])
+    while (b < f->nbounds && v > f->bounds[b]) {
         b++;
+    }
     pthread_mutex_lock(&f->mu);
     pw_prom_series *s = pw_prom_series_get(f, label_values, 1);
     if (s != NULL) {
@@ -361,15 +393,18 @@ void pw_prom_remove(pw_prom_family *f, const char *const *label_values)
 
 double pw_prom_value(pw_prom_family *f, const char *const *label_values)
 {
-    if (f == NULL)
+    if (f == NULL) {
         return 0;
-    if (f->type == PW_PROM_GAUGE_FN)
+    }
+    if (f->type == PW_PROM_GAUGE_FN) {
         return f->fn ? f->fn(f->fn_ctx) : 0;
+    }
     double v = 0;
     pthread_mutex_lock(&f->mu);
     pw_prom_series *s = pw_prom_series_get(f, label_values, 0);
-    if (s != NULL)
+    if (s != NULL) {
         v = f->type == PW_PROM_HISTOGRAM ? (double)s->count : s->value;
+    }
     pthread_mutex_unlock(&f->mu);
     return v;
 }
@@ -384,12 +419,14 @@ typedef struct {
 
 static void pw_prom_put(pw_prom_buf *b, const char *s, size_t n)
 {
-    if (b->failed)
+    if (b->failed) {
         return;
+    }
     if (b->len + n + 1 > b->cap) {
         size_t ncap = b->cap ? b->cap : 1024;
-        while (b->len + n + 1 > ncap)
+        while (b->len + n + 1 > ncap) {
             ncap *= 2;
+        }
         char *nd = realloc(b->data, ncap);
         if (nd == NULL) {
             b->failed = 1;
@@ -421,8 +458,9 @@ static void pw_prom_format_double(double v, char out[32])
     }
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(out, 32, "%.*g", prec, v);
-        if (strtod(out, NULL) == v)
+        if (strtod(out, NULL) == v) {
             return;
+        }
     }
 }
 
@@ -431,14 +469,15 @@ static void pw_prom_format_double(double v, char out[32])
 static void pw_prom_escaped(pw_prom_buf *b, const char *s, int quote)
 {
     for (const char *c = s; *c; c++) {
-        if (*c == '\\')
+        if (*c == '\\') {
             pw_prom_puts(b, "\\\\");
-        else if (*c == '\n')
+        } else if (*c == '\n') {
             pw_prom_puts(b, "\\n");
-        else if (*c == '"' && quote)
+        } else if (*c == '"' && quote) {
             pw_prom_puts(b, "\\\"");
-        else
+        } else {
             pw_prom_put(b, c, 1);
+        }
     }
 }
 
@@ -452,8 +491,9 @@ static void pw_prom_sample(pw_prom_buf *b, const pw_prom_family *f, const char *
     if (f->nlabels > 0 || le != NULL) {
         pw_prom_puts(b, "{");
         for (size_t i = 0; i < f->nlabels; i++) {
-            if (i)
+            if (i) {
                 pw_prom_puts(b, ",");
+            }
             pw_prom_puts(b, f->label_names[i]);
             pw_prom_puts(b, "=\"");
             pw_prom_escaped(b, s->values[i], 1);
@@ -507,10 +547,11 @@ static void pw_prom_render_family(pw_prom_buf *b, pw_prom_family *f)
     }
     pthread_mutex_lock(&f->mu);
     for (const pw_prom_series *s = f->first; s != NULL; s = s->next) {
-        if (f->type == PW_PROM_HISTOGRAM)
+        if (f->type == PW_PROM_HISTOGRAM) {
             pw_prom_render_histogram(b, f, s);
-        else
+        } else {
             pw_prom_sample(b, f, "", s, NULL, s->value);
+        }
     }
     pthread_mutex_unlock(&f->mu);
 }
@@ -521,8 +562,9 @@ char *pw_prom_render(pw_prom *p)
     pw_prom_puts(&b, "");
     if (p != NULL) {
         pthread_mutex_lock(&p->mu);
-        for (pw_prom_family *f = p->first; f != NULL; f = f->next)
+        for (pw_prom_family *f = p->first; f != NULL; f = f->next) {
             pw_prom_render_family(&b, f);
+        }
         pthread_mutex_unlock(&p->mu);
     }
     if (b.failed) {

@@ -26,8 +26,9 @@ static int pw_time_digits(const char **p, int n, int *out)
 {
     int v = 0;
     for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)(*p)[i]))
+        if (!isdigit((unsigned char)(*p)[i])) {
             return -1;
+        }
         v = v * 10 + ((*p)[i] - '0');
     }
     *p += n;
@@ -45,11 +46,13 @@ static int pw_time_parse_datetime(const char *s, struct tm *tm)
     for (size_t i = 0; i < sizeof layout - 1; i++) {
         char c = s[i];
         if (layout[i] == 'd') {
-            if (!isdigit((unsigned char)c))
+            if (!isdigit((unsigned char)c)) {
                 return -1;
+            }
         } else if (layout[i] == 'T') {
-            if (c != 'T' && c != 't')
+            if (c != 'T' && c != 't') {
                 return -1;
+            }
             c = 'T';
         } else if (c != layout[i]) {
             return -1;
@@ -59,38 +62,45 @@ static int pw_time_parse_datetime(const char *s, struct tm *tm)
     buf[sizeof layout - 1] = '\0';
     memset(tm, 0, sizeof *tm);
     const char *end = strptime(buf, "%Y-%m-%dT%H:%M:%S", tm);
-    if (end == NULL || *end != '\0')
+    if (end == NULL || *end != '\0') {
         return -1;
+    }
     return 0;
 }
 
 int pw_time_parse_rfc3339(const char *s, int64_t *out_ms)
 {
-    if (s == NULL || strlen(s) < 20)
+    if (s == NULL || strlen(s) < 20) {
         return -1;
+    }
     struct tm tm;
-    if (pw_time_parse_datetime(s, &tm) != 0)
+    if (pw_time_parse_datetime(s, &tm) != 0) {
         return -1;
+    }
     const struct tm want = tm;
     /* Leap second 60 is representable in RFC 3339 but not in epoch time. */
-    if (want.tm_sec > 59 || want.tm_hour > 23 || want.tm_min > 59)
+    if (want.tm_sec > 59 || want.tm_hour > 23 || want.tm_min > 59) {
         return -1;
+    }
     const char *p = s + 19;
 
     int64_t frac_ms = 0;
     if (*p == '.') {
         p++;
-        if (!isdigit((unsigned char)*p))
+        if (!isdigit((unsigned char)*p)) {
             return -1;
+        }
         int ndig = 0;
         while (isdigit((unsigned char)*p)) {
-            if (ndig < 3)
+            if (ndig < 3) {
                 frac_ms = frac_ms * 10 + (*p - '0');
+            }
             ndig++;
             p++;
         }
-        for (int i = ndig; i < 3; i++)
+        for (int i = ndig; i < 3; i++) {
             frac_ms *= 10;
+        }
     }
 
     int64_t offset_s = 0;
@@ -100,27 +110,32 @@ int pw_time_parse_rfc3339(const char *s, int64_t *out_ms)
         int sign = *p == '-' ? -1 : 1;
         p++;
         int oh, om;
-        if (pw_time_digits(&p, 2, &oh) != 0 || *p++ != ':' || pw_time_digits(&p, 2, &om) != 0)
+        if (pw_time_digits(&p, 2, &oh) != 0 || *p++ != ':' || pw_time_digits(&p, 2, &om) != 0) {
             return -1;
-        if (oh > 23 || om > 59)
+        }
+        if (oh > 23 || om > 59) {
             return -1;
+        }
         offset_s = sign * (int64_t)(oh * 3600 + om * 60);
     } else {
         return -1;
     }
-    if (*p != '\0')
+    if (*p != '\0') {
         return -1;
+    }
 
     struct tm tmp = want;
     time_t t = timegm(&tmp);
-    if (t == (time_t)-1 && !(want.tm_year == 69 && want.tm_mon == 11 && want.tm_mday == 31))
+    if (t == (time_t)-1 && !(want.tm_year == 69 && want.tm_mon == 11 && want.tm_mday == 31)) {
         return -1;
+    }
     /* Round-trip: timegm normalises Feb 30 to Mar 2, month 13 to next year... */
     struct tm back;
     if (gmtime_r(&t, &back) == NULL || back.tm_year != want.tm_year || back.tm_mon != want.tm_mon ||
         back.tm_mday != want.tm_mday || back.tm_hour != want.tm_hour ||
-        back.tm_min != want.tm_min || back.tm_sec != want.tm_sec)
+        back.tm_min != want.tm_min || back.tm_sec != want.tm_sec) {
         return -1;
+    }
     *out_ms = ((int64_t)t - offset_s) * 1000 + frac_ms;
     return 0;
 }
@@ -128,8 +143,9 @@ int pw_time_parse_rfc3339(const char *s, int64_t *out_ms)
 static int64_t pw_time_floor_div(int64_t a, int64_t b)
 {
     int64_t q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0)))
+    if ((a % b != 0) && ((a < 0) != (b < 0))) {
         q--;
+    }
     return q;
 }
 

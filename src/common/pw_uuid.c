@@ -28,35 +28,41 @@ void pw_uuid_derive(const char *consumer, const char *key, const char *kind, uns
     snprintf(idx, sizeof idx, "%u", index);
     const char *parts[4] = {consumer ? consumer : "", key ? key : "", kind ? kind : "", idx};
     size_t total = 0;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 4; i++) {
         total += strlen(parts[i]) + 1;
+    }
     char stackbuf[512];
     char *buf = total <= sizeof stackbuf ? stackbuf : malloc(total);
-    if (buf == NULL)
+    if (buf == NULL) {
         abort(); /* a token must never silently differ between retries */
+    }
     size_t off = 0;
     for (int i = 0; i < 4; i++) {
         size_t n = strlen(parts[i]);
         memcpy(buf + off, parts[i], n);
         off += n;
-        if (i < 3)
+        if (i < 3) {
             buf[off++] = '\x1f';
+        }
     }
     uuid_t u;
     uuid_generate_sha1(u, pw_uuid_namespace, buf, off);
-    if (buf != stackbuf)
+    if (buf != stackbuf) {
         free(buf);
+    }
     uuid_unparse_lower(u, out);
 }
 
 int pw_idempotency_key_valid(const char *key)
 {
-    if (key == NULL)
+    if (key == NULL) {
         return 0;
+    }
     size_t n = 0;
     for (const unsigned char *p = (const unsigned char *)key; *p; p++, n++) {
-        if (*p < 0x21 || *p > 0x7e || n >= 128)
+        if (*p < 0x21 || *p > 0x7e || n >= 128) {
             return 0;
+        }
     }
     return n >= 1;
 }

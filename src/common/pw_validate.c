@@ -36,25 +36,30 @@ void pw_utf8_trim_tail(char *s)
 {
     size_t n = strlen(s);
     size_t start = n;
-    while (start > 0 && ((unsigned char)s[start - 1] & 0xc0) == 0x80)
+    while (start > 0 && ((unsigned char)s[start - 1] & 0xc0) == 0x80) {
         start--;
-    if (start == 0 || (unsigned char)s[start - 1] < 0xc0)
+    }
+    if (start == 0 || (unsigned char)s[start - 1] < 0xc0) {
         return; /* ends in ASCII or stray continuation bytes: leave as is */
+    }
     unsigned lead = (unsigned char)s[start - 1];
     size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
-    if (n - (start - 1) < need)
+    if (n - (start - 1) < need) {
         s[start - 1] = '\0';
+    }
 }
 
 void pw_errors_add(pw_errors *e, int index, const char *field, const char *fmt, ...)
 {
-    if (e == NULL)
+    if (e == NULL) {
         return;
+    }
     if (e->len == e->cap) {
         size_t ncap = e->cap ? e->cap * 2 : 8;
         pw_field_error *n = realloc(e->items, ncap * sizeof *n);
-        if (n == NULL)
+        if (n == NULL) {
             return;
+        }
         e->items = n;
         e->cap = ncap;
     }
@@ -74,8 +79,9 @@ json_t *pw_errors_to_json(const pw_errors *e)
     for (size_t i = 0; arr != NULL && e != NULL && i < e->len; i++) {
         const pw_field_error *it = &e->items[i];
         json_t *o = json_object();
-        if (it->index >= 0)
+        if (it->index >= 0) {
             json_object_set_new(o, "index", json_integer(it->index));
+        }
         /* field names and messages are built from ASCII or validated UTF-8;
          * an unknown key may be cut mid-character, so fall back safely. */
         json_t *f = json_string(it->field);
@@ -89,22 +95,25 @@ json_t *pw_errors_to_json(const pw_errors *e)
 
 void pw_errors_summary(const pw_errors *e, char *out, size_t n)
 {
-    if (n == 0)
+    if (n == 0) {
         return;
+    }
     out[0] = '\0';
     size_t off = 0;
     for (size_t i = 0; e != NULL && i < e->len && off + 1 < n; i++) {
         const pw_field_error *it = &e->items[i];
         const char *sep = i ? "; " : "";
         int w;
-        if (it->index >= 0)
+        if (it->index >= 0) {
             w = snprintf(out + off, n - off, "%sitems[%d]%s%s: %s", sep, it->index,
                          it->field[0] ? "." : "", it->field, it->message);
-        else
+        } else {
             w = snprintf(out + off, n - off, "%s%s: %s", sep, it->field[0] ? it->field : "body",
                          it->message);
-        if (w < 0)
+        }
+        if (w < 0) {
             break;
+        }
         off += (size_t)w;
     }
     if (off >= n) {
@@ -146,20 +155,24 @@ static int pw_utf8_decode(const unsigned char *s, size_t len, unsigned flags, si
         } else {
             return -1;
         }
-        if (len - i - 1 < need)
+        if (len - i - 1 < need) {
             return -1;
+        }
         for (size_t k = 1; k <= need; k++) {
             unsigned cc = s[i + k];
-            if ((cc & 0xc0) != 0x80)
+            if ((cc & 0xc0) != 0x80) {
                 return -1;
+            }
             cp = (cp << 6) | (cc & 0x3f);
         }
         if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
+            (cp >= 0xd800 && cp <= 0xdfff)) {
             return -1;
+        }
         int multiline_ok = (flags & PW_STR_MULTILINE) && (cp == '\t' || cp == '\n' || cp == '\r');
-        if ((cp < 0x20 && !multiline_ok) || (cp >= 0x7f && cp <= 0x9f))
+        if ((cp < 0x20 && !multiline_ok) || (cp >= 0x7f && cp <= 0x9f)) {
             ctrl = 1;
+        }
         i += need + 1;
         count++;
     }
@@ -185,8 +198,9 @@ static int pw_is_blank(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\v' && c != '\f')
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\v' && c != '\f') {
             return 0;
+        }
     }
     return 1;
 }
@@ -218,8 +232,9 @@ static int pw_check_text(const char *s, size_t len, size_t max_chars, unsigned f
 
 static void pw_free_str(char **s)
 {
-    if (*s != NULL && *s != protobuf_c_empty_string)
+    if (*s != NULL && *s != protobuf_c_empty_string) {
         free(*s);
+    }
     *s = (char *)protobuf_c_empty_string;
 }
 
@@ -259,8 +274,9 @@ static const char *const pw_severity_names[] = {NULL, "info", "warning", "critic
 
 const char *pw_severity_name(Iot__V1__Severity s)
 {
-    if (s >= IOT__V1__SEVERITY__SEVERITY_INFO && s <= IOT__V1__SEVERITY__SEVERITY_CRITICAL)
+    if (s >= IOT__V1__SEVERITY__SEVERITY_INFO && s <= IOT__V1__SEVERITY__SEVERITY_CRITICAL) {
         return pw_severity_names[s];
+    }
     return NULL;
 }
 
@@ -310,8 +326,9 @@ static int pw_json_str(const json_t *obj, const pw_str_rule *rule, int index, ch
     }
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
-    if (pw_check_text(s, len, rule->max_chars, rule->flags, index, rule->key, errs) != 0)
+    if (pw_check_text(s, len, rule->max_chars, rule->flags, index, rule->key, errs) != 0) {
         return -1;
+    }
     char *copy = strndup(s, len);
     if (copy == NULL) {
         pw_errors_add(errs, index, rule->key, "out of memory");
@@ -334,8 +351,9 @@ static int pw_json_value(const json_t *obj, int index, double *out, pw_errors *e
         return -1;
     }
     double d = json_number_value(v);
-    if (pw_check_value(d, index, errs) != 0)
+    if (pw_check_value(d, index, errs) != 0) {
         return -1;
+    }
     *out = d;
     return 0;
 }
@@ -361,8 +379,9 @@ static int pw_json_ts(const json_t *obj, int index, int64_t now_ms, int64_t *out
                       "must be an RFC 3339 string or integer epoch milliseconds");
         return -1;
     }
-    if (pw_check_ts_range(ts, index, now_ms, errs) != 0)
+    if (pw_check_ts_range(ts, index, now_ms, errs) != 0) {
         return -1;
+    }
     *out = ts;
     return 0;
 }
@@ -377,9 +396,11 @@ static int pw_json_unknown_keys(const json_t *obj, const char *const *allowed, i
     {
         (void)v;
         int known = 0;
-        for (const char *const *a = allowed; *a != NULL; a++)
-            if (strcmp(key, *a) == 0)
+        for (const char *const *a = allowed; *a != NULL; a++) {
+            if (strcmp(key, *a) == 0) {
                 known = 1;
+            }
+        }
         if (!known) {
             pw_errors_add(errs, index, key, "unknown field");
             bad = 1;
@@ -482,8 +503,9 @@ void pw_alert_clear(Iot__V1__Alert *a)
 
 static int pw_pb_str(const char *s, const pw_str_rule *rule, int index, pw_errors *errs)
 {
-    if (s == NULL)
+    if (s == NULL) {
         s = "";
+    }
     if ((rule->flags & PW_STR_REQUIRED) && s[0] == '\0') {
         pw_errors_add(errs, index, rule->key, "is required");
         return -1;

@@ -83,12 +83,14 @@ int pw_producer_config_load(pw_producer_config *c, int with_kafka, char *err, si
     for (size_t i = 0; i < sizeof(pw_long_settings) / sizeof(pw_long_settings[0]); i++) {
         const pw_long_setting *s = &pw_long_settings[i];
         long *dst = (long *)((char *)c + s->offset);
-        if (pw_env_long(s->name, s->def, s->min, s->max, dst, err, errlen) != 0)
+        if (pw_env_long(s->name, s->def, s->min, s->max, dst, err, errlen) != 0) {
             return -1;
+        }
     }
     long log_requests = 1;
-    if (pw_env_long("PW_LOG_REQUESTS", 1, 0, 1, &log_requests, err, errlen) != 0)
+    if (pw_env_long("PW_LOG_REQUESTS", 1, 0, 1, &log_requests, err, errlen) != 0) {
         return -1;
+    }
     c->log_requests = (int)log_requests;
     c->bind_addr = pw_cfg_strdup("PW_BIND_ADDR", "127.0.0.1");
     c->instance = pw_cfg_strdup("PW_INSTANCE", "producer");
@@ -99,10 +101,12 @@ int pw_producer_config_load(pw_producer_config *c, int with_kafka, char *err, si
         snprintf(err, errlen, "PW_DELIVERY_TIMEOUT_MS must exceed PW_LINGER_MS");
         return -1;
     }
-    if (pw_cfg_gateway_secret(c, with_kafka, err, errlen) != 0)
+    if (pw_cfg_gateway_secret(c, with_kafka, err, errlen) != 0) {
         return -1;
-    if (with_kafka && pw_kafka_settings_from_env(&c->kafka, "producer", err, errlen) != 0)
+    }
+    if (with_kafka && pw_kafka_settings_from_env(&c->kafka, "producer", err, errlen) != 0) {
         return -1;
+    }
     return 0;
 }
 
@@ -117,7 +121,8 @@ void pw_producer_config_free(pw_producer_config *c)
         OPENSSL_cleanse(c->gateway_secret, strlen(c->gateway_secret));
         free(c->gateway_secret);
     }
-    if (c->kafka.bootstrap || c->kafka.username || c->kafka.password)
+    if (c->kafka.bootstrap || c->kafka.username || c->kafka.password) {
         pw_kafka_settings_free(&c->kafka);
+    }
     memset(c, 0, sizeof(*c));
 }

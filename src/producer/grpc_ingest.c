@@ -94,15 +94,17 @@ static void pw_grpc_ctx_init(pw_grpc_ctx *g, pw_producer *p, pw_grpc_call *call,
     g->method = method;
     g->start_us = pw_monotonic_us();
     if (!pw_grpc_call_metadata(call, "x-consumer-username", g->consumer, sizeof(g->consumer)) ||
-        !g->consumer[0])
+        !g->consumer[0]) {
         snprintf(g->consumer, sizeof(g->consumer), "anonymous");
+    }
     char key[512];
     if (pw_grpc_call_metadata(call, "idempotency-key", key, sizeof(key))) {
         size_t n = strlen(key);
-        if (pw_idempotency_key_valid(key) && n < sizeof(g->meta_key))
+        if (pw_idempotency_key_valid(key) && n < sizeof(g->meta_key)) {
             memcpy(g->meta_key, key, n + 1);
-        else
+        } else {
             g->meta_key_bad = 1;
+        }
     }
     atomic_fetch_add(&p->inflight, 1);
 }
@@ -412,8 +414,9 @@ static void pw_grpc_publish(pw_grpc_call *call, void *ctx)
     }
     pw_grpc_ctx g;
     pw_grpc_ctx_init(&g, ctx, call, "Publish");
-    if (pw_grpc_refuse_early(&g))
+    if (pw_grpc_refuse_early(&g)) {
         return;
+    }
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = pw_grpc_call_recv(call, &buf, &len);
@@ -440,8 +443,9 @@ static void pw_grpc_publish_stream(pw_grpc_call *call, void *ctx)
     pw_grpc_ctx g;
     pw_grpc_ctx_init(&g, ctx, call, "PublishStream");
     g.streaming = 1;
-    if (pw_grpc_refuse_early(&g))
+    if (pw_grpc_refuse_early(&g)) {
         return;
+    }
     char msg[PW_GRPC_MSG_LEN] = "";
     grpc_status_code code = GRPC_STATUS_OK;
     g.digest = EVP_MD_CTX_new();
@@ -479,13 +483,15 @@ static void pw_grpc_publish_stream(pw_grpc_call *call, void *ctx)
 
 int pw_grpc_ingest_start(pw_producer *p, char *err, size_t errlen)
 {
-    if (p->cfg.grpc_port == 0)
+    if (p->cfg.grpc_port == 0) {
         return 0;
+    }
     char addr[128];
     snprintf(addr, sizeof(addr), "%s:%ld", p->cfg.bind_addr, p->cfg.grpc_port);
     p->grpc = pw_grpc_server_new(addr, (size_t)p->cfg.grpc_max_message, err, errlen);
-    if (!p->grpc)
+    if (!p->grpc) {
         return -1;
+    }
     if (pw_grpc_server_add_method(p->grpc, "/iot.v1.IngestService/Publish", pw_grpc_publish, p) ||
         pw_grpc_server_add_method(p->grpc, "/iot.v1.IngestService/PublishStream",
                                   pw_grpc_publish_stream, p)) {
@@ -497,8 +503,9 @@ int pw_grpc_ingest_start(pw_producer *p, char *err, size_t errlen)
 
 void pw_grpc_ingest_stop(pw_producer *p, int grace_ms)
 {
-    if (!p->grpc)
+    if (!p->grpc) {
         return;
+    }
     pw_grpc_server_stop(p->grpc, grace_ms);
     pw_grpc_server_free(p->grpc);
     p->grpc = NULL;

@@ -46,8 +46,9 @@ static pw_ingest_msg *pw_ingest_next(pw_ingest_batch *b)
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 8;
         pw_ingest_msg *m = realloc(b->msgs, cap * sizeof(*m));
-        if (!m)
+        if (!m) {
             return NULL;
+        }
         b->msgs = m;
         b->cap = cap;
     }
@@ -60,8 +61,9 @@ static pw_ingest_msg *pw_ingest_next(pw_ingest_batch *b)
 static int pw_ingest_random_token(pw_ingest_batch *b, char out[PW_UUID_LEN])
 {
     if (b->rnd_off + 16 > sizeof(b->rnd)) {
-        if (getrandom(b->rnd, sizeof(b->rnd), 0) != (ssize_t)sizeof(b->rnd))
+        if (getrandom(b->rnd, sizeof(b->rnd), 0) != (ssize_t)sizeof(b->rnd)) {
             return -1;
+        }
         b->rnd_off = 0;
     }
     uint8_t u[16];
@@ -72,8 +74,9 @@ static int pw_ingest_random_token(pw_ingest_batch *b, char out[PW_UUID_LEN])
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
             out[o++] = '-';
+        }
         out[o++] = hex[u[i] >> 4];
         out[o++] = hex[u[i] & 0x0f];
     }
@@ -382,10 +385,11 @@ typedef struct {
 static void pw_ingest_items_free(pw_ingest_items *it)
 {
     for (size_t i = 0; i < it->n; i++) {
-        if (it->kind == PW_KIND_READING)
+        if (it->kind == PW_KIND_READING) {
             pw_reading_clear(&it->readings[i]);
-        else
+        } else {
             pw_alert_clear(&it->alerts[i]);
+        }
     }
     free(it->readings);
     free(it->alerts);
@@ -396,12 +400,14 @@ static int pw_ingest_validate(json_t *root, pw_ingest_items *it, int64_t now_ms,
 {
     int is_array = json_is_array(root);
     size_t n = is_array ? json_array_size(root) : 1;
-    if (it->kind == PW_KIND_READING)
+    if (it->kind == PW_KIND_READING) {
         it->readings = calloc(n, sizeof(Iot__V1__Reading));
-    else
+    } else {
         it->alerts = calloc(n, sizeof(Iot__V1__Alert));
-    if (!it->readings && !it->alerts)
+    }
+    if (!it->readings && !it->alerts) {
         return -1;
+    }
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
         const json_t *obj = is_array ? json_array_get(root, i) : root;
@@ -417,8 +423,9 @@ static int pw_ingest_validate(json_t *root, pw_ingest_items *it, int64_t now_ms,
             rc = pw_alert_from_json(obj, index, now_ms, &it->alerts[i], errs);
         }
         it->n = i + 1; /* cleared entries are safe to clear again */
-        if (rc != 0)
+        if (rc != 0) {
             bad = 1;
+        }
     }
     return bad ? -1 : 0;
 }
@@ -428,8 +435,9 @@ int pw_ingest_from_json(pw_ingest_batch *b, pw_kind kind, const char *body, size
 {
     json_t *root = NULL;
     memset(e, 0, sizeof(*e));
-    if (pw_ingest_parse(kind, body, len, e, &root) != 0)
+    if (pw_ingest_parse(kind, body, len, e, &root) != 0) {
         return -1;
+    }
     pw_ingest_items it = {.kind = kind};
     pw_errors errs;
     pw_errors_init(&errs);

@@ -30,8 +30,9 @@ void pw_delivery_begin(pw_delivery *d, pw_delivery_done_fn done, void *ctx)
 
 static void pw_delivery_release(pw_delivery *d)
 {
-    if (atomic_fetch_sub(&d->pending, 1) == 1)
+    if (atomic_fetch_sub(&d->pending, 1) == 1) {
         d->done(d, d->ctx);
+    }
 }
 
 void pw_delivery_end(pw_delivery *d)
@@ -68,8 +69,9 @@ void pw_delivery_sync_wait(pw_delivery_sync *s)
 {
     pw_delivery_end(&s->d);
     pthread_mutex_lock(&s->mu);
-    while (!s->complete)
+    while (!s->complete) {
         pthread_cond_wait(&s->cv, &s->mu);
+    }
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -120,15 +122,18 @@ static void pw_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const
 {
     (void)rk;
     pw_log_level l = level <= 3 ? PW_LOG_ERROR : level <= 5 ? PW_LOG_WARN : PW_LOG_DEBUG;
-    if (pw_log_enabled(l))
+    if (pw_log_enabled(l)) {
         pw_log_fields(l, "librdkafka", json_pack("{s:s}", "facility", fac), "%s", buf);
+    }
 }
 
 static int pw_kafka_set_all(rd_kafka_conf_t *conf, const char *const *kv, char *err, size_t errlen)
 {
-    for (size_t i = 0; kv[i]; i += 2)
-        if (pw_kafka_conf_set(conf, kv[i], kv[i + 1], err, errlen) != 0)
+    for (size_t i = 0; kv[i]; i += 2) {
+        if (pw_kafka_conf_set(conf, kv[i], kv[i + 1], err, errlen) != 0) {
             return -1;
+        }
+    }
     return 0;
 }
 
@@ -147,8 +152,9 @@ static rd_kafka_topic_t *pw_kafka_topic(pw_kafka_out *k, const char *name, const
         }
     }
     rd_kafka_topic_t *t = rd_kafka_topic_new(k->rk, name, tc);
-    if (!t)
+    if (!t) {
         snprintf(err, errlen, "topic %s: %s", name, rd_kafka_err2str(rd_kafka_last_error()));
+    }
     return t;
 }
 
@@ -171,8 +177,9 @@ int pw_kafka_out_init(pw_kafka_out *k, const pw_producer_config *cfg, pw_prom *p
                      pw_kafka_out_queue_depth, k);
 
     rd_kafka_conf_t *conf = pw_kafka_conf_new(&cfg->kafka, err, errlen);
-    if (!conf)
+    if (!conf) {
         return -1;
+    }
     char linger[24], qmsgs[24], qkb[24], timeout[24];
     snprintf(linger, sizeof(linger), "%ld", cfg->linger_ms);
     snprintf(qmsgs, sizeof(qmsgs), "%ld", cfg->queue_max_messages);
@@ -212,16 +219,18 @@ int pw_kafka_out_init(pw_kafka_out *k, const pw_producer_config *cfg, pw_prom *p
     }
     k->topics[PW_KIND_READING] = pw_kafka_topic(k, cfg->topic_telemetry, "lz4", err, errlen);
     k->topics[PW_KIND_ALERT] = pw_kafka_topic(k, cfg->topic_alerts, "none", err, errlen);
-    if (!k->topics[PW_KIND_READING] || !k->topics[PW_KIND_ALERT])
+    if (!k->topics[PW_KIND_READING] || !k->topics[PW_KIND_ALERT]) {
         return -1;
+    }
     return 0;
 }
 
 static void *pw_kafka_poll_main(void *arg)
 {
     pw_kafka_out *k = arg;
-    while (atomic_load(&k->running))
+    while (atomic_load(&k->running)) {
         rd_kafka_poll(k->rk, 100);
+    }
     return NULL;
 }
 
@@ -239,8 +248,9 @@ static void pw_kafka_set_ready(pw_kafka_out *k, int ready, const char *why)
     snprintf(k->ready_why, sizeof(k->ready_why), "%s", why);
     pthread_mutex_unlock(&k->ready_mu);
     int was = atomic_exchange(&k->ready, ready);
-    if (was != ready)
+    if (was != ready) {
         pw_log(ready ? PW_LOG_INFO : PW_LOG_WARN, "kafka_ready", "ready=%d (%s)", ready, why);
+    }
 }
 
 /* Asks the cluster for the telemetry topic's metadata every ready_interval_ms. */
@@ -251,16 +261,18 @@ static void *pw_kafka_ready_main(void *arg)
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_resp_err_t err =
             rd_kafka_metadata(k->rk, 0, k->topics[PW_KIND_READING], &md, 2000);
-        if (atomic_load(&k->fatal))
+        if (atomic_load(&k->fatal)) {
             pw_kafka_set_ready(k, 0, "fatal producer error");
-        else if (err)
+        } else if (err) {
             pw_kafka_set_ready(k, 0, rd_kafka_err2str(err));
-        else if (md->topic_cnt < 1 || md->topics[0].err || md->broker_cnt < 1)
+        } else if (md->topic_cnt < 1 || md->topics[0].err || md->broker_cnt < 1) {
             pw_kafka_set_ready(k, 0, "telemetry topic metadata unavailable");
-        else
+        } else {
             pw_kafka_set_ready(k, 1, "cluster metadata reachable");
-        if (md)
+        }
+        if (md) {
             rd_kafka_metadata_destroy(md);
+        }
         pw_kafka_sleep_ms(k, atomic_load(&k->ready) ? k->cfg->ready_interval_ms : 500);
     }
     return NULL;
@@ -269,10 +281,12 @@ static void *pw_kafka_ready_main(void *arg)
 int pw_kafka_out_start(pw_kafka_out *k)
 {
     atomic_store(&k->running, 1);
-    if (pthread_create(&k->poll_thread, NULL, pw_kafka_poll_main, k) != 0)
+    if (pthread_create(&k->poll_thread, NULL, pw_kafka_poll_main, k) != 0) {
         return -1;
-    if (pthread_create(&k->ready_thread, NULL, pw_kafka_ready_main, k) != 0)
+    }
+    if (pthread_create(&k->ready_thread, NULL, pw_kafka_ready_main, k) != 0) {
         return -1;
+    }
     return 0;
 }
 
@@ -288,8 +302,9 @@ static rd_kafka_headers_t *pw_kafka_headers(const pw_ingest_msg *m)
 pw_send_result pw_kafka_out_send(pw_kafka_out *k, pw_delivery *d, pw_ingest_msg *m,
                                  long enqueue_timeout_ms)
 {
-    if (atomic_load(&k->fatal))
+    if (atomic_load(&k->fatal)) {
         return PW_SEND_FATAL;
+    }
     int64_t deadline = pw_monotonic_us() + enqueue_timeout_ms * 1000;
     atomic_fetch_add(&d->pending, 1);
     m->dlv = d;
@@ -317,8 +332,9 @@ pw_send_result pw_kafka_out_send(pw_kafka_out *k, pw_delivery *d, pw_ingest_msg 
         m->state = PW_MSG_FAILED;
         pw_delivery_fail(d, err);
         atomic_fetch_sub(&d->pending, 1); /* the guard keeps it above zero */
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             return PW_SEND_QUEUE_FULL;
+        }
         return err == RD_KAFKA_RESP_ERR__FATAL ? PW_SEND_FATAL : PW_SEND_ERROR;
     }
 }
@@ -351,12 +367,14 @@ double pw_kafka_out_queue_depth(void *arg)
 
 void pw_kafka_out_close(pw_kafka_out *k, int timeout_ms)
 {
-    if (!k->rk)
+    if (!k->rk) {
         return;
+    }
     rd_kafka_resp_err_t err = rd_kafka_flush(k->rk, timeout_ms);
-    if (err)
+    if (err) {
         pw_log(PW_LOG_WARN, "kafka_flush", "%d records not delivered before shutdown",
                rd_kafka_outq_len(k->rk));
+    }
     if (atomic_exchange(&k->running, 0)) {
         pthread_join(k->poll_thread, NULL);
         pthread_join(k->ready_thread, NULL);
@@ -364,9 +382,11 @@ void pw_kafka_out_close(pw_kafka_out *k, int timeout_ms)
     /* Records still queued fail their requests via delivery reports here. */
     rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_flush(k->rk, 2000); /* serves the purge reports */
-    for (int i = 0; i < 2; i++)
-        if (k->topics[i])
+    for (int i = 0; i < 2; i++) {
+        if (k->topics[i]) {
             rd_kafka_topic_destroy(k->topics[i]);
+        }
+    }
     rd_kafka_destroy(k->rk);
     k->rk = NULL;
     pthread_mutex_destroy(&k->ready_mu);

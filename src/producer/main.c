@@ -21,14 +21,16 @@ static int pw_producer_start(pw_producer *p, char *err, size_t errlen)
         return -1;
     }
     pw_producer_metrics_init(p);
-    if (pw_kafka_out_init(&p->kafka, &p->cfg, p->prom, err, errlen) != 0)
+    if (pw_kafka_out_init(&p->kafka, &p->cfg, p->prom, err, errlen) != 0) {
         return -1;
+    }
     if (pw_kafka_out_start(&p->kafka) != 0) {
         snprintf(err, errlen, "cannot start Kafka threads");
         return -1;
     }
-    if (pw_rest_start(p, err, errlen) != 0)
+    if (pw_rest_start(p, err, errlen) != 0) {
         return -1;
+    }
     return pw_grpc_ingest_start(p, err, errlen);
 }
 

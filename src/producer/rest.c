@@ -63,18 +63,22 @@ typedef struct {
 
 static pw_route pw_rest_route(const char *url)
 {
-    for (int r = 0; r < PW_ROUTE_OTHER; r++)
-        if (strcmp(url, pw_route_names[r]) == 0)
+    for (int r = 0; r < PW_ROUTE_OTHER; r++) {
+        if (strcmp(url, pw_route_names[r]) == 0) {
             return (pw_route)r;
+        }
+    }
     return PW_ROUTE_OTHER;
 }
 
 static const char *pw_rest_method_label(const char *m)
 {
     static const char *const known[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"};
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-        if (strcmp(m, known[i]) == 0)
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strcmp(m, known[i]) == 0) {
             return known[i];
+        }
+    }
     return "other";
 }
 
@@ -88,22 +92,26 @@ static void pw_rest_count(pw_rest_req *r, unsigned status)
 
 static void pw_rest_log(pw_rest_req *r, unsigned status, const char *code, size_t accepted)
 {
-    if (!r->p->cfg.log_requests || r->route > PW_ROUTE_ALERTS)
+    if (!r->p->cfg.log_requests || r->route > PW_ROUTE_ALERTS) {
         return;
+    }
     double ms = (double)(pw_monotonic_us() - r->start_us) / 1000.0;
     const char *labels[] = {pw_route_names[r->route]};
     pw_prom_observe(r->p->request_seconds, labels, ms / 1000.0);
     json_t *tokens = json_array();
-    for (size_t i = 0; i < r->batch.n && i < PW_REST_LOG_TOKENS; i++)
+    for (size_t i = 0; i < r->batch.n && i < PW_REST_LOG_TOKENS; i++) {
         json_array_append_new(tokens, json_string(r->batch.msgs[i].token));
+    }
     json_t *f =
         json_pack("{s:s,s:s,s:i,s:o,s:I,s:I,s:f}", "route", pw_route_names[r->route], "consumer",
                   r->consumer, "status", (int)status, "tokens", tokens, "messages",
                   (json_int_t)r->batch.n, "accepted", (json_int_t)accepted, "duration_ms", ms);
-    if (code)
+    if (code) {
         json_object_set_new(f, "error", json_string(code));
-    if (r->has_idem)
+    }
+    if (r->has_idem) {
         json_object_set_new(f, "idempotency_key", json_string(r->idem_key));
+    }
     pw_log_fields(status >= 500 ? PW_LOG_WARN : PW_LOG_INFO, "request", f, "%s %s -> %u", r->method,
                   pw_route_names[r->route], status);
 }
@@ -113,8 +121,9 @@ static enum MHD_Result pw_rest_reply(pw_rest_req *r, unsigned status, json_t *bo
 {
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    if (!text)
+    if (!text) {
         return MHD_NO;
+    }
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
@@ -122,10 +131,12 @@ static enum MHD_Result pw_rest_reply(pw_rest_req *r, unsigned status, json_t *bo
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    if (hname)
+    if (hname) {
         MHD_add_response_header(resp, hname, hval);
-    if (atomic_load(&r->p->stopping))
+    }
+    if (atomic_load(&r->p->stopping)) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
     enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     pw_rest_count(r, status);
@@ -173,8 +184,9 @@ static enum MHD_Result pw_rest_error(pw_rest_req *r, unsigned status, const char
 
 static void pw_rest_defer_error(pw_rest_req *r, unsigned status, const char *code, const char *msg)
 {
-    if (r->err_status)
+    if (r->err_status) {
         return; /* the first violation wins */
+    }
     r->err_status = status;
     r->err_code = code;
     snprintf(r->err_msg, sizeof(r->err_msg), "%s", msg);
@@ -193,8 +205,9 @@ static enum MHD_Result pw_rest_ops(pw_rest_req *r)
     }
     enum MHD_Result res = MHD_NO;
     if (!pw_http_serve_ops(r->conn, pw_route_names[r->route], r->method, r->p->prom,
-                           pw_kafka_out_ready, &r->p->kafka, &res))
+                           pw_kafka_out_ready, &r->p->kafka, &res)) {
         return MHD_NO;
+    }
     pw_rest_count(r, status);
     r->phase = PW_PHASE_DONE;
     return res;
@@ -220,18 +233,20 @@ static void pw_rest_check_headers(pw_rest_req *r)
         pw_rest_defer_error(r, 405, "method_not_allowed", "use POST");
         return;
     }
-    if (!pw_http_is_json(r->conn))
+    if (!pw_http_is_json(r->conn)) {
         pw_rest_defer_error(r, 415, "unsupported_media_type",
                             "Content-Type must be application/json");
+    }
     const char *cl = pw_rest_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > (unsigned long long)p->cfg.max_body_bytes)
+    if (cl && strtoull(cl, NULL, 10) > (unsigned long long)p->cfg.max_body_bytes) {
         pw_rest_defer_error(r, 413, "payload_too_large", "request body exceeds the size limit");
+    }
     const char *key = pw_rest_header(r, "Idempotency-Key");
     if (key) {
-        if (!pw_idempotency_key_valid(key))
+        if (!pw_idempotency_key_valid(key)) {
             pw_rest_defer_error(r, 400, "invalid_idempotency_key",
                                 "Idempotency-Key must be 1..128 visible ASCII characters");
-        else {
+        } else {
             snprintf(r->idem_key, sizeof(r->idem_key), "%s", key);
             r->has_idem = 1;
         }
@@ -239,8 +254,9 @@ static void pw_rest_check_headers(pw_rest_req *r)
     const char *consumer = pw_rest_header(r, "X-Consumer-Username");
     snprintf(r->consumer, sizeof(r->consumer), "%s",
              consumer && consumer[0] ? consumer : "anonymous");
-    if (atomic_load(&p->stopping))
+    if (atomic_load(&p->stopping)) {
         pw_rest_defer_error(r, 503, "kafka_unavailable", "shutting down");
+    }
     pw_http_body_init(&r->body, (size_t)p->cfg.max_body_bytes);
     r->body_init = 1;
 }
@@ -256,8 +272,9 @@ static enum MHD_Result pw_rest_first(pw_producer *p, struct MHD_Connection *c, c
                                      const char *method, void **con_cls)
 {
     pw_rest_req *r = calloc(1, sizeof(*r));
-    if (!r)
+    if (!r) {
         return MHD_NO;
+    }
     r->p = p;
     r->conn = c;
     r->method = method;
@@ -267,12 +284,14 @@ static enum MHD_Result pw_rest_first(pw_producer *p, struct MHD_Connection *c, c
     pw_ingest_batch_init(&r->batch);
     snprintf(r->consumer, sizeof(r->consumer), "anonymous");
     *con_cls = r;
-    if (r->route >= PW_ROUTE_HEALTHZ && r->route <= PW_ROUTE_METRICS)
+    if (r->route >= PW_ROUTE_HEALTHZ && r->route <= PW_ROUTE_METRICS) {
         return pw_rest_ops(r);
+    }
     pw_rest_check_headers(r);
     /* Far too large to be worth draining: answer now, MHD then closes. */
-    if (r->err_status == 413 && pw_rest_announced_huge(r))
+    if (r->err_status == 413 && pw_rest_announced_huge(r)) {
         return pw_rest_error(r, 413, "payload_too_large", r->err_msg, NULL);
+    }
     return MHD_YES;
 }
 
@@ -286,8 +305,9 @@ static void pw_rest_delivered(pw_delivery *d, void *ctx)
     int resume = r->suspended;
     struct MHD_Connection *c = r->conn;
     pthread_mutex_unlock(&r->mu);
-    if (resume)
+    if (resume) {
         MHD_resume_connection(c); /* r may be freed from here on */
+    }
 }
 
 /* 503 naming exactly which items were accepted: "accepted" (count), "ids"
@@ -356,10 +376,12 @@ static enum MHD_Result pw_rest_ingest(pw_rest_req *r)
     }
     atomic_fetch_add(&p->inflight, 1);
     pw_delivery_begin(&r->dlv, pw_rest_delivered, r);
-    for (size_t i = 0; i < r->batch.n; i++)
+    for (size_t i = 0; i < r->batch.n; i++) {
         if (pw_kafka_out_send(&p->kafka, &r->dlv, &r->batch.msgs[i], p->cfg.enqueue_timeout_ms) !=
-            PW_SEND_OK)
+            PW_SEND_OK) {
             break; /* enqueue no more: the rest is answered as not sent */
+        }
+    }
     r->phase = PW_PHASE_WAITING;
     pw_delivery_end(&r->dlv);
     pthread_mutex_lock(&r->mu);
@@ -379,22 +401,25 @@ static enum MHD_Result pw_rest_handle(void *cls, struct MHD_Connection *c, const
 {
     (void)version;
     pw_rest_req *r = *con_cls;
-    if (!r)
+    if (!r) {
         return pw_rest_first(cls, c, url, method, con_cls);
+    }
     if (*upload_data_size) {
         if (!r->err_status && r->body_init) {
             pw_http_body_append(&r->body, upload_data, *upload_data_size);
-            if (r->body.too_large)
+            if (r->body.too_large) {
                 pw_rest_defer_error(r, 413, "payload_too_large",
                                     "request body exceeds the size limit");
+            }
         }
         *upload_data_size = 0; /* consumed (or discarded after an error) */
         return MHD_YES;
     }
     switch (r->phase) {
     case PW_PHASE_READING:
-        if (r->err_status)
+        if (r->err_status) {
             return pw_rest_error(r, r->err_status, r->err_code, r->err_msg, NULL);
+        }
         return pw_rest_ingest(r);
     case PW_PHASE_WAITING:
         return pw_rest_answer(r);
@@ -411,12 +436,15 @@ static void pw_rest_completed(void *cls, struct MHD_Connection *c, void **con_cl
     (void)c;
     (void)toe;
     pw_rest_req *r = *con_cls;
-    if (!r)
+    if (!r) {
         return;
-    if (r->phase == PW_PHASE_WAITING) /* client left before the answer */
+    }
+    if (r->phase == PW_PHASE_WAITING) { /* client left before the answer */
         atomic_fetch_sub(&r->p->inflight, 1);
-    if (r->body_init)
+    }
+    if (r->body_init) {
         pw_http_body_free(&r->body);
+    }
     pw_ingest_batch_free(&r->batch);
     pthread_mutex_destroy(&r->mu);
     free(r);
@@ -429,8 +457,9 @@ static void pw_rest_mhd_log(void *cls, const char *fmt, va_list ap)
     char buf[512];
     vsnprintf(buf, sizeof(buf), fmt, ap);
     size_t n = strlen(buf);
-    if (n && buf[n - 1] == '\n')
+    if (n && buf[n - 1] == '\n') {
         buf[n - 1] = '\0';
+    }
     pw_log(PW_LOG_WARN, "httpd", "%s", buf);
 }
 
@@ -465,14 +494,16 @@ void pw_rest_quiesce(pw_producer *p)
 {
     if (p->httpd) {
         MHD_socket s = MHD_quiesce_daemon(p->httpd);
-        if (s != MHD_INVALID_SOCKET)
+        if (s != MHD_INVALID_SOCKET) {
             close(s);
+        }
     }
 }
 
 void pw_rest_stop(pw_producer *p)
 {
-    if (p->httpd)
+    if (p->httpd) {
         MHD_stop_daemon(p->httpd);
+    }
     p->httpd = NULL;
 }

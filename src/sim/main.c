@@ -21,8 +21,9 @@ static volatile sig_atomic_t pw_sim_signals;
 static void pw_sim_on_signal(int sig)
 {
     (void)sig;
-    if (pw_sim_signals < 100)
+    if (pw_sim_signals < 100) {
         pw_sim_signals++;
+    }
 }
 
 static void pw_sim_install_signals(void)
@@ -57,8 +58,9 @@ static int pw_sim_cmd_run(int argc, char **argv)
         fprintf(stderr, "plantwatch-sim run: %s (see plantwatch-sim run --help)\n", err);
         return PW_SIM_EXIT_USAGE;
     }
-    if (!o.seed_set)
+    if (!o.seed_set) {
         o.seed = pw_sim_clock_seed();
+    }
     if (pw_sim_keys_load(&o, &keys, err, sizeof err) != 0) {
         fprintf(stderr, "plantwatch-sim run: API keys: %s (use --keys-file or PW_SIM_KEYS)\n", err);
         return PW_SIM_EXIT_USAGE;
@@ -70,12 +72,14 @@ static int pw_sim_cmd_run(int argc, char **argv)
         fprintf(stderr, "plantwatch-sim run: %s\n", err);
         return 1;
     }
-    if (pw_sim_signals)
+    if (pw_sim_signals) {
         fprintf(stderr, "plantwatch-sim: stopped by a signal after %.1f s\n", stats.elapsed_s);
-    if (o.json)
+    }
+    if (o.json) {
         pw_sim_stats_summary_json(&stats, stdout);
-    else
+    } else {
         pw_sim_stats_summary(&stats, stdout);
+    }
     return pw_sim_stats_exit_code(&stats);
 }
 

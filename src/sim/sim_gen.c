@@ -26,8 +26,9 @@ static uint64_t pw_sim_splitmix64(uint64_t *x)
 
 void pw_sim_rng_seed(pw_sim_rng *r, uint64_t seed)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 4; i++) {
         r->s[i] = pw_sim_splitmix64(&seed);
+    }
 }
 
 static uint64_t pw_sim_rotl(uint64_t x, int k)
@@ -67,8 +68,9 @@ static size_t pw_sim_pick(pw_sim_rng *r, const double *weights, size_t n)
     double u = pw_sim_rng_uniform(r), acc = 0;
     for (size_t i = 0; i < n; i++) {
         acc += weights[i];
-        if (u < acc)
+        if (u < acc) {
             return i;
+        }
     }
     return n - 1;
 }
@@ -121,11 +123,13 @@ int pw_sim_fleet_init_prefix(pw_sim_fleet *f, const char *prefix, size_t ndevice
 {
     memset(f, 0, sizeof *f);
     if (ndevices == 0 || nzones == 0 || nzones > ndevices || strlen(prefix) > 32 ||
-        ndevices > 1000000)
+        ndevices > 1000000) {
         return -1;
+    }
     f->devices = calloc(ndevices, sizeof *f->devices);
-    if (!f->devices)
+    if (!f->devices) {
         return -1;
+    }
     f->ndevices = ndevices;
     f->nzones = nzones;
     pw_sim_rng_seed(&f->rng, seed);
@@ -154,25 +158,31 @@ void pw_sim_fleet_free(pw_sim_fleet *f)
 double pw_sim_to_unit(pw_sim_sensor sensor, const char *unit, double canonical)
 {
     if (sensor == PW_SIM_TEMPERATURE) {
-        if (strcmp(unit, "F") == 0)
+        if (strcmp(unit, "F") == 0) {
             return canonical * 9.0 / 5.0 + 32.0;
-        if (strcmp(unit, "K") == 0)
+        }
+        if (strcmp(unit, "K") == 0) {
             return canonical + 273.15;
+        }
     } else if (sensor == PW_SIM_PRESSURE) {
-        if (strcmp(unit, "kPa") == 0)
+        if (strcmp(unit, "kPa") == 0) {
             return canonical / 10.0;
-        if (strcmp(unit, "bar") == 0)
+        }
+        if (strcmp(unit, "bar") == 0) {
             return canonical / 1000.0;
+        }
     }
     return canonical;
 }
 
 static int pw_sim_unit_decimals(const char *unit)
 {
-    if (strcmp(unit, "bar") == 0)
+    if (strcmp(unit, "bar") == 0) {
         return 4;
-    if (strcmp(unit, "kPa") == 0 || strcmp(unit, "K") == 0)
+    }
+    if (strcmp(unit, "kPa") == 0 || strcmp(unit, "K") == 0) {
         return 2;
+    }
     return 1;
 }
 
@@ -181,8 +191,9 @@ static void pw_sim_device_step(pw_sim_rng *r, pw_sim_device *d)
 {
     static const double noise[] = {0.4, 1.2, 1.5};
     d->value += 0.3 * (d->base - d->value) + noise[d->sensor] * pw_sim_rng_gauss(r);
-    if (d->sensor == PW_SIM_HUMIDITY)
+    if (d->sensor == PW_SIM_HUMIDITY) {
         d->value = fmin(100.0, fmax(0.0, d->value));
+    }
 }
 
 static void pw_sim_set_ts(json_t *obj, int64_t now_ms)
@@ -214,24 +225,27 @@ json_t *pw_sim_next_reading(pw_sim_fleet *f, int64_t now_ms)
 static const char *pw_sim_alert_code(pw_sim_rng *r, const pw_sim_device *d)
 {
     double u = pw_sim_rng_uniform(r);
-    if (d->sensor == PW_SIM_TEMPERATURE && u < 0.6)
+    if (d->sensor == PW_SIM_TEMPERATURE && u < 0.6) {
         return "OVERHEAT";
-    if (d->sensor == PW_SIM_PRESSURE && u < 0.6)
+    }
+    if (d->sensor == PW_SIM_PRESSURE && u < 0.6) {
         return "PRESSURE_DROP";
+    }
     return pw_sim_rng_uniform(r) < 0.6 ? "VIBRATION_HIGH" : "SENSOR_FAULT";
 }
 
 static void pw_sim_alert_message(const pw_sim_device *d, const char *code, char *out, size_t n)
 {
-    if (strcmp(code, "OVERHEAT") == 0)
+    if (strcmp(code, "OVERHEAT") == 0) {
         snprintf(out, n, "temperature %.1f C above the %.1f C limit", d->base + 12.0,
                  d->base + 10.0);
-    else if (strcmp(code, "PRESSURE_DROP") == 0)
+    } else if (strcmp(code, "PRESSURE_DROP") == 0) {
         snprintf(out, n, "pressure fell to %.1f hPa", d->base - 40.0);
-    else if (strcmp(code, "VIBRATION_HIGH") == 0)
+    } else if (strcmp(code, "VIBRATION_HIGH") == 0) {
         snprintf(out, n, "vibration above threshold on %s", d->id);
-    else
+    } else {
         snprintf(out, n, "%s sensor on %s not responding", d->type, d->id);
+    }
 }
 
 json_t *pw_sim_next_alert(pw_sim_fleet *f, int64_t now_ms)
@@ -254,8 +268,9 @@ json_t *pw_sim_next_alert(pw_sim_fleet *f, int64_t now_ms)
 
 pw_sim_kind pw_sim_next_kind(pw_sim_fleet *f, double alert_share)
 {
-    if (!(alert_share > 0))
+    if (!(alert_share > 0)) {
         return PW_SIM_KIND_READINGS;
+    }
     f->alert_credit += alert_share;
     if (f->alert_credit >= 1.0) {
         f->alert_credit -= 1.0;
@@ -266,12 +281,14 @@ pw_sim_kind pw_sim_next_kind(pw_sim_fleet *f, double alert_share)
 
 json_t *pw_sim_next_body(pw_sim_fleet *f, pw_sim_kind kind, unsigned batch, int64_t now_ms)
 {
-    if (batch <= 1)
+    if (batch <= 1) {
         return kind == PW_SIM_KIND_ALERTS ? pw_sim_next_alert(f, now_ms)
                                           : pw_sim_next_reading(f, now_ms);
+    }
     json_t *arr = json_array();
-    for (unsigned i = 0; i < batch; i++)
+    for (unsigned i = 0; i < batch; i++) {
         json_array_append_new(arr, kind == PW_SIM_KIND_ALERTS ? pw_sim_next_alert(f, now_ms)
                                                               : pw_sim_next_reading(f, now_ms));
+    }
     return arr;
 }

@@ -33,8 +33,9 @@ static int pw_sim_parse_double(const char *s, double min, double max, double *ou
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end != '\0' || !isfinite(v) || v < min || v > max)
+    if (errno || end == s || *end != '\0' || !isfinite(v) || v < min || v > max) {
         return -1;
+    }
     *out = v;
     return 0;
 }
@@ -43,12 +44,14 @@ static int pw_sim_parse_uint(const char *s, unsigned long long min, unsigned lon
                              unsigned long long *out)
 {
     char *end;
-    if (*s == '-' || *s == '+' || *s == '\0')
+    if (*s == '-' || *s == '+' || *s == '\0') {
         return -1;
+    }
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end != '\0' || v < min || v > max)
+    if (errno || *end != '\0' || v < min || v > max) {
         return -1;
+    }
     *out = v;
     return 0;
 }
@@ -56,8 +59,9 @@ static int pw_sim_parse_uint(const char *s, unsigned long long min, unsigned lon
 static int pw_sim_copy(char *dst, size_t n, const char *src)
 {
     size_t len = strlen(src);
-    if (len == 0 || len >= n)
+    if (len == 0 || len >= n) {
         return -1;
+    }
     memcpy(dst, src, len + 1);
     return 0;
 }
@@ -70,11 +74,13 @@ static int pw_sim_url_ok(const char *url)
 /* Copies url without trailing slashes. */
 static int pw_sim_set_url(char *dst, size_t n, const char *url)
 {
-    if (!pw_sim_url_ok(url) || pw_sim_copy(dst, n, url) != 0)
+    if (!pw_sim_url_ok(url) || pw_sim_copy(dst, n, url) != 0) {
         return -1;
+    }
     size_t len = strlen(dst);
-    while (len > 8 && dst[len - 1] == '/')
+    while (len > 8 && dst[len - 1] == '/') {
         dst[--len] = '\0';
+    }
     return 0;
 }
 
@@ -88,20 +94,22 @@ static void pw_sim_default_keys_file(char *dst, size_t n)
 {
     const char *state = pw_env_str("PW_STATE", NULL);
     const char *root = pw_env_str("PW_ROOT", NULL);
-    if (state)
+    if (state) {
         snprintf(dst, n, "%s/secrets/gateway-keys", state);
-    else if (root)
+    } else if (root) {
         snprintf(dst, n, "%s/.plantwatch/secrets/gateway-keys", root);
-    else
+    } else {
         snprintf(dst, n, ".plantwatch/secrets/gateway-keys");
+    }
 }
 
 static void pw_sim_run_defaults(pw_sim_run_opts *o)
 {
     memset(o, 0, sizeof *o);
     const char *url = pw_env_str("PW_SIM_URL", PW_SIM_DEFAULT_URL);
-    if (pw_sim_set_url(o->url, sizeof o->url, url) != 0)
+    if (pw_sim_set_url(o->url, sizeof o->url, url) != 0) {
         snprintf(o->url, sizeof o->url, "%s", url); /* rejected below with a message */
+    }
     o->devices = 50;
     snprintf(o->device_prefix, sizeof o->device_prefix, "dev");
     o->zones = 5;
@@ -172,10 +180,12 @@ static const struct option pw_sim_report_longopts[] = {
 static int pw_sim_getopt_error(int opt, int argc, char **argv, char *err, size_t errlen)
 {
     const char *arg = (optind >= 1 && optind - 1 < argc) ? argv[optind - 1] : "?";
-    if (opt == ':')
+    if (opt == ':') {
         return pw_sim_fail(err, errlen, "option '%s' needs a value", arg);
-    if (optopt > 0 && optopt < 128)
+    }
+    if (optopt > 0 && optopt < 128) {
         return pw_sim_fail(err, errlen, "unknown option '-%c'", optopt);
+    }
     return pw_sim_fail(err, errlen, "unknown option '%s'", arg);
 }
 
@@ -185,87 +195,102 @@ static int pw_sim_run_apply(pw_sim_run_opts *o, int opt, const char *v, char *er
     double d;
     switch (opt) {
     case PW_OPT_DEVICES:
-        if (pw_sim_parse_uint(v, 1, PW_SIM_MAX_DEVICES, &u))
+        if (pw_sim_parse_uint(v, 1, PW_SIM_MAX_DEVICES, &u)) {
             return pw_sim_fail(err, errlen, "--devices: expected an integer 1..%u, got '%s'",
                                PW_SIM_MAX_DEVICES, v);
+        }
         o->devices = (unsigned)u;
         break;
     case PW_OPT_DEVICE_PREFIX:
-        if (!pw_sim_prefix_ok(v) || pw_sim_copy(o->device_prefix, sizeof o->device_prefix, v))
+        if (!pw_sim_prefix_ok(v) || pw_sim_copy(o->device_prefix, sizeof o->device_prefix, v)) {
             return pw_sim_fail(err, errlen,
                                "--device-prefix: expected 1..32 of A-Z a-z 0-9 . _ -, got '%s'", v);
+        }
         break;
     case PW_OPT_ZONES:
-        if (pw_sim_parse_uint(v, 1, PW_SIM_MAX_DEVICES, &u))
+        if (pw_sim_parse_uint(v, 1, PW_SIM_MAX_DEVICES, &u)) {
             return pw_sim_fail(err, errlen, "--zones: expected an integer >= 1, got '%s'", v);
+        }
         o->zones = (unsigned)u;
         break;
     case PW_OPT_RATE:
-        if (pw_sim_parse_double(v, 0, PW_SIM_MAX_RATE, &d) || d <= 0)
+        if (pw_sim_parse_double(v, 0, PW_SIM_MAX_RATE, &d) || d <= 0) {
             return pw_sim_fail(err, errlen,
                                "--rate: expected messages/second > 0 and <= %.0f, got '%s'",
                                PW_SIM_MAX_RATE, v);
+        }
         o->rate = d;
         break;
     case PW_OPT_DURATION:
-        if (pw_sim_parse_double(v, 0, 31536000.0, &d))
+        if (pw_sim_parse_double(v, 0, 31536000.0, &d)) {
             return pw_sim_fail(
                 err, errlen, "--duration: expected seconds >= 0 (0 = until interrupted), got '%s'",
                 v);
+        }
         o->duration = d;
         break;
     case PW_OPT_ALERT_SHARE:
-        if (pw_sim_parse_double(v, 0, 1, &d))
+        if (pw_sim_parse_double(v, 0, 1, &d)) {
             return pw_sim_fail(err, errlen, "--alert-share: expected a fraction 0..1, got '%s'", v);
+        }
         o->alert_share = d;
         break;
     case PW_OPT_BATCH:
-        if (pw_sim_parse_uint(v, 1, PW_SIM_MAX_BATCH, &u))
+        if (pw_sim_parse_uint(v, 1, PW_SIM_MAX_BATCH, &u)) {
             return pw_sim_fail(err, errlen, "--batch: expected an integer 1..%u, got '%s'",
                                PW_SIM_MAX_BATCH, v);
+        }
         o->batch = (unsigned)u;
         break;
     case PW_OPT_KEYS_FILE:
-        if (pw_sim_copy(o->keys_file, sizeof o->keys_file, v))
+        if (pw_sim_copy(o->keys_file, sizeof o->keys_file, v)) {
             return pw_sim_fail(err, errlen, "--keys-file: expected a path, got '%s'", v);
+        }
         o->keys_file_set = 1;
         break;
     case PW_OPT_URL:
-        if (pw_sim_set_url(o->url, sizeof o->url, v))
+        if (pw_sim_set_url(o->url, sizeof o->url, v)) {
             return pw_sim_fail(err, errlen, "--url: expected http://host:port, got '%s'", v);
+        }
         break;
     case PW_OPT_SEED:
-        if (pw_sim_parse_uint(v, 0, UINT64_MAX, &u))
+        if (pw_sim_parse_uint(v, 0, UINT64_MAX, &u)) {
             return pw_sim_fail(err, errlen, "--seed: expected an unsigned integer, got '%s'", v);
+        }
         o->seed = u;
         o->seed_set = 1;
         break;
     case PW_OPT_PROGRESS:
-        if (pw_sim_parse_double(v, 0, 86400, &d))
+        if (pw_sim_parse_double(v, 0, 86400, &d)) {
             return pw_sim_fail(err, errlen, "--progress: expected seconds >= 0 (0 = off), got '%s'",
                                v);
+        }
         o->progress = d;
         break;
     case PW_OPT_KEY_LIMIT:
-        if (pw_sim_parse_double(v, 0, 100000, &d) || d <= 0)
+        if (pw_sim_parse_double(v, 0, 100000, &d) || d <= 0) {
             return pw_sim_fail(err, errlen, "--key-limit: expected requests/second > 0, got '%s'",
                                v);
+        }
         o->key_limit = d;
         break;
     case PW_OPT_TIMEOUT:
-        if (pw_sim_parse_double(v, 0, 3600, &d) || d <= 0)
+        if (pw_sim_parse_double(v, 0, 3600, &d) || d <= 0) {
             return pw_sim_fail(err, errlen, "--timeout: expected seconds > 0, got '%s'", v);
+        }
         o->timeout = d;
         break;
     case PW_OPT_RETRIES:
-        if (pw_sim_parse_uint(v, 0, 100, &u))
+        if (pw_sim_parse_uint(v, 0, 100, &u)) {
             return pw_sim_fail(err, errlen, "--retries: expected an integer 0..100, got '%s'", v);
+        }
         o->retries = (unsigned)u;
         break;
     case PW_OPT_MAX_IN_FLIGHT:
-        if (pw_sim_parse_uint(v, 1, 1024, &u))
+        if (pw_sim_parse_uint(v, 1, 1024, &u)) {
             return pw_sim_fail(err, errlen,
                                "--max-in-flight: expected an integer 1..1024, got '%s'", v);
+        }
         o->max_in_flight = (unsigned)u;
         break;
     case PW_OPT_JSON:
@@ -284,20 +309,26 @@ int pw_sim_parse_run(int argc, char **argv, pw_sim_run_opts *o, char *err, size_
     opterr = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, "+:h", pw_sim_run_longopts, NULL)) != -1) {
-        if (opt == PW_OPT_HELP)
+        if (opt == PW_OPT_HELP) {
             return PW_SIM_PARSE_HELP;
-        if (opt == '?' || opt == ':')
+        }
+        if (opt == '?' || opt == ':') {
             return pw_sim_getopt_error(opt, argc, argv, err, errlen);
-        if (pw_sim_run_apply(o, opt, optarg, err, errlen) != PW_SIM_PARSE_OK)
+        }
+        if (pw_sim_run_apply(o, opt, optarg, err, errlen) != PW_SIM_PARSE_OK) {
             return PW_SIM_PARSE_ERROR;
+        }
     }
-    if (optind < argc)
+    if (optind < argc) {
         return pw_sim_fail(err, errlen, "unexpected argument '%s'", argv[optind]);
-    if (!pw_sim_url_ok(o->url))
+    }
+    if (!pw_sim_url_ok(o->url)) {
         return pw_sim_fail(err, errlen, "PW_SIM_URL: expected http://host:port, got '%s'", o->url);
-    if (o->zones > o->devices)
+    }
+    if (o->zones > o->devices) {
         return pw_sim_fail(err, errlen, "--zones (%u) cannot exceed --devices (%u)", o->zones,
                            o->devices);
+    }
     return PW_SIM_PARSE_OK;
 }
 
@@ -305,9 +336,10 @@ int pw_sim_parse_report(int argc, char **argv, pw_sim_report_opts *o, char *err,
 {
     memset(o, 0, sizeof *o);
     const char *url = pw_env_str("PW_SIM_METRICS_URL", PW_SIM_DEFAULT_METRICS_URL);
-    if (pw_sim_set_url(o->url, sizeof o->url, url))
+    if (pw_sim_set_url(o->url, sizeof o->url, url)) {
         return pw_sim_fail(err, errlen, "PW_SIM_METRICS_URL: expected http://host:port, got '%s'",
                            url);
+    }
     o->timeout = 10;
     optind = 0;
     opterr = 0;
@@ -318,14 +350,16 @@ int pw_sim_parse_report(int argc, char **argv, pw_sim_report_opts *o, char *err,
         case PW_OPT_HELP:
             return PW_SIM_PARSE_HELP;
         case PW_OPT_METRICS_URL:
-            if (pw_sim_set_url(o->url, sizeof o->url, optarg))
+            if (pw_sim_set_url(o->url, sizeof o->url, optarg)) {
                 return pw_sim_fail(err, errlen,
                                    "--metrics-url: expected http://host:port, got '%s'", optarg);
+            }
             break;
         case PW_OPT_TIMEOUT:
-            if (pw_sim_parse_double(optarg, 0, 3600, &d) || d <= 0)
+            if (pw_sim_parse_double(optarg, 0, 3600, &d) || d <= 0) {
                 return pw_sim_fail(err, errlen, "--timeout: expected seconds > 0, got '%s'",
                                    optarg);
+            }
             o->timeout = d;
             break;
         case PW_OPT_REQUIRE_DATA:
@@ -335,8 +369,9 @@ int pw_sim_parse_report(int argc, char **argv, pw_sim_report_opts *o, char *err,
             return pw_sim_getopt_error(opt, argc, argv, err, errlen);
         }
     }
-    if (optind < argc)
+    if (optind < argc) {
         return pw_sim_fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+    }
     return PW_SIM_PARSE_OK;
 }
 
@@ -438,14 +473,17 @@ void pw_sim_report_help(FILE *out)
 static int pw_sim_keys_add(pw_sim_keys *k, const char *name, size_t name_len, const char *key,
                            size_t key_len, char *err, size_t errlen)
 {
-    if (k->len >= PW_SIM_MAX_KEYS)
+    if (k->len >= PW_SIM_MAX_KEYS) {
         return pw_sim_fail(err, errlen, "more than %d API keys", PW_SIM_MAX_KEYS);
+    }
     if (name_len == 0 || name_len >= sizeof k->items[0].name || key_len == 0 ||
-        key_len >= sizeof k->items[0].key)
+        key_len >= sizeof k->items[0].key) {
         return pw_sim_fail(err, errlen, "API key %zu: bad name or key length", k->len + 1);
+    }
     pw_sim_key *items = realloc(k->items, (k->len + 1) * sizeof *items);
-    if (!items)
+    if (!items) {
         return pw_sim_fail(err, errlen, "out of memory");
+    }
     k->items = items;
     pw_sim_key *it = &k->items[k->len++];
     memcpy(it->name, name, name_len);
@@ -467,21 +505,26 @@ int pw_sim_keys_parse_text(const char *text, pw_sim_keys *out, char *err, size_t
         const char *eol = strchr(p, '\n');
         const char *end = eol ? eol : p + strlen(p);
         lineno++;
-        while (p < end && pw_sim_is_space(*p))
+        while (p < end && pw_sim_is_space(*p)) {
             p++;
+        }
         if (p < end && *p != '#') {
             const char *name = p;
-            while (p < end && !pw_sim_is_space(*p))
+            while (p < end && !pw_sim_is_space(*p)) {
                 p++;
+            }
             size_t name_len = (size_t)(p - name);
-            while (p < end && pw_sim_is_space(*p))
+            while (p < end && pw_sim_is_space(*p)) {
                 p++;
+            }
             const char *key = p;
-            while (p < end && !pw_sim_is_space(*p))
+            while (p < end && !pw_sim_is_space(*p)) {
                 p++;
+            }
             size_t key_len = (size_t)(p - key);
-            while (p < end && pw_sim_is_space(*p))
+            while (p < end && pw_sim_is_space(*p)) {
                 p++;
+            }
             if (key_len == 0 || p != end) {
                 pw_sim_keys_free(out);
                 return pw_sim_fail(err, errlen, "line %d: expected `<consumer> <key>`", lineno);
@@ -493,8 +536,9 @@ int pw_sim_keys_parse_text(const char *text, pw_sim_keys *out, char *err, size_t
         }
         p = eol ? eol + 1 : end;
     }
-    if (out->len == 0)
+    if (out->len == 0) {
         return pw_sim_fail(err, errlen, "no API keys");
+    }
     return 0;
 }
 
@@ -503,11 +547,13 @@ int pw_sim_keys_parse_list(const char *list, pw_sim_keys *out, char *err, size_t
     for (const char *p = list; *p;) {
         const char *comma = strchr(p, ',');
         const char *end = comma ? comma : p + strlen(p);
-        while (p < end && pw_sim_is_space(*p))
+        while (p < end && pw_sim_is_space(*p)) {
             p++;
+        }
         const char *e = end;
-        while (e > p && pw_sim_is_space(e[-1]))
+        while (e > p && pw_sim_is_space(e[-1])) {
             e--;
+        }
         if (e > p) {
             char name[32];
             int n = snprintf(name, sizeof name, "key%zu", out->len + 1);
@@ -518,8 +564,9 @@ int pw_sim_keys_parse_list(const char *list, pw_sim_keys *out, char *err, size_t
         }
         p = comma ? comma + 1 : end;
     }
-    if (out->len == 0)
+    if (out->len == 0) {
         return pw_sim_fail(err, errlen, "no API keys");
+    }
     return 0;
 }
 
@@ -562,18 +609,21 @@ int pw_sim_keys_load(const pw_sim_run_opts *o, pw_sim_keys *out, char *err, size
     char why[256];
     if (!o->keys_file_set && env) {
         snprintf(out->source, sizeof out->source, "PW_SIM_KEYS");
-        if (pw_sim_keys_parse_list(env, out, why, sizeof why))
+        if (pw_sim_keys_parse_list(env, out, why, sizeof why)) {
             return pw_sim_fail(err, errlen, "PW_SIM_KEYS: %s", why);
+        }
         return 0;
     }
     snprintf(out->source, sizeof out->source, "%s", o->keys_file);
     char *text = pw_sim_read_file(o->keys_file, err, errlen);
-    if (!text)
+    if (!text) {
         return PW_SIM_PARSE_ERROR;
+    }
     int rc = pw_sim_keys_parse_text(text, out, why, sizeof why);
     free(text);
-    if (rc)
+    if (rc) {
         return pw_sim_fail(err, errlen, "%s: %s", o->keys_file, why);
+    }
     return 0;
 }
 

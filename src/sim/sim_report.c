@@ -17,8 +17,9 @@
 static const json_t *pw_sim_field(const json_t *obj, const char *name)
 {
     const json_t *v = json_object_get(obj, name);
-    if (v || !strchr(name, '_'))
+    if (v || !strchr(name, '_')) {
         return v;
+    }
     char camel[64];
     size_t j = 0;
     for (size_t i = 0; name[i] && j + 1 < sizeof camel; i++) {
@@ -38,8 +39,9 @@ static int pw_sim_num(const json_t *obj, const char *name, double *out)
 {
     const json_t *v = pw_sim_field(obj, name);
     *out = 0;
-    if (!v || json_is_null(v))
+    if (!v || json_is_null(v)) {
         return 0;
+    }
     if (json_is_number(v)) {
         *out = json_number_value(v);
         return 0;
@@ -86,9 +88,11 @@ static int pw_sim_why(char *why, size_t whylen, const char *fmt, const char *wha
 static int pw_sim_nums(const json_t *item, const char *const *names, double *vals, size_t n,
                        char *why, size_t whylen)
 {
-    for (size_t i = 0; i < n; i++)
-        if (pw_sim_num(item, names[i], &vals[i]) != 0)
+    for (size_t i = 0; i < n; i++) {
+        if (pw_sim_num(item, names[i], &vals[i]) != 0) {
             return pw_sim_why(why, whylen, "field '%s' is not a number", names[i]);
+        }
+    }
     return 0;
 }
 
@@ -112,22 +116,24 @@ static void pw_sim_fmt_time(double ms, char *out, size_t n)
 static void pw_sim_fmt_duration(double s, char *out, size_t n)
 {
     long v = s < 0 ? 0 : (long)s;
-    if (v >= 86400)
+    if (v >= 86400) {
         snprintf(out, n, "%ldd %ldh", v / 86400, v % 86400 / 3600);
-    else if (v >= 3600)
+    } else if (v >= 3600) {
         snprintf(out, n, "%ldh %ldm", v / 3600, v % 3600 / 60);
-    else if (v >= 60)
+    } else if (v >= 60) {
         snprintf(out, n, "%ldm %lds", v / 60, v % 60);
-    else
+    } else {
         snprintf(out, n, "%lds", v);
+    }
 }
 
 static void pw_sim_print_table(pw_sim_table *t, FILE *out, const char *empty)
 {
-    if (t->nrows == 0)
+    if (t->nrows == 0) {
         fprintf(out, "  %s\n", empty);
-    else
+    } else {
         pw_sim_table_print(t, out, "  ");
+    }
     pw_sim_table_free(t);
 }
 
@@ -136,8 +142,9 @@ static void pw_sim_print_window(const json_t *doc, FILE *out)
 {
     double from, to;
     if (pw_sim_num(doc, "from_ms", &from) != 0 || pw_sim_num(doc, "to_ms", &to) != 0 || from <= 0 ||
-        to <= 0)
+        to <= 0) {
         return;
+    }
     char a[40], b[40];
     pw_sim_fmt_time(from, a, sizeof a);
     pw_sim_fmt_time(to, b, sizeof b);
@@ -152,8 +159,9 @@ static int pw_sim_render_temperature(const json_t *doc, FILE *out, char *why, si
     static const char *const names[] = {"avg_c", "min_c", "max_c", "count"};
     int ok;
     const json_t *zones = pw_sim_list(doc, "zones", &ok);
-    if (!ok)
+    if (!ok) {
         return pw_sim_why(why, whylen, "field '%s' is not a list", "zones");
+    }
     pw_sim_print_window(doc, out);
     pw_sim_table t;
     pw_sim_table_init(&t, 5, heads);
@@ -187,8 +195,9 @@ static int pw_sim_render_counts(const json_t *doc, const char *list, const char 
     static const char *const names[] = {"count"};
     int ok;
     const json_t *items = pw_sim_list(doc, list, &ok);
-    if (!ok)
+    if (!ok) {
         return pw_sim_why(why, whylen, "field '%s' is not a list", list);
+    }
     pw_sim_table t;
     pw_sim_table_init(&t, 2, heads);
     size_t i;
@@ -213,14 +222,16 @@ static int pw_sim_render_counts(const json_t *doc, const char *list, const char 
 static int pw_sim_render_alerts(const json_t *doc, FILE *out, char *why, size_t whylen)
 {
     double total;
-    if (pw_sim_num(doc, "total", &total) != 0)
+    if (pw_sim_num(doc, "total", &total) != 0) {
         return pw_sim_why(why, whylen, "field '%s' is not a number", "total");
+    }
     /* Render into a buffer first so a malformed second list prints nothing half-way. */
     char *buf = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&buf, &len);
-    if (!mem)
+    if (!mem) {
         return pw_sim_why(why, whylen, "%s", "out of memory");
+    }
     pw_sim_print_window(doc, mem);
     fprintf(mem, "  total %.0f alerts\n", total);
     int a = pw_sim_render_counts(doc, "by_severity", "severity", "severity", mem,
@@ -229,8 +240,9 @@ static int pw_sim_render_alerts(const json_t *doc, FILE *out, char *why, size_t 
                   : pw_sim_render_counts(doc, "top_codes", "code", "top codes", mem,
                                          "(no alert codes)", why, whylen);
     fclose(mem);
-    if (b >= 0)
+    if (b >= 0) {
         fputs(buf, out);
+    }
     free(buf);
     return b < 0 ? -1 : a + b;
 }
@@ -241,8 +253,9 @@ static int pw_sim_render_activity(const json_t *doc, FILE *out, char *why, size_
     static const char *const names[] = {"readings", "alerts", "active_devices"};
     int ok;
     const json_t *days = pw_sim_list(doc, "days", &ok);
-    if (!ok)
+    if (!ok) {
         return pw_sim_why(why, whylen, "field '%s' is not a list", "days");
+    }
     pw_sim_table t;
     pw_sim_table_init(&t, 4, heads);
     size_t i;
@@ -255,8 +268,9 @@ static int pw_sim_render_activity(const json_t *doc, FILE *out, char *why, size_
             return -1;
         }
         char c[3][32];
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 3; k++) {
             pw_sim_fmt_count(v[k], c[k], sizeof c[k]);
+        }
         const char *row[] = {pw_sim_str(d, "day"), c[0], c[1], c[2]};
         pw_sim_table_add(&t, row);
     }
@@ -272,11 +286,13 @@ static int pw_sim_render_firmware(const json_t *doc, FILE *out, char *why, size_
     static const char *const totals[] = {"total_devices", "outdated_devices"};
     double tot[2];
     int ok;
-    if (pw_sim_nums(doc, totals, tot, 2, why, whylen) != 0)
+    if (pw_sim_nums(doc, totals, tot, 2, why, whylen) != 0) {
         return -1;
+    }
     const json_t *versions = pw_sim_list(doc, "versions", &ok);
-    if (!ok)
+    if (!ok) {
         return pw_sim_why(why, whylen, "field '%s' is not a list", "versions");
+    }
     const char *newest = pw_sim_str(doc, "newest");
     fprintf(out, "  newest %s; %.0f devices, %.0f outdated\n", newest[0] ? newest : "-", tot[0],
             tot[1]);
@@ -311,11 +327,13 @@ static int pw_sim_render_health(const json_t *doc, FILE *out, char *why, size_t 
     static const char *const totals[] = {"total_devices", "silent_devices"};
     double tot[2];
     int ok;
-    if (pw_sim_nums(doc, totals, tot, 2, why, whylen) != 0)
+    if (pw_sim_nums(doc, totals, tot, 2, why, whylen) != 0) {
         return -1;
+    }
     const json_t *silent = pw_sim_list(doc, "silent", &ok);
-    if (!ok)
+    if (!ok) {
         return pw_sim_why(why, whylen, "field '%s' is not a list", "silent");
+    }
     fprintf(out, "  %.0f of %.0f devices silent\n", tot[1], tot[0]);
     pw_sim_table t;
     pw_sim_table_init(&t, 4, heads);
@@ -365,8 +383,9 @@ static size_t pw_sim_buf_write(char *data, size_t size, size_t nmemb, void *user
         return 0;
     }
     char *nd = realloc(b->data, b->len + n + 1);
-    if (!nd)
+    if (!nd) {
         return 0;
+    }
     b->data = nd;
     memcpy(b->data + b->len, data, n);
     b->len += n;
@@ -392,12 +411,13 @@ static long pw_sim_get(const char *url, double timeout, pw_sim_buf *body, char *
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "plantwatch-sim/" PW_VERSION);
     CURLcode rc = curl_easy_perform(e);
-    if (rc == CURLE_OK)
+    if (rc == CURLE_OK) {
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    else if (body->overflow)
+    } else if (body->overflow) {
         snprintf(err, n, "response larger than %u bytes", PW_SIM_REPORT_BODY_MAX);
-    else
+    } else {
         snprintf(err, n, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    }
     curl_easy_cleanup(e);
     return status;
 }
@@ -407,12 +427,14 @@ static void pw_sim_http_reason(long status, const char *body, char *out, size_t 
 {
     json_t *doc = body ? json_loads(body, 0, NULL) : NULL;
     const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
-    if (!msg)
+    if (!msg) {
         msg = json_string_value(json_object_get(doc, "message"));
-    if (msg)
+    }
+    if (msg) {
         snprintf(out, n, "HTTP %ld: %s", status, msg);
-    else
+    } else {
         snprintf(out, n, "HTTP %ld", status);
+    }
     json_decref(doc);
 }
 
@@ -430,16 +452,18 @@ int pw_sim_report_render(const pw_sim_view *v, long status, const char *body, co
     } else {
         json_error_t jerr;
         doc = body ? json_loads(body, 0, &jerr) : NULL;
-        if (!doc)
+        if (!doc) {
             snprintf(why, sizeof why, "response is not JSON (%s)", body ? jerr.text : "empty");
-        else if (!json_is_object(doc))
+        } else if (!json_is_object(doc)) {
             snprintf(why, sizeof why, "response is not a JSON object");
-        else
+        } else {
             rows = v->render(doc, out, why, sizeof why);
+        }
     }
     json_decref(doc);
-    if (rows < 0)
+    if (rows < 0) {
         fprintf(out, "  unavailable: %s (GET %s)\n", why, v->path);
+    }
     fputc('\n', out);
     return rows;
 }
@@ -455,8 +479,9 @@ int pw_sim_report(const pw_sim_report_opts *o, FILE *out)
         long status = pw_sim_get(url, o->timeout, &body, err, sizeof err);
         int rows = pw_sim_report_render(v, status, body.data, err, out);
         free(body.data);
-        if (i == PW_SIM_VIEW_TEMPERATURE && (rows < 0 || (o->require_data && rows == 0)))
+        if (i == PW_SIM_VIEW_TEMPERATURE && (rows < 0 || (o->require_data && rows == 0))) {
             exit_code = 1;
+        }
     }
     fflush(out);
     return exit_code;

@@ -70,8 +70,9 @@ long pw_sim_accepted_count(const char *body, long fallback)
 static void pw_sim_one_line(const char *in, char *out, size_t n)
 {
     size_t j = 0;
-    for (size_t i = 0; in[i] && j + 1 < n; i++)
+    for (size_t i = 0; in[i] && j + 1 < n; i++) {
         out[j++] = (in[i] == '\n' || in[i] == '\r' || in[i] == '\t') ? ' ' : in[i];
+    }
     out[j] = '\0';
 }
 
@@ -81,16 +82,18 @@ void pw_sim_describe_error(long status, const char *path, const char *body, char
     json_t *doc = body ? json_loads(body, 0, NULL) : NULL;
     json_t *error = json_object_get(doc, "error");
     const char *msg = json_string_value(json_object_get(error, "message"));
-    if (!msg)
+    if (!msg) {
         msg = json_string_value(json_object_get(doc, "message"));
+    }
     if (msg) {
         json_t *d0 = json_array_get(json_object_get(error, "details"), 0);
         const char *field = json_string_value(json_object_get(d0, "field"));
         const char *dmsg = json_string_value(json_object_get(d0, "message"));
-        if (field && dmsg)
+        if (field && dmsg) {
             snprintf(text, sizeof text, "%s (%s: %s)", msg, field, dmsg);
-        else
+        } else {
             snprintf(text, sizeof text, "%s", msg);
+        }
     } else if (body) {
         pw_sim_one_line(body, text, sizeof text);
     }
@@ -114,10 +117,12 @@ static size_t pw_sim_on_body(char *data, size_t size, size_t nmemb, void *userp)
 
 static void pw_sim_req_free(pw_sim_req *r)
 {
-    if (!r)
+    if (!r) {
         return;
-    if (r->easy)
+    }
+    if (r->easy) {
         curl_easy_cleanup(r->easy);
+    }
     curl_slist_free_all(r->headers);
     free(r->body);
     free(r);
@@ -131,16 +136,18 @@ static const char *pw_sim_path(pw_sim_kind kind)
 static int pw_sim_req_start(pw_sim_ctx *c, pw_sim_req *r)
 {
     char h[320];
-    if (r->easy)
+    if (r->easy) {
         curl_easy_cleanup(r->easy);
+    }
     curl_slist_free_all(r->headers);
     r->headers = NULL;
     r->resp_len = 0;
     r->resp[0] = '\0';
     r->errbuf[0] = '\0';
     r->easy = curl_easy_init();
-    if (!r->easy)
+    if (!r->easy) {
         return -1;
+    }
     snprintf(h, sizeof h, "apikey: %s", c->keys->items[r->key].key);
     r->headers = curl_slist_append(r->headers, h);
     r->headers = curl_slist_append(r->headers, "Content-Type: application/json");
@@ -162,8 +169,9 @@ static int pw_sim_req_start(pw_sim_ctx *c, pw_sim_req *r)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "plantwatch-sim/" PW_VERSION);
-    if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
         return -1;
+    }
     r->next = c->active;
     c->active = r;
     c->n_active++;
@@ -174,8 +182,9 @@ static int pw_sim_req_start(pw_sim_ctx *c, pw_sim_req *r)
 static pw_sim_req *pw_sim_req_new(pw_sim_ctx *c, size_t key, int64_t now_ms)
 {
     pw_sim_req *r = calloc(1, sizeof *r);
-    if (!r)
+    if (!r) {
         return NULL;
+    }
     r->kind = pw_sim_next_kind(&c->fleet, c->o->alert_share);
     json_t *body = pw_sim_next_body(&c->fleet, r->kind, c->o->batch, now_ms);
     r->body = json_dumps(body, PW_SIM_JSON_FLAGS);
@@ -201,21 +210,23 @@ static void pw_sim_finish(pw_sim_ctx *c, pw_sim_req *r, uint64_t accepted, uint6
     st->failed += failed;
     st->sent += r->nmsgs;
     st->in_flight -= r->nmsgs;
-    if (r->kind == PW_SIM_KIND_ALERTS)
+    if (r->kind == PW_SIM_KIND_ALERTS) {
         st->alerts += r->nmsgs;
-    else
+    } else {
         st->readings += r->nmsgs;
+    }
     pw_sim_req_free(r);
 }
 
 static void pw_sim_unlink_active(pw_sim_ctx *c, pw_sim_req *r)
 {
-    for (pw_sim_req **p = &c->active; *p; p = &(*p)->next)
+    for (pw_sim_req **p = &c->active; *p; p = &(*p)->next) {
         if (*p == r) {
             *p = r->next;
             c->n_active--;
             break;
         }
+    }
     r->next = NULL;
     curl_multi_remove_handle(c->multi, r->easy);
 }
@@ -256,8 +267,9 @@ static void pw_sim_on_done(pw_sim_ctx *c, pw_sim_req *r, CURLcode res, int64_t n
         pw_sim_finish(c, r, ok, r->nmsgs - ok, 0);
         return;
     }
-    if (status == 429)
+    if (status == 429) {
         c->st->throttled++;
+    }
     if (pw_sim_retryable(status) && r->attempt < c->o->retries && !*c->stop) {
         pw_sim_schedule_retry(c, r, (long)retry_after, now);
         return;
@@ -281,8 +293,9 @@ static void pw_sim_collect(pw_sim_ctx *c, int64_t now)
     CURLMsg *m;
     int left;
     while ((m = curl_multi_info_read(c->multi, &left))) {
-        if (m->msg != CURLMSG_DONE)
+        if (m->msg != CURLMSG_DONE) {
             continue;
+        }
         pw_sim_req *r = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         pw_sim_on_done(c, r, m->data.result, now);
@@ -310,12 +323,14 @@ static void pw_sim_launch_new(pw_sim_ctx *c, int64_t now)
 {
     while (pw_sim_pacer_due(&c->pacer, now) && c->n_active < c->o->max_in_flight) {
         int key = pw_sim_keysched_acquire(&c->ks, now);
-        if (key < 0)
+        if (key < 0) {
             return;
+        }
         pw_sim_pacer_advance(&c->pacer, now);
         pw_sim_req *r = pw_sim_req_new(c, (size_t)key, pw_now_ms());
-        if (!r)
+        if (!r) {
             return;
+        }
         c->st->in_flight += r->nmsgs;
         if (pw_sim_req_start(c, r) != 0) {
             snprintf(c->st->last_error, sizeof c->st->last_error, "could not start a request");
@@ -332,10 +347,11 @@ static void pw_sim_drop_waiting(pw_sim_ctx *c)
         c->waiting = r->next;
         snprintf(c->st->last_error, sizeof c->st->last_error,
                  "HTTP %ld %s: retry abandoned at stop", r->last_status, pw_sim_path(r->kind));
-        if (r->last_status >= 400 && r->last_status < 500)
+        if (r->last_status >= 400 && r->last_status < 500) {
             pw_sim_finish(c, r, 0, r->nmsgs, 0);
-        else
+        } else {
             pw_sim_finish(c, r, 0, 0, r->nmsgs);
+        }
     }
 }
 
@@ -360,21 +376,24 @@ static int64_t pw_sim_min64(int64_t a, int64_t b)
 static int pw_sim_poll_ms(pw_sim_ctx *c, int stopping, int64_t now)
 {
     int64_t wake = now + PW_SIM_POLL_MAX_MS * 1000LL;
-    if (!stopping && c->n_active < c->o->max_in_flight)
+    if (!stopping && c->n_active < c->o->max_in_flight) {
         wake = pw_sim_min64(wake, c->pacer.next_due_us > pw_sim_keysched_next_ready(&c->ks)
                                       ? c->pacer.next_due_us
                                       : pw_sim_keysched_next_ready(&c->ks));
+    }
     for (pw_sim_req *r = c->waiting; r; r = r->next) {
         int64_t key_ready = c->ks.next_us[r->key];
         wake = pw_sim_min64(wake, r->not_before_us > key_ready ? r->not_before_us : key_ready);
     }
-    if (c->o->progress > 0 && c->log)
+    if (c->o->progress > 0 && c->log) {
         wake = pw_sim_min64(wake, c->next_progress_us);
+    }
     long curl_ms = -1;
     curl_multi_timeout(c->multi, &curl_ms);
     int64_t ms = (wake - now + 999) / 1000;
-    if (curl_ms >= 0 && curl_ms < ms)
+    if (curl_ms >= 0 && curl_ms < ms) {
         ms = curl_ms;
+    }
     return ms < 0 ? 0 : (int)ms;
 }
 
@@ -383,21 +402,24 @@ static void pw_sim_warn_plan(pw_sim_ctx *c)
     pw_sim_plan plan;
     const pw_sim_run_opts *o = c->o;
     pw_sim_plan_compute(o->rate, o->batch, c->keys->len, o->key_limit, &plan);
-    if (!c->log)
+    if (!c->log) {
         return;
+    }
     fprintf(c->log,
             "plantwatch-sim: %u devices in %u zones, %.1f msg/s in batches of %u = %.2f "
             "requests/s over %zu keys (each at most %.2f requests/s), keys from %s\n",
             o->devices, o->zones, o->rate, o->batch, plan.req_rate, c->keys->len, plan.key_req_rate,
             c->keys->source);
-    if (plan.feasible)
+    if (plan.feasible) {
         return;
+    }
     fprintf(c->log,
             "plantwatch-sim: warning: %.1f msg/s needs %u keys at batch %u but %zu are "
             "available; the run is capped at %.1f msg/s.",
             o->rate, plan.keys_needed, o->batch, c->keys->len, plan.max_msg_rate);
-    if (plan.suggested_batch)
+    if (plan.suggested_batch) {
         fprintf(c->log, " Use --batch %u (or more keys) to reach the rate.", plan.suggested_batch);
+    }
     fputc('\n', c->log);
 }
 
@@ -433,8 +455,9 @@ static void pw_sim_ctx_free(pw_sim_ctx *c)
 {
     pw_sim_abort_active(c);
     pw_sim_drop_waiting(c);
-    if (c->multi)
+    if (c->multi) {
         curl_multi_cleanup(c->multi);
+    }
     pw_sim_keysched_free(&c->ks);
     pw_sim_fleet_free(&c->fleet);
 }
@@ -480,15 +503,19 @@ int pw_sim_run(const pw_sim_run_opts *o, const pw_sim_keys *keys, volatile sig_a
     int stopping = 0;
     for (;;) {
         int64_t now = pw_monotonic_us();
-        if (*stop >= 2)
+        if (*stop >= 2) {
             pw_sim_abort_active(&c);
-        if (*stop)
+        }
+        if (*stop) {
             pw_sim_drop_waiting(&c);
-        if (!stopping && (*stop || (o->duration > 0 && now - c.start_us >= o->duration * 1e6)))
+        }
+        if (!stopping && (*stop || (o->duration > 0 && now - c.start_us >= o->duration * 1e6))) {
             stopping = 1;
+        }
         pw_sim_tick(&c, stopping, now);
-        if (stopping && c.n_active == 0 && !c.waiting)
+        if (stopping && c.n_active == 0 && !c.waiting) {
             break;
+        }
         curl_multi_poll(c.multi, NULL, 0, pw_sim_poll_ms(&c, stopping, pw_monotonic_us()), NULL);
     }
     stats->elapsed_s = (double)(pw_monotonic_us() - c.start_us) / 1e6;

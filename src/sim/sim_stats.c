@@ -32,8 +32,9 @@ void pw_sim_stats_summary(const pw_sim_stats *s, FILE *out)
     fprintf(out, "  requests   %" PRIu64 " (%" PRIu64 " retries, %" PRIu64 " throttled)\n",
             s->requests, s->retries, s->throttled);
     fprintf(out, "  seed       %" PRIu64 "\n", s->seed);
-    if (s->last_error[0])
+    if (s->last_error[0]) {
         fprintf(out, "  last error %s\n", s->last_error);
+    }
     fflush(out);
 }
 

@@ -19,8 +19,9 @@ int pw_sim_table_add(pw_sim_table *t, const char *const *cells)
     if (t->nrows == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 8;
         char **nc = realloc(t->cells, cap * t->ncols * sizeof *nc);
-        if (!nc)
+        if (!nc) {
             return -1;
+        }
         t->cells = nc;
         t->cap = cap;
     }
@@ -28,8 +29,9 @@ int pw_sim_table_add(pw_sim_table *t, const char *const *cells)
     for (size_t i = 0; i < t->ncols; i++) {
         row[i] = strdup(cells[i] ? cells[i] : "");
         if (!row[i]) {
-            for (size_t j = 0; j < i; j++)
+            for (size_t j = 0; j < i; j++) {
                 free(row[j]);
+            }
             return -1;
         }
     }
@@ -47,10 +49,12 @@ static void pw_sim_table_line(const pw_sim_table *t, FILE *out, const char *inde
         len += (size_t)snprintf(line + len, sizeof line - len, t->right[i] ? "%*s%s" : "%-*s%s",
                                 (int)width[i], cells[i], sep);
     }
-    if (len >= sizeof line)
+    if (len >= sizeof line) {
         len = sizeof line - 1;
-    while (len > 0 && line[len - 1] == ' ')
+    }
+    while (len > 0 && line[len - 1] == ' ') {
         len--;
+    }
     fprintf(out, "%.*s\n", (int)len, line);
 }
 
@@ -63,8 +67,9 @@ void pw_sim_table_print(const pw_sim_table *t, FILE *out, const char *indent)
         width[i] = strlen(t->headers[i]);
         for (size_t r = 0; r < t->nrows; r++) {
             size_t len = strlen(t->cells[r * t->ncols + i]);
-            if (len > width[i])
+            if (len > width[i]) {
                 width[i] = len;
+            }
         }
         size_t n = width[i] < sizeof rules[i] - 1 ? width[i] : sizeof rules[i] - 1;
         memset(rules[i], '-', n);
@@ -73,14 +78,16 @@ void pw_sim_table_print(const pw_sim_table *t, FILE *out, const char *indent)
     }
     pw_sim_table_line(t, out, indent, width, t->headers);
     pw_sim_table_line(t, out, indent, width, rule_cells);
-    for (size_t r = 0; r < t->nrows; r++)
+    for (size_t r = 0; r < t->nrows; r++) {
         pw_sim_table_line(t, out, indent, width, (const char *const *)(t->cells + r * t->ncols));
+    }
 }
 
 void pw_sim_table_free(pw_sim_table *t)
 {
-    for (size_t i = 0; i < t->nrows * t->ncols; i++)
+    for (size_t i = 0; i < t->nrows * t->ncols; i++) {
         free(t->cells[i]);
+    }
     free(t->cells);
     t->cells = NULL;
     t->nrows = t->cap = 0;

@@ -62,13 +62,15 @@ static void test_long(void **state)
         v = -7;
         err[0] = '\0';
         int rc = pw_env_long("PW_TEST_PORT", 8081, 1, 65535, &v, err, sizeof err);
-        if (rc != cases[i].rc)
+        if (rc != cases[i].rc) {
             fail_msg("%s: rc %d", cases[i].in, rc);
+        }
         assert_string_equal(err, cases[i].err);
-        if (rc == 0)
+        if (rc == 0) {
             assert_int_equal(v, cases[i].want);
-        else
+        } else {
             assert_int_equal(v, -7); /* untouched on error */
+        }
     }
     unsetenv("PW_TEST_PORT");
 }

@@ -45,10 +45,11 @@ static void echo_handler(pw_grpc_call *call, void *ctx)
         pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_INVALID_ARGUMENT, "no request");
         return;
     }
-    if (len == 3 && memcmp(buf, "bad", 3) == 0)
+    if (len == 3 && memcmp(buf, "bad", 3) == 0) {
         pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_INVALID_ARGUMENT, "value: bad input");
-    else
+    } else {
         pw_grpc_call_finish(call, buf, len, GRPC_STATUS_OK, NULL);
+    }
     free(buf);
 }
 
@@ -79,8 +80,9 @@ static void meta_handler(pw_grpc_call *call, void *ctx)
     (void)ctx;
     uint8_t *buf;
     size_t len;
-    if (pw_grpc_call_recv(call, &buf, &len) == 1)
+    if (pw_grpc_call_recv(call, &buf, &len) == 1) {
         free(buf);
+    }
     char key[16];
     const char *v = pw_grpc_call_metadata(call, "x-pw-key", key, sizeof key);
     int64_t left = pw_grpc_call_deadline_ms(call);
@@ -99,8 +101,9 @@ static void hold_handler(pw_grpc_call *call, void *ctx)
     for (;;) {
         atomic_fetch_add(&st->recv_calls, 1);
         rc = pw_grpc_call_recv(call, &buf, &len);
-        if (rc != 1)
+        if (rc != 1) {
             break;
+        }
         free(buf);
     }
     atomic_store(&st->hold_result, rc);
@@ -288,8 +291,9 @@ static void *para_main(void *arg)
         int n = snprintf(msg, sizeof msg, "t%d-%d", p->id, i);
         client_result r;
         unary(p->ch, "/test.v1.Echo/Unary", msg, (size_t)n, &r);
-        if (r.status == GRPC_STATUS_OK && r.resp != NULL && strcmp(r.resp, msg) == 0)
+        if (r.status == GRPC_STATUS_OK && r.resp != NULL && strcmp(r.resp, msg) == 0) {
             p->ok++;
+        }
         free(r.resp);
     }
     return NULL;
@@ -365,8 +369,9 @@ static void test_stop_cancels_in_flight(void **state)
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, hold_client_main, &hc), 0);
     /* wait until the handler consumed the first message and waits again */
-    while (atomic_load(&f->hold.recv_calls) < 2)
+    while (atomic_load(&f->hold.recv_calls) < 2) {
         usleep(1000);
+    }
 
     pw_grpc_server_stop(f->srv, 50);
     assert_int_equal(atomic_load(&f->hold.hold_result), -1);

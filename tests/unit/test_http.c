@@ -55,8 +55,9 @@ static void test_body_limit(void **state)
 
     /* many small chunks grow the buffer */
     pw_http_body_init(&b, 100000);
-    for (int i = 0; i < 10000; i++)
+    for (int i = 0; i < 10000; i++) {
         pw_http_body_append(&b, "0123456789", 10);
+    }
     assert_false(b.too_large);
     assert_int_equal(b.len, 100000);
     assert_memory_equal(b.data + 99990, "0123456789", 10);
@@ -75,8 +76,9 @@ typedef struct {
 static int app_ready(void *ctx, char *why, size_t whylen)
 {
     app *a = ctx;
-    if (!a->ready)
+    if (!a->ready) {
         snprintf(why, whylen, "kafka: no broker reachable");
+    }
     return a->ready;
 }
 
@@ -87,11 +89,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     (void)version;
     app *a = cls;
     enum MHD_Result res;
-    if (pw_http_serve_ops(c, url, method, a->prom, app_ready, a, &res))
+    if (pw_http_serve_ops(c, url, method, a->prom, app_ready, a, &res)) {
         return res;
+    }
     if (strcmp(url, "/json") == 0) {
-        if (strcmp(method, "POST") != 0)
+        if (strcmp(method, "POST") != 0) {
             return pw_http_send_method_not_allowed(c, "POST");
+        }
         pw_http_body *b = *con_cls;
         if (b == NULL) {
             b = malloc(sizeof *b);
@@ -104,12 +108,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             *upload_size = 0;
             return MHD_YES;
         }
-        if (b->too_large)
+        if (b->too_large) {
             res = pw_http_send_error(c, 413, "payload_too_large", "body exceeds 64 bytes", NULL);
-        else if (!pw_http_is_json(c))
+        } else if (!pw_http_is_json(c)) {
             res = pw_http_send_error(c, 415, "unsupported_media_type", "expected JSON", NULL);
-        else
+        } else {
             res = pw_http_send_json(c, 202, json_pack("{s:i}", "len", (int)b->len));
+        }
         return res;
     }
     if (strcmp(url, "/invalid") == 0) {
@@ -121,10 +126,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         pw_errors_free(&e);
         return res;
     }
-    if (strcmp(url, "/busy") == 0)
+    if (strcmp(url, "/busy") == 0) {
         return pw_http_send_unavailable(c, 7, "kafka unavailable");
-    if (strcmp(url, "/text") == 0)
+    }
+    if (strcmp(url, "/text") == 0) {
         return pw_http_send_text(c, 200, "text/html", "<p>hi</p>", 9);
+    }
     return pw_http_send_error(c, 404, "not_found", "no such route", NULL);
 }
 
@@ -211,8 +218,9 @@ static void request(int port, const char *method, const char *path, const char *
     char buf[8192];
     size_t len = 0;
     ssize_t r;
-    while ((r = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+    while ((r = read(fd, buf + len, sizeof buf - 1 - len)) > 0) {
         len += (size_t)r;
+    }
     close(fd);
     buf[len] = '\0';
     assert_int_equal(sscanf(buf, "HTTP/1.1 %d", &out->status), 1);
@@ -342,9 +350,10 @@ static void test_content_type(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         response r;
         request(f->port, "POST", "/json", cases[i].ct, "{}", &r);
-        if (r.status != cases[i].status)
+        if (r.status != cases[i].status) {
             fail_msg("Content-Type %s: %d, want %d", cases[i].ct ? cases[i].ct : "(none)", r.status,
                      cases[i].status);
+        }
     }
 }
 

@@ -21,8 +21,9 @@ static void clear_env(void)
                           "PW_KAFKA_PASSWORD",  "PW_KAFKA_PASSWORD_FILE",
                           "PW_KAFKA_CA_FILE",   "PW_KAFKA_SECURITY_PROTOCOL",
                           "PW_INSTANCE"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         unsetenv(vars[i]);
+    }
 }
 
 static void expect_conf(rd_kafka_conf_t *conf, const char *name, const char *want)

@@ -147,15 +147,17 @@ static void test_concurrent_updates(void **state)
     worker_arg w = {pw_prom_counter(p, "pw_c_total", "c", "k"),
                     pw_prom_histogram(p, "pw_h", "h", "k", bounds, 2)};
     pthread_t t[4];
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 4; i++) {
         assert_int_equal(pthread_create(&t[i], NULL, adder, &w), 0);
+    }
     for (int i = 0; i < 4; i++) {
         char *text = pw_prom_render(p); /* render concurrently with updates */
         assert_non_null(text);
         free(text);
     }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 4; i++) {
         pthread_join(t[i], NULL);
+    }
     double total = 0, hcount = 0;
     for (char k = 'a'; k <= 'e'; k++) {
         char label[2] = {k, '\0'};

@@ -72,9 +72,10 @@ static void test_parse_good(void **state)
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         int64_t ms = 42;
         int rc = pw_time_parse_rfc3339(good[i].in, &ms);
-        if (rc != 0 || ms != good[i].want_ms)
+        if (rc != 0 || ms != good[i].want_ms) {
             fail_msg("%s: rc=%d ms=%lld want %lld", good[i].in, rc, (long long)ms,
                      (long long)good[i].want_ms);
+        }
     }
 }
 
@@ -83,8 +84,9 @@ static void test_parse_bad(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t ms = 42;
-        if (pw_time_parse_rfc3339(bad[i], &ms) != -1)
+        if (pw_time_parse_rfc3339(bad[i], &ms) != -1) {
             fail_msg("accepted \"%s\" as %lld", bad[i], (long long)ms);
+        }
         assert_int_equal(ms, 42); /* untouched on failure */
     }
     int64_t ms;

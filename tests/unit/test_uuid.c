@@ -17,10 +17,11 @@ static void assert_uuid_shape(const char *u, char version)
 {
     assert_int_equal(strlen(u), 36);
     for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23)
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
             assert_int_equal(u[i], '-');
-        else
+        } else {
             assert_true(isxdigit((unsigned char)u[i]) && !isupper((unsigned char)u[i]));
+        }
     }
     assert_int_equal(u[14], version);
     assert_non_null(strchr("89ab", u[19])); /* RFC 4122 variant */

@@ -113,21 +113,24 @@ static json_t *load(const char *text)
 {
     json_error_t jerr;
     json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-    if (j == NULL)
+    if (j == NULL) {
         fail_msg("bad test JSON %s: %s", text, jerr.text);
+    }
     return j;
 }
 
 static void expect_one_error(const pw_errors *e, const char *what, const char *field,
                              const char *message)
 {
-    if (e->len != 1)
+    if (e->len != 1) {
         fail_msg("%s: %zu errors (first: %s: %s), want %s: %s", what, e->len,
                  e->len ? e->items[0].field : "-", e->len ? e->items[0].message : "-", field,
                  message);
-    if (strcmp(e->items[0].field, field) != 0 || strcmp(e->items[0].message, message) != 0)
+    }
+    if (strcmp(e->items[0].field, field) != 0 || strcmp(e->items[0].message, message) != 0) {
         fail_msg("%s: got %s: %s, want %s: %s", what, e->items[0].field, e->items[0].message, field,
                  message);
+    }
     assert_int_equal(e->items[0].index, 4);
 }
 
@@ -348,8 +351,8 @@ static void test_invalid_utf8(void **state)
     (void)state;
     static const char *const bad[] = {
         "\xff", /* never in UTF-8 */
-        "a\x80"
-        "b",                /* stray continuation byte */
+        ("a\x80"
+         "b"),              /* stray continuation byte */
         "\xc0\xaf",         /* overlong '/' (2 bytes) */
         "\xc1\xbf",         /* overlong U+007F */
         "\xe0\x80\xaf",     /* overlong '/' (3 bytes) */
@@ -459,8 +462,9 @@ static void test_good_reading(void **state)
     (void)state;
     /* 64 two-byte characters: length counts characters, not bytes */
     char zone[64 * 2 + 1];
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < 64; i++) {
         memcpy(zone + 2 * i, "\xc3\xbc", 2);
+    }
     zone[128] = '\0';
     json_t *j = json_pack("{s:s,s:s,s:s,s:f,s:s,s:s,s:s}", "device_id", "boiler-7", "zone", zone,
                           "type", "temperature", "value", 21.5, "unit", "C", "ts",
@@ -564,8 +568,9 @@ static void test_errors_json_without_index(void **state)
     pw_errors_init(&e);
     /* a long unknown key is cut to the field buffer on a character boundary */
     char key[64] = "";
-    for (int i = 0; i < 20; i++)
+    for (int i = 0; i < 20; i++) {
         strcat(key, "\xc3\xa9"); /* 40 bytes of 'é' */
+    }
     pw_errors_add(&e, -1, key, "unknown field");
     assert_int_equal(strlen(e.items[0].field), 30);
     json_t *one = pw_errors_to_json(&e);

@@ -273,8 +273,8 @@ static void test_decode_alert_and_schema(void **state)
     assert_string_equal(reason, PWC_REASON_INVALID);
     /* a token is stored as a BSON string _id: not valid UTF-8 (found by fuzzing) or not
      * printable ASCII is refused */
-    const char *bad_tokens[] = {"0b5a5c0e-7\x8e"
-                                "1f",
+    const char *bad_tokens[] = {("0b5a5c0e-7\x8e"
+                                 "1f"),
                                 "t-\xc3\xa9", "t 1", "t\x01"};
     for (size_t i = 0; i < sizeof(bad_tokens) / sizeof(*bad_tokens); i++) {
         env.token = (char *)bad_tokens[i];

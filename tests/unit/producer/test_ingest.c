@@ -95,8 +95,9 @@ static char *make_array(size_t n)
     size_t off = 0;
     s[off++] = '[';
     for (size_t i = 0; i < n; i++) {
-        if (i)
+        if (i) {
             s[off++] = ',';
+        }
         memcpy(s + off, READING, one);
         off += one;
     }
@@ -120,8 +121,9 @@ static void test_batch_limits(void **state)
         assert_true(t[8] == '-' && t[13] == '-' && t[18] == '-' && t[23] == '-');
         assert_int_equal(t[14], '4');
         assert_non_null(strchr("89ab", t[19]));
-        if (i)
+        if (i) {
             assert_string_not_equal(t, b.msgs[i - 1].token);
+        }
     }
     pw_ingest_batch_free(&b);
     free(full);

@@ -68,10 +68,12 @@ static void test_device_table(void **state)
         assert_string_equal(d->id, g.devices[i].id);
         assert_string_equal(d->unit, g.devices[i].unit);
         assert_ptr_equal(d->firmware, g.devices[i].firmware);
-        if (i < 5) /* the first device of every zone measures temperature */
+        if (i < 5) { /* the first device of every zone measures temperature */
             assert_int_equal(d->sensor, PW_SIM_TEMPERATURE);
-        if (strcmp(d->firmware, pw_sim_firmware_versions[0]) == 0)
+        }
+        if (strcmp(d->firmware, pw_sim_firmware_versions[0]) == 0) {
             newest++;
+        }
     }
     assert_true(newest * 2 > f.ndevices); /* most devices run the newest firmware */
     pw_sim_fleet_free(&f);
@@ -117,14 +119,18 @@ static void test_unit_conversion(void **state)
 /* Canonical value (°C, hPa, %) of a reading. */
 static double canonical(const char *unit, double v)
 {
-    if (strcmp(unit, "F") == 0)
+    if (strcmp(unit, "F") == 0) {
         return (v - 32.0) * 5.0 / 9.0;
-    if (strcmp(unit, "K") == 0)
+    }
+    if (strcmp(unit, "K") == 0) {
         return v - 273.15;
-    if (strcmp(unit, "kPa") == 0)
+    }
+    if (strcmp(unit, "kPa") == 0) {
         return v * 10.0;
-    if (strcmp(unit, "bar") == 0)
+    }
+    if (strcmp(unit, "bar") == 0) {
         return v * 1000.0;
+    }
     return v;
 }
 
@@ -144,9 +150,11 @@ static void test_reading_values_and_units(void **state)
         double v = canonical(unit, json_real_value(value));
         assert_true(isfinite(v));
         int u = -1;
-        for (int k = 0; k < 7; k++)
-            if (strcmp(unit, units[k]) == 0)
+        for (int k = 0; k < 7; k++) {
+            if (strcmp(unit, units[k]) == 0) {
                 u = k;
+            }
+        }
         assert_true(u >= 0);
         seen_unit[u]++;
         if (strcmp(type, "temperature") == 0) {
@@ -167,8 +175,9 @@ static void test_reading_values_and_units(void **state)
         json_decref(r);
     }
     /* mostly Celsius, and every unit occurs in a fleet of 200 */
-    for (int k = 0; k < 7; k++)
+    for (int k = 0; k < 7; k++) {
         assert_true(seen_unit[k] > 0);
+    }
     assert_true(seen_unit[0] > seen_unit[1] + seen_unit[2]);
     pw_sim_fleet_free(&f);
 }
@@ -202,12 +211,16 @@ static void test_alert_fields(void **state)
         const char *code = json_string_value(json_object_get(a, "code"));
         const char *sev = json_string_value(json_object_get(a, "severity"));
         int c = -1, s = -1;
-        for (int k = 0; k < 4; k++)
-            if (strcmp(code, codes[k]) == 0)
+        for (int k = 0; k < 4; k++) {
+            if (strcmp(code, codes[k]) == 0) {
                 c = k;
-        for (int k = 0; k < 3; k++)
-            if (strcmp(sev, sevs[k]) == 0)
+            }
+        }
+        for (int k = 0; k < 3; k++) {
+            if (strcmp(sev, sevs[k]) == 0) {
                 s = k;
+            }
+        }
         assert_true(c >= 0 && s >= 0);
         seen_code[c]++;
         seen_sev[s]++;
@@ -217,8 +230,9 @@ static void test_alert_fields(void **state)
         assert_non_null(json_string_value(json_object_get(a, "ts")));
         json_decref(a);
     }
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 4; k++) {
         assert_true(seen_code[k] > 0);
+    }
     assert_true(seen_sev[0] > seen_sev[1] && seen_sev[1] > seen_sev[2] && seen_sev[2] > 0);
     pw_sim_fleet_free(&f);
 }
@@ -228,8 +242,9 @@ static unsigned count_alert_requests(double share, int n)
     pw_sim_fleet f;
     assert_int_equal(pw_sim_fleet_init(&f, 5, 1, 3), 0);
     unsigned alerts = 0;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         alerts += pw_sim_next_kind(&f, share) == PW_SIM_KIND_ALERTS;
+    }
     pw_sim_fleet_free(&f);
     return alerts;
 }
@@ -242,8 +257,9 @@ static void test_alert_share_is_exact(void **state)
     assert_in_range(count_alert_requests(0.05, 10000), 499, 501);
     assert_in_range(count_alert_requests(0.25, 400), 99, 101);
     /* evenly spread: a share of 0.05 gives one alert request in every 20 */
-    for (int n = 20; n <= 200; n += 20)
+    for (int n = 20; n <= 200; n += 20) {
         assert_in_range(count_alert_requests(0.05, n), (unsigned)n / 20 - 1, (unsigned)n / 20 + 1);
+    }
 }
 
 static void test_body_shape(void **state)

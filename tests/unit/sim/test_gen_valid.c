@@ -28,8 +28,9 @@ static void test_generated_messages_are_valid(void **state)
         if (kind == PW_SIM_KIND_ALERTS) {
             Iot__V1__Alert a = IOT__V1__ALERT__INIT;
             rc = pw_alert_from_json(m, -1, now, &a, &errs);
-            if (rc == 0)
+            if (rc == 0) {
                 pw_alert_clear(&a);
+            }
         } else {
             Iot__V1__Reading r = IOT__V1__READING__INIT;
             rc = pw_reading_from_json(m, -1, now, &r, &errs);

@@ -100,8 +100,9 @@ static void expect_error(const char *opt, const char *value, const char *want)
     int argc = value ? 3 : 2;
     err[0] = '\0';
     assert_int_equal(parse(argc, argv, &o), PW_SIM_PARSE_ERROR);
-    if (!strstr(err, want))
+    if (!strstr(err, want)) {
         fail_msg("%s %s: error '%s' does not mention '%s'", opt, value ? value : "", err, want);
+    }
 }
 
 static void test_errors(void **state)
@@ -160,9 +161,11 @@ static void test_help(void **state)
         "--key-limit",    "--retries",         "--timeout",   "--max-in-flight", "--progress",
         "--json",         "PW_SIM_URL",        "PW_SIM_KEYS", "PW_STATE",        "--metrics-url",
         "--require-data", "PW_SIM_METRICS_URL"};
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-        if (!strstr(buf, words[i]))
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        if (!strstr(buf, words[i])) {
             fail_msg("help does not mention %s", words[i]);
+        }
+    }
     free(buf);
 }
 

@@ -68,10 +68,12 @@ static int max_in_window(const int64_t *t, size_t n, int64_t window)
     int best = 0;
     size_t lo = 0;
     for (size_t hi = 0; hi < n; hi++) {
-        while (t[hi] - t[lo] >= window)
+        while (t[hi] - t[lo] >= window) {
             lo++;
-        if ((int)(hi - lo + 1) > best)
+        }
+        if ((int)(hi - lo + 1) > best) {
             best = (int)(hi - lo + 1);
+        }
     }
     return best;
 }
@@ -82,8 +84,9 @@ static int max_in_aligned_second(const int64_t *t, size_t n)
     int best = 0, run = 0;
     for (size_t i = 0; i < n; i++) {
         run = (i > 0 && t[i] / SEC == t[i - 1] / SEC) ? run + 1 : 1;
-        if (run > best)
+        if (run > best) {
             best = run;
+        }
     }
     return best;
 }
@@ -107,8 +110,9 @@ static void simulate(size_t nkeys, double rate, unsigned batch, uint64_t seed, i
     for (int64_t now = start; now < start + dur;) {
         while (pw_sim_pacer_due(&p, now)) {
             int key = pw_sim_keysched_acquire(&ks, now);
-            if (key < 0)
+            if (key < 0) {
                 break;
+            }
             pw_sim_pacer_advance(&p, now);
             sends[key][counts[key]++] = now;
         }
@@ -131,8 +135,9 @@ static void test_never_more_than_limit_per_key(void **state)
                 assert_true(max_in_window(sends[k], counts[k], SEC) <= 5);
                 assert_true(max_in_aligned_second(sends[k], counts[k]) <= 5);
                 /* consecutive sends of a key are at least the spacing apart */
-                for (size_t i = 1; i < counts[k]; i++)
+                for (size_t i = 1; i < counts[k]; i++) {
                     assert_true(sends[k][i] - sends[k][i - 1] >= 220000);
+                }
                 total += counts[k];
             }
             /* the rate is reached when the keys allow it, capped otherwise */
@@ -142,10 +147,12 @@ static void test_never_more_than_limit_per_key(void **state)
             assert_true(total <= (size_t)expect + nkeys);
             assert_true((double)total >= expect * 0.93);
             /* even spread: keys differ by a few requests at most */
-            for (size_t k = 1; k < nkeys; k++)
+            for (size_t k = 1; k < nkeys; k++) {
                 assert_true(labs((long)counts[k] - (long)counts[0]) <= 3);
-            for (size_t k = 0; k < nkeys; k++)
+            }
+            for (size_t k = 0; k < nkeys; k++) {
                 free(sends[k]);
+            }
         }
     }
 }
