@@ -73,7 +73,7 @@ def trusted_headers(headers=None):
     return {"X-Gateway-Token": gateway_secret(), **(headers or {})}
 
 
-def trusted_channel(target):
+def trusted_channel(target, options=None):
     """An insecure gRPC channel to a producer that adds the gateway secret
     (metadata x-gateway-token) to every call, as the gateway does."""
     import grpc
@@ -92,7 +92,7 @@ def trusted_channel(target):
         def intercept_stream_unary(self, continuation, details, request_iterator):
             return continuation(self._details(details), request_iterator)
 
-    return grpc.intercept_channel(grpc.insecure_channel(target), GatewayToken())
+    return grpc.intercept_channel(grpc.insecure_channel(target, options=options), GatewayToken())
 
 
 class _CallDetails:

@@ -12,7 +12,6 @@ import time
 import types
 import uuid
 
-import grpc
 import pytest
 import requests
 from confluent_kafka import Consumer, TopicPartition

@@ -16,7 +16,7 @@ import grpc
 import pytest
 import requests
 
-from conftest import wait_until
+from conftest import trusted_channel, trusted_headers, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUEUE = 100
@@ -71,7 +71,8 @@ def readings(zone, n, device="dev-partial"):
 
 def post(url, body, key, consumer="partial-test"):
     return requests.post(url + "/v1/telemetry", json=body, timeout=60,
-                         headers={"Idempotency-Key": key, "X-Consumer-Username": consumer})
+                         headers=trusted_headers({"Idempotency-Key": key,
+                                                  "X-Consumer-Username": consumer}))
 
 
 def stored(mongo_db, zone):
@@ -128,7 +129,7 @@ def test_grpc_partial_failure_in_trailer(tight_producer, iot_pb2, mongo_db):
                      value=float(i), unit="C", ts_ms=now - i) for i in range(150)]
     key = f"kg-{uuid.uuid4()}"
     req = iot_pb2.ingest_pb2.PublishRequest(readings=rs, idempotency_key=key)
-    with grpc.insecure_channel(target) as ch:
+    with trusted_channel(target) as ch:
         stub = iot_pb2.ingest_pb2_grpc.IngestServiceStub(ch)
         md = [("x-consumer-username", "partial-test")]
         with pytest.raises(grpc.RpcError) as exc:
@@ -159,7 +160,7 @@ def test_stream_cap_reports_what_was_taken(tight_producer, iot_pb2):
     msgs = [iot_pb2.ingest_pb2.PublishRequest(readings=[
         tp.Reading(device_id="dev-ps", zone=zone, type="temperature", value=float(j),
                    unit="C", ts_ms=now - 100 * m - j) for j in range(100)]) for m in range(3)]
-    with grpc.insecure_channel(target) as ch:
+    with trusted_channel(target) as ch:
         stub = iot_pb2.ingest_pb2_grpc.IngestServiceStub(ch)
         with pytest.raises(grpc.RpcError) as exc:
             stub.PublishStream(iter(msgs), timeout=120)
