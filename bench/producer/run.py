@@ -152,21 +152,26 @@ BATCH_CONNS = 32
 PACED_CONNS = 128
 
 
-def paced_half(url, proc, single, duration, apikey="", label=""):
-    """p99 of single POSTs offered at about half the measured maximum rate:
-    PACED_CONNS connections, each waiting a fixed delay between requests,
-    the delay calibrated from short runs (rate = conns / (delay + latency))."""
+def paced_delay(url, single):
+    """The per-connection delay that offers about half the measured maximum
+    single-reading rate with PACED_CONNS connections, calibrated from short
+    runs (rate = conns / (delay + latency)). (target rate, delay ms)"""
     target = single["rate"] / 2
     delay = max(0.0, PACED_CONNS / target * 1000 - single["p50"] / 2)
     for _ in range(4):
-        cal = wrk(url, "single.lua", 4, PACED_CONNS, delay_ms=int(round(delay)), apikey=apikey)
+        cal = wrk(url, "single.lua", 4, PACED_CONNS, delay_ms=int(round(delay)))
         if abs(cal["rps"] - target) / target < 0.08:
             break
         latency_ms = PACED_CONNS / cal["rps"] * 1000 - delay
         delay = max(0.0, PACED_CONNS / target * 1000 - latency_ms)
+    return target, int(round(delay))
+
+
+def paced(url, proc, target, delay, duration, apikey="", label=""):
+    """p99 of single POSTs from PACED_CONNS connections waiting `delay` ms
+    between requests."""
     with Measured([proc.pid]) as m:
-        h = wrk(url, "single.lua", duration, PACED_CONNS, delay_ms=int(round(delay)),
-                apikey=apikey)
+        h = wrk(url, "single.lua", duration, PACED_CONNS, delay_ms=delay, apikey=apikey)
     return row(f"REST, 1 reading/request, paced{label} (target {target:,.0f}/s)", h["requests"],
                h["duration_us"] / 1e6, h["p50_us"] / 1e3, h["p99_us"] / 1e3, m.cpu, h["non2xx"])
 
@@ -186,11 +191,12 @@ def bench_producer(args, env):
             r = wrk(url, "single.lua", d, SINGLE_CONNS)
         rows["rest_single"] = row("REST, 1 reading/request", r["requests"], r["duration_us"] / 1e6,
                                   r["p50_us"] / 1e3, r["p99_us"] / 1e3, m.cpu, r["non2xx"])
-        rows["rest_half"] = paced_half(url, proc, rows["rest_single"], d)
+        target, delay = paced_delay(url, rows["rest_single"])
+        rows["rest_half"] = paced(url, proc, target, delay, d)
         gw = BenchGateway(HTTP, GATEWAY_SECRET.read_text().strip())
-        try:  # the same offered rate through the gateway: its added latency
-            rows["rest_half_gw"] = paced_half(gw.url, proc, rows["rest_single"], d, gw.key,
-                                              " through the gateway")
+        try:  # the same connections and delay through the gateway: its added latency
+            rows["rest_half_gw"] = paced(gw.url, proc, target, delay, d, gw.key,
+                                         " through the gateway")
         finally:
             gw.close()
         rows["rss_single"] = vmhwm_mib(proc.pid)
@@ -312,7 +318,7 @@ def fmt_table(p, base, ceil, size, args):
     if "rest_half_gw" in p:
         g, d = p["rest_half_gw"], p["rest_half"]
         add(g, "gateway → plantwatch-producer",
-            f"+{g['p50'] - d['p50']:.1f} ms p50, +{g['p99'] - d['p99']:.1f} ms p99 vs direct")
+            f"{g['p50'] - d['p50']:+.1f} ms p50, {g['p99'] - d['p99']:+.1f} ms p99 vs direct")
     if base:
         add(base["rest_single"], "Flask + confluent-kafka (gunicorn)")
         add(base["rest_batch"], "Flask + confluent-kafka (gunicorn)")
@@ -369,7 +375,7 @@ is likely the limit for unary calls). The p99 row paces 128 connections with
 wrk's per-request delay so that the offered rate is about half of the measured
 single-reading maximum; ProducerPerformance paced to the rate that row achieved
 shows the broker's own latency at that load for comparison. The gateway row
-offers the same rate through a private gateway rendered from `kong/kong.yaml`
+runs the same paced connections (same delay) through a private gateway rendered from `kong/kong.yaml`
 (key-auth, ACL, the gateway secret; the rate limit lifted, the upstream the
 bench producer; `bench/producer/gateway.py`): its p50/p99 minus the direct
 row's is the latency the gateway adds. The baseline is `bench/baseline/app.py` (Flask +

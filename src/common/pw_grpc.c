@@ -188,6 +188,18 @@ void pw_grpc_worker_release(pw_grpc_call *c)
     c->has_worker = 0;
 }
 
+/* Cancels a call that outlived PW_GRPC_MAX_CALL_MS: DEADLINE_EXCEEDED with
+ * the limit in the message, counted. */
+static void pw_grpc_cancel_past_lifetime(pw_grpc_call *c)
+{
+    pw_grpc_server *s = c->srv;
+    char msg[160];
+    atomic_fetch_add(&s->st_lifetime, 1);
+    snprintf(msg, sizeof msg, "call exceeded the server's limit of %ld ms (PW_GRPC_MAX_CALL_MS)",
+             s->lim.max_call_ms);
+    grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED, msg, NULL);
+}
+
 /* Waits for a free worker slot, up to PW_GRPC_WORKER_WAIT_MS and the call's
  * lifetime. 0, or -1 with the call aborted with a clear status. */
 static int pw_grpc_worker_acquire(pw_grpc_call *c)
@@ -213,14 +225,10 @@ static int pw_grpc_worker_acquire(pw_grpc_call *c)
         c->has_worker = 1;
         return 0;
     }
-    char msg[160];
     if (lifetime) {
-        atomic_fetch_add(&s->st_lifetime, 1);
-        snprintf(msg, sizeof msg,
-                 "call exceeded the server's limit of %ld ms (PW_GRPC_MAX_CALL_MS)",
-                 s->lim.max_call_ms);
-        grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED, msg, NULL);
+        pw_grpc_cancel_past_lifetime(c);
     } else {
+        char msg[160];
         atomic_fetch_add(&s->st_no_worker, 1);
         snprintf(msg, sizeof msg,
                  "server busy: no free worker within %ld ms (PW_GRPC_WORKER_WAIT_MS); retry later",
@@ -258,18 +266,15 @@ static int pw_grpc_run_batch(pw_grpc_call *c, const grpc_op *ops, size_t nops, i
 static void pw_grpc_recv_timed_out(pw_grpc_call *c, int lifetime)
 {
     pw_grpc_server *s = c->srv;
-    char msg[160];
     if (lifetime) {
-        atomic_fetch_add(&s->st_lifetime, 1);
-        snprintf(msg, sizeof msg,
-                 "call exceeded the server's limit of %ld ms (PW_GRPC_MAX_CALL_MS)",
-                 s->lim.max_call_ms);
+        pw_grpc_cancel_past_lifetime(c);
     } else {
+        char msg[160];
         atomic_fetch_add(&s->st_idle, 1);
         snprintf(msg, sizeof msg, "no message for %ld ms (PW_GRPC_IDLE_TIMEOUT_MS)",
                  s->lim.idle_timeout_ms);
+        grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED, msg, NULL);
     }
-    grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED, msg, NULL);
     (void)grpc_completion_queue_pluck(c->cq, c, pw_grpc_forever(), NULL);
     c->finished = 1;
 }

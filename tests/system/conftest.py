@@ -39,27 +39,26 @@ def read_env_file(path):
     return values
 
 
-def read_gateway_keys():
+def read_key_file(name):
+    """{consumer: key} from a key file of the stack's secrets (lines `name key ...`)."""
     keys = {}
-    path = STATE / "secrets" / "gateway-keys"
+    path = STATE / "secrets" / name
     if path.exists():
         for line in path.read_text().splitlines():
             parts = line.split()
             if len(parts) >= 2 and not line.startswith("#"):
                 keys[parts[0]] = parts[1]
     return keys
+
+
+def read_gateway_keys():
+    """The sensors' keys (ACL group ingest)."""
+    return read_key_file("gateway-keys")
 
 
 def read_read_keys():
     """The local readers' keys (ACL group read: metrics through the gateway)."""
-    keys = {}
-    path = STATE / "secrets" / "read-keys"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and not line.startswith("#"):
-                keys[parts[0]] = parts[1]
-    return keys
+    return read_key_file("read-keys")
 
 
 def gateway_secret():

@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pw_grpc.h"
+
 /* ---- client helpers ------------------------------------------------------ */
 
 static inline int free_port(void)
@@ -160,6 +162,21 @@ static inline void unary(grpc_channel *ch, const char *method, const char *msg, 
     size_t lens[1] = {len};
     client_req req = {.method = method, .msgs = msgs, .lens = lens, .nmsgs = 1};
     client_run(ch, &req, out);
+}
+
+/* A pw_grpc handler answering the request message with itself (server side
+ * of the tests' echo method). */
+static inline void grpc_test_echo_handler(pw_grpc_call *call, void *ctx)
+{
+    (void)ctx;
+    uint8_t *buf;
+    size_t len;
+    if (pw_grpc_call_recv(call, &buf, &len) != 1) {
+        pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_INVALID_ARGUMENT, "no request");
+        return;
+    }
+    pw_grpc_call_finish(call, buf, len, GRPC_STATUS_OK, NULL);
+    free(buf);
 }
 
 #endif

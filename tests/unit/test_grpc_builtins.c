@@ -27,19 +27,6 @@
 typedef Grpc__Reflection__V1__ServerReflectionRequest refl_req;
 typedef Grpc__Reflection__V1__ServerReflectionResponse refl_resp;
 
-static void echo_handler(pw_grpc_call *call, void *ctx)
-{
-    (void)ctx;
-    uint8_t *buf;
-    size_t len;
-    if (pw_grpc_call_recv(call, &buf, &len) != 1) {
-        pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_INVALID_ARGUMENT, "no request");
-        return;
-    }
-    pw_grpc_call_finish(call, buf, len, GRPC_STATUS_OK, NULL);
-    free(buf);
-}
-
 typedef struct {
     pw_grpc_server *srv;
     grpc_channel *ch;
@@ -56,10 +43,10 @@ static int setup_max_calls(void **state, long max_calls)
     l.max_calls = max_calls;
     f->srv = pw_grpc_server_new_limits(target, 4096, &l, err, sizeof err);
     assert_non_null(f->srv);
-    assert_int_equal(pw_grpc_server_add_method(f->srv, "/test.v1.Echo/Unary", echo_handler, NULL),
-                     0);
-    assert_int_equal(pw_grpc_server_add_method(f->srv, "/test.v1.Other/Unary", echo_handler, NULL),
-                     0);
+    assert_int_equal(
+        pw_grpc_server_add_method(f->srv, "/test.v1.Echo/Unary", grpc_test_echo_handler, NULL), 0);
+    assert_int_equal(
+        pw_grpc_server_add_method(f->srv, "/test.v1.Other/Unary", grpc_test_echo_handler, NULL), 0);
     assert_int_equal(pw_grpc_server_start(f->srv, 2, err, sizeof err), 0);
     grpc_init();
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();

@@ -26,19 +26,6 @@ typedef struct {
     atomic_llong deadline_ms;
 } limits_state;
 
-static void echo_handler(pw_grpc_call *call, void *ctx)
-{
-    (void)ctx;
-    uint8_t *buf;
-    size_t len;
-    if (pw_grpc_call_recv(call, &buf, &len) != 1) {
-        pw_grpc_call_finish(call, NULL, 0, GRPC_STATUS_INVALID_ARGUMENT, "no request");
-        return;
-    }
-    pw_grpc_call_finish(call, buf, len, GRPC_STATUS_OK, NULL);
-    free(buf);
-}
-
 /* Waits for messages until the stream ends or fails. */
 static void hold_handler(pw_grpc_call *call, void *ctx)
 {
@@ -86,8 +73,8 @@ static fixture *start(const pw_grpc_limits *l, unsigned workers)
     snprintf(f->target, sizeof f->target, "127.0.0.1:%d", free_port());
     f->srv = pw_grpc_server_new_limits(f->target, 1024, l, err, sizeof err);
     assert_non_null(f->srv);
-    assert_int_equal(pw_grpc_server_add_method(f->srv, "/test.v1.Echo/Unary", echo_handler, NULL),
-                     0);
+    assert_int_equal(
+        pw_grpc_server_add_method(f->srv, "/test.v1.Echo/Unary", grpc_test_echo_handler, NULL), 0);
     assert_int_equal(pw_grpc_server_add_method(f->srv, "/test.v1.Echo/Hold", hold_handler, &f->st),
                      0);
     assert_int_equal(pw_grpc_server_add_method(f->srv, "/test.v1.Echo/Busy", busy_handler, &f->st),
