@@ -179,7 +179,10 @@ def paced(url, proc, target, delay, duration, apikey="", label=""):
 def bench_producer(args, env):
     log = open(tempfile.gettempdir() + "/pw-bench-producer.log", "wb")
     penv = dict(os.environ, **env, PW_HTTP_PORT=str(HTTP), PW_GRPC_PORT=str(GRPC),
-                PW_INSTANCE="producer-bench", PW_GATEWAY_SECRET_FILE=str(GATEWAY_SECRET))
+                PW_INSTANCE="producer-bench", PW_GATEWAY_SECRET_FILE=str(GATEWAY_SECRET),
+                # the unary load keeps 2 x 64 calls open: above the default
+                # PW_GRPC_MAX_CALLS (128), which would refuse some of them
+                PW_GRPC_MAX_CALLS="256")
     proc = subprocess.Popen([args.bin], env=penv, stdout=log, stderr=log)
     rows = {}
     try:
