@@ -727,6 +727,771 @@ void   iot__v1__device_health_response__free_unpacked
   assert(message->base.descriptor == &iot__v1__device_health_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   iot__v1__reading_bucket__init
+                     (Iot__V1__ReadingBucket         *message)
+{
+  static const Iot__V1__ReadingBucket init_value = IOT__V1__READING_BUCKET__INIT;
+  *message = init_value;
+}
+size_t iot__v1__reading_bucket__get_packed_size
+                     (const Iot__V1__ReadingBucket *message)
+{
+  assert(message->base.descriptor == &iot__v1__reading_bucket__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__reading_bucket__pack
+                     (const Iot__V1__ReadingBucket *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__reading_bucket__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__reading_bucket__pack_to_buffer
+                     (const Iot__V1__ReadingBucket *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__reading_bucket__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__ReadingBucket *
+       iot__v1__reading_bucket__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__ReadingBucket *)
+     protobuf_c_message_unpack (&iot__v1__reading_bucket__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__reading_bucket__free_unpacked
+                     (Iot__V1__ReadingBucket *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__reading_bucket__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__reading_point__init
+                     (Iot__V1__ReadingPoint         *message)
+{
+  static const Iot__V1__ReadingPoint init_value = IOT__V1__READING_POINT__INIT;
+  *message = init_value;
+}
+size_t iot__v1__reading_point__get_packed_size
+                     (const Iot__V1__ReadingPoint *message)
+{
+  assert(message->base.descriptor == &iot__v1__reading_point__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__reading_point__pack
+                     (const Iot__V1__ReadingPoint *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__reading_point__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__reading_point__pack_to_buffer
+                     (const Iot__V1__ReadingPoint *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__reading_point__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__ReadingPoint *
+       iot__v1__reading_point__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__ReadingPoint *)
+     protobuf_c_message_unpack (&iot__v1__reading_point__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__reading_point__free_unpacked
+                     (Iot__V1__ReadingPoint *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__reading_point__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__reading_history__init
+                     (Iot__V1__ReadingHistory         *message)
+{
+  static const Iot__V1__ReadingHistory init_value = IOT__V1__READING_HISTORY__INIT;
+  *message = init_value;
+}
+size_t iot__v1__reading_history__get_packed_size
+                     (const Iot__V1__ReadingHistory *message)
+{
+  assert(message->base.descriptor == &iot__v1__reading_history__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__reading_history__pack
+                     (const Iot__V1__ReadingHistory *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__reading_history__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__reading_history__pack_to_buffer
+                     (const Iot__V1__ReadingHistory *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__reading_history__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__ReadingHistory *
+       iot__v1__reading_history__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__ReadingHistory *)
+     protobuf_c_message_unpack (&iot__v1__reading_history__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__reading_history__free_unpacked
+                     (Iot__V1__ReadingHistory *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__reading_history__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__device_readings_request__init
+                     (Iot__V1__DeviceReadingsRequest         *message)
+{
+  static const Iot__V1__DeviceReadingsRequest init_value = IOT__V1__DEVICE_READINGS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t iot__v1__device_readings_request__get_packed_size
+                     (const Iot__V1__DeviceReadingsRequest *message)
+{
+  assert(message->base.descriptor == &iot__v1__device_readings_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__device_readings_request__pack
+                     (const Iot__V1__DeviceReadingsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__device_readings_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__device_readings_request__pack_to_buffer
+                     (const Iot__V1__DeviceReadingsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__device_readings_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__DeviceReadingsRequest *
+       iot__v1__device_readings_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__DeviceReadingsRequest *)
+     protobuf_c_message_unpack (&iot__v1__device_readings_request__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__device_readings_request__free_unpacked
+                     (Iot__V1__DeviceReadingsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__device_readings_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__device_readings_response__init
+                     (Iot__V1__DeviceReadingsResponse         *message)
+{
+  static const Iot__V1__DeviceReadingsResponse init_value = IOT__V1__DEVICE_READINGS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t iot__v1__device_readings_response__get_packed_size
+                     (const Iot__V1__DeviceReadingsResponse *message)
+{
+  assert(message->base.descriptor == &iot__v1__device_readings_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__device_readings_response__pack
+                     (const Iot__V1__DeviceReadingsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__device_readings_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__device_readings_response__pack_to_buffer
+                     (const Iot__V1__DeviceReadingsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__device_readings_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__DeviceReadingsResponse *
+       iot__v1__device_readings_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__DeviceReadingsResponse *)
+     protobuf_c_message_unpack (&iot__v1__device_readings_response__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__device_readings_response__free_unpacked
+                     (Iot__V1__DeviceReadingsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__device_readings_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__zone_readings_request__init
+                     (Iot__V1__ZoneReadingsRequest         *message)
+{
+  static const Iot__V1__ZoneReadingsRequest init_value = IOT__V1__ZONE_READINGS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t iot__v1__zone_readings_request__get_packed_size
+                     (const Iot__V1__ZoneReadingsRequest *message)
+{
+  assert(message->base.descriptor == &iot__v1__zone_readings_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__zone_readings_request__pack
+                     (const Iot__V1__ZoneReadingsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__zone_readings_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__zone_readings_request__pack_to_buffer
+                     (const Iot__V1__ZoneReadingsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__zone_readings_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__ZoneReadingsRequest *
+       iot__v1__zone_readings_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__ZoneReadingsRequest *)
+     protobuf_c_message_unpack (&iot__v1__zone_readings_request__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__zone_readings_request__free_unpacked
+                     (Iot__V1__ZoneReadingsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__zone_readings_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__zone_readings_response__init
+                     (Iot__V1__ZoneReadingsResponse         *message)
+{
+  static const Iot__V1__ZoneReadingsResponse init_value = IOT__V1__ZONE_READINGS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t iot__v1__zone_readings_response__get_packed_size
+                     (const Iot__V1__ZoneReadingsResponse *message)
+{
+  assert(message->base.descriptor == &iot__v1__zone_readings_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__zone_readings_response__pack
+                     (const Iot__V1__ZoneReadingsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__zone_readings_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__zone_readings_response__pack_to_buffer
+                     (const Iot__V1__ZoneReadingsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__zone_readings_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__ZoneReadingsResponse *
+       iot__v1__zone_readings_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__ZoneReadingsResponse *)
+     protobuf_c_message_unpack (&iot__v1__zone_readings_response__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__zone_readings_response__free_unpacked
+                     (Iot__V1__ZoneReadingsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__zone_readings_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__alert_entry__init
+                     (Iot__V1__AlertEntry         *message)
+{
+  static const Iot__V1__AlertEntry init_value = IOT__V1__ALERT_ENTRY__INIT;
+  *message = init_value;
+}
+size_t iot__v1__alert_entry__get_packed_size
+                     (const Iot__V1__AlertEntry *message)
+{
+  assert(message->base.descriptor == &iot__v1__alert_entry__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__alert_entry__pack
+                     (const Iot__V1__AlertEntry *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__alert_entry__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__alert_entry__pack_to_buffer
+                     (const Iot__V1__AlertEntry *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__alert_entry__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__AlertEntry *
+       iot__v1__alert_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__AlertEntry *)
+     protobuf_c_message_unpack (&iot__v1__alert_entry__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__alert_entry__free_unpacked
+                     (Iot__V1__AlertEntry *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__alert_entry__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__alert_page__init
+                     (Iot__V1__AlertPage         *message)
+{
+  static const Iot__V1__AlertPage init_value = IOT__V1__ALERT_PAGE__INIT;
+  *message = init_value;
+}
+size_t iot__v1__alert_page__get_packed_size
+                     (const Iot__V1__AlertPage *message)
+{
+  assert(message->base.descriptor == &iot__v1__alert_page__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__alert_page__pack
+                     (const Iot__V1__AlertPage *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__alert_page__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__alert_page__pack_to_buffer
+                     (const Iot__V1__AlertPage *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__alert_page__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__AlertPage *
+       iot__v1__alert_page__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__AlertPage *)
+     protobuf_c_message_unpack (&iot__v1__alert_page__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__alert_page__free_unpacked
+                     (Iot__V1__AlertPage *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__alert_page__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__device_alerts_request__init
+                     (Iot__V1__DeviceAlertsRequest         *message)
+{
+  static const Iot__V1__DeviceAlertsRequest init_value = IOT__V1__DEVICE_ALERTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t iot__v1__device_alerts_request__get_packed_size
+                     (const Iot__V1__DeviceAlertsRequest *message)
+{
+  assert(message->base.descriptor == &iot__v1__device_alerts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__device_alerts_request__pack
+                     (const Iot__V1__DeviceAlertsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__device_alerts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__device_alerts_request__pack_to_buffer
+                     (const Iot__V1__DeviceAlertsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__device_alerts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__DeviceAlertsRequest *
+       iot__v1__device_alerts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__DeviceAlertsRequest *)
+     protobuf_c_message_unpack (&iot__v1__device_alerts_request__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__device_alerts_request__free_unpacked
+                     (Iot__V1__DeviceAlertsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__device_alerts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__device_alerts_response__init
+                     (Iot__V1__DeviceAlertsResponse         *message)
+{
+  static const Iot__V1__DeviceAlertsResponse init_value = IOT__V1__DEVICE_ALERTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t iot__v1__device_alerts_response__get_packed_size
+                     (const Iot__V1__DeviceAlertsResponse *message)
+{
+  assert(message->base.descriptor == &iot__v1__device_alerts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__device_alerts_response__pack
+                     (const Iot__V1__DeviceAlertsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__device_alerts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__device_alerts_response__pack_to_buffer
+                     (const Iot__V1__DeviceAlertsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__device_alerts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__DeviceAlertsResponse *
+       iot__v1__device_alerts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__DeviceAlertsResponse *)
+     protobuf_c_message_unpack (&iot__v1__device_alerts_response__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__device_alerts_response__free_unpacked
+                     (Iot__V1__DeviceAlertsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__device_alerts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__zone_alerts_request__init
+                     (Iot__V1__ZoneAlertsRequest         *message)
+{
+  static const Iot__V1__ZoneAlertsRequest init_value = IOT__V1__ZONE_ALERTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t iot__v1__zone_alerts_request__get_packed_size
+                     (const Iot__V1__ZoneAlertsRequest *message)
+{
+  assert(message->base.descriptor == &iot__v1__zone_alerts_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__zone_alerts_request__pack
+                     (const Iot__V1__ZoneAlertsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__zone_alerts_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__zone_alerts_request__pack_to_buffer
+                     (const Iot__V1__ZoneAlertsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__zone_alerts_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__ZoneAlertsRequest *
+       iot__v1__zone_alerts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__ZoneAlertsRequest *)
+     protobuf_c_message_unpack (&iot__v1__zone_alerts_request__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__zone_alerts_request__free_unpacked
+                     (Iot__V1__ZoneAlertsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__zone_alerts_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__zone_alerts_response__init
+                     (Iot__V1__ZoneAlertsResponse         *message)
+{
+  static const Iot__V1__ZoneAlertsResponse init_value = IOT__V1__ZONE_ALERTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t iot__v1__zone_alerts_response__get_packed_size
+                     (const Iot__V1__ZoneAlertsResponse *message)
+{
+  assert(message->base.descriptor == &iot__v1__zone_alerts_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__zone_alerts_response__pack
+                     (const Iot__V1__ZoneAlertsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__zone_alerts_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__zone_alerts_response__pack_to_buffer
+                     (const Iot__V1__ZoneAlertsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__zone_alerts_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__ZoneAlertsResponse *
+       iot__v1__zone_alerts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__ZoneAlertsResponse *)
+     protobuf_c_message_unpack (&iot__v1__zone_alerts_response__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__zone_alerts_response__free_unpacked
+                     (Iot__V1__ZoneAlertsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__zone_alerts_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__reason_count__init
+                     (Iot__V1__ReasonCount         *message)
+{
+  static const Iot__V1__ReasonCount init_value = IOT__V1__REASON_COUNT__INIT;
+  *message = init_value;
+}
+size_t iot__v1__reason_count__get_packed_size
+                     (const Iot__V1__ReasonCount *message)
+{
+  assert(message->base.descriptor == &iot__v1__reason_count__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__reason_count__pack
+                     (const Iot__V1__ReasonCount *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__reason_count__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__reason_count__pack_to_buffer
+                     (const Iot__V1__ReasonCount *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__reason_count__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__ReasonCount *
+       iot__v1__reason_count__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__ReasonCount *)
+     protobuf_c_message_unpack (&iot__v1__reason_count__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__reason_count__free_unpacked
+                     (Iot__V1__ReasonCount *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__reason_count__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__partition_pipeline__init
+                     (Iot__V1__PartitionPipeline         *message)
+{
+  static const Iot__V1__PartitionPipeline init_value = IOT__V1__PARTITION_PIPELINE__INIT;
+  *message = init_value;
+}
+size_t iot__v1__partition_pipeline__get_packed_size
+                     (const Iot__V1__PartitionPipeline *message)
+{
+  assert(message->base.descriptor == &iot__v1__partition_pipeline__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__partition_pipeline__pack
+                     (const Iot__V1__PartitionPipeline *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__partition_pipeline__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__partition_pipeline__pack_to_buffer
+                     (const Iot__V1__PartitionPipeline *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__partition_pipeline__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__PartitionPipeline *
+       iot__v1__partition_pipeline__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__PartitionPipeline *)
+     protobuf_c_message_unpack (&iot__v1__partition_pipeline__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__partition_pipeline__free_unpacked
+                     (Iot__V1__PartitionPipeline *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__partition_pipeline__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__pipeline_request__init
+                     (Iot__V1__PipelineRequest         *message)
+{
+  static const Iot__V1__PipelineRequest init_value = IOT__V1__PIPELINE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t iot__v1__pipeline_request__get_packed_size
+                     (const Iot__V1__PipelineRequest *message)
+{
+  assert(message->base.descriptor == &iot__v1__pipeline_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__pipeline_request__pack
+                     (const Iot__V1__PipelineRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__pipeline_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__pipeline_request__pack_to_buffer
+                     (const Iot__V1__PipelineRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__pipeline_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__PipelineRequest *
+       iot__v1__pipeline_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__PipelineRequest *)
+     protobuf_c_message_unpack (&iot__v1__pipeline_request__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__pipeline_request__free_unpacked
+                     (Iot__V1__PipelineRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__pipeline_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   iot__v1__pipeline_response__init
+                     (Iot__V1__PipelineResponse         *message)
+{
+  static const Iot__V1__PipelineResponse init_value = IOT__V1__PIPELINE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t iot__v1__pipeline_response__get_packed_size
+                     (const Iot__V1__PipelineResponse *message)
+{
+  assert(message->base.descriptor == &iot__v1__pipeline_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__pipeline_response__pack
+                     (const Iot__V1__PipelineResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__pipeline_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__pipeline_response__pack_to_buffer
+                     (const Iot__V1__PipelineResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__pipeline_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__PipelineResponse *
+       iot__v1__pipeline_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__PipelineResponse *)
+     protobuf_c_message_unpack (&iot__v1__pipeline_response__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__pipeline_response__free_unpacked
+                     (Iot__V1__PipelineResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__pipeline_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor iot__v1__zone_temperature_request__field_descriptors[2] =
 {
   {
@@ -1803,20 +2568,1586 @@ const ProtobufCMessageDescriptor iot__v1__device_health_response__descriptor =
   (ProtobufCMessageInit) iot__v1__device_health_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor iot__v1__metrics_service__method_descriptors[5] =
+static const ProtobufCFieldDescriptor iot__v1__reading_bucket__field_descriptors[7] =
+{
+  {
+    "start_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingBucket, start_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "count",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingBucket, count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "avg",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingBucket, avg),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "min",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingBucket, min),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingBucket, max),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "first_ts_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingBucket, first_ts_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_ts_ms",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingBucket, last_ts_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__reading_bucket__field_indices_by_name[] = {
+  2,   /* field[2] = avg */
+  1,   /* field[1] = count */
+  5,   /* field[5] = first_ts_ms */
+  6,   /* field[6] = last_ts_ms */
+  4,   /* field[4] = max */
+  3,   /* field[3] = min */
+  0,   /* field[0] = start_ms */
+};
+static const ProtobufCIntRange iot__v1__reading_bucket__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor iot__v1__reading_bucket__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.ReadingBucket",
+  "ReadingBucket",
+  "Iot__V1__ReadingBucket",
+  "iot.v1",
+  sizeof(Iot__V1__ReadingBucket),
+  7,
+  iot__v1__reading_bucket__field_descriptors,
+  iot__v1__reading_bucket__field_indices_by_name,
+  1,  iot__v1__reading_bucket__number_ranges,
+  (ProtobufCMessageInit) iot__v1__reading_bucket__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__reading_point__field_descriptors[4] =
+{
+  {
+    "ts_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingPoint, ts_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingPoint, value),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "device_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingPoint, device_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "token",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingPoint, token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__reading_point__field_indices_by_name[] = {
+  2,   /* field[2] = device_id */
+  3,   /* field[3] = token */
+  0,   /* field[0] = ts_ms */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange iot__v1__reading_point__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor iot__v1__reading_point__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.ReadingPoint",
+  "ReadingPoint",
+  "Iot__V1__ReadingPoint",
+  "iot.v1",
+  sizeof(Iot__V1__ReadingPoint),
+  4,
+  iot__v1__reading_point__field_descriptors,
+  iot__v1__reading_point__field_indices_by_name,
+  1,  iot__v1__reading_point__number_ranges,
+  (ProtobufCMessageInit) iot__v1__reading_point__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__reading_history__field_descriptors[10] =
+{
+  {
+    "type",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingHistory, type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "unit",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingHistory, unit),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingHistory, from_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingHistory, to_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "step",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingHistory, step),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "step_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingHistory, step_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "buckets",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Iot__V1__ReadingHistory, n_buckets),
+    offsetof(Iot__V1__ReadingHistory, buckets),
+    &iot__v1__reading_bucket__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "points",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Iot__V1__ReadingHistory, n_points),
+    offsetof(Iot__V1__ReadingHistory, points),
+    &iot__v1__reading_point__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_cursor",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingHistory, next_cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "count",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReadingHistory, count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__reading_history__field_indices_by_name[] = {
+  6,   /* field[6] = buckets */
+  9,   /* field[9] = count */
+  2,   /* field[2] = from_ms */
+  8,   /* field[8] = next_cursor */
+  7,   /* field[7] = points */
+  4,   /* field[4] = step */
+  5,   /* field[5] = step_ms */
+  3,   /* field[3] = to_ms */
+  0,   /* field[0] = type */
+  1,   /* field[1] = unit */
+};
+static const ProtobufCIntRange iot__v1__reading_history__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 10 }
+};
+const ProtobufCMessageDescriptor iot__v1__reading_history__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.ReadingHistory",
+  "ReadingHistory",
+  "Iot__V1__ReadingHistory",
+  "iot.v1",
+  sizeof(Iot__V1__ReadingHistory),
+  10,
+  iot__v1__reading_history__field_descriptors,
+  iot__v1__reading_history__field_indices_by_name,
+  1,  iot__v1__reading_history__number_ranges,
+  (ProtobufCMessageInit) iot__v1__reading_history__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__device_readings_request__field_descriptors[7] =
+{
+  {
+    "device_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceReadingsRequest, device_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "type",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceReadingsRequest, type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceReadingsRequest, from),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceReadingsRequest, to),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "step",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceReadingsRequest, step),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceReadingsRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cursor",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceReadingsRequest, cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__device_readings_request__field_indices_by_name[] = {
+  6,   /* field[6] = cursor */
+  0,   /* field[0] = device_id */
+  2,   /* field[2] = from */
+  5,   /* field[5] = limit */
+  4,   /* field[4] = step */
+  3,   /* field[3] = to */
+  1,   /* field[1] = type */
+};
+static const ProtobufCIntRange iot__v1__device_readings_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor iot__v1__device_readings_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.DeviceReadingsRequest",
+  "DeviceReadingsRequest",
+  "Iot__V1__DeviceReadingsRequest",
+  "iot.v1",
+  sizeof(Iot__V1__DeviceReadingsRequest),
+  7,
+  iot__v1__device_readings_request__field_descriptors,
+  iot__v1__device_readings_request__field_indices_by_name,
+  1,  iot__v1__device_readings_request__number_ranges,
+  (ProtobufCMessageInit) iot__v1__device_readings_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__device_readings_response__field_descriptors[2] =
+{
+  {
+    "device_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceReadingsResponse, device_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "history",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceReadingsResponse, history),
+    &iot__v1__reading_history__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__device_readings_response__field_indices_by_name[] = {
+  0,   /* field[0] = device_id */
+  1,   /* field[1] = history */
+};
+static const ProtobufCIntRange iot__v1__device_readings_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor iot__v1__device_readings_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.DeviceReadingsResponse",
+  "DeviceReadingsResponse",
+  "Iot__V1__DeviceReadingsResponse",
+  "iot.v1",
+  sizeof(Iot__V1__DeviceReadingsResponse),
+  2,
+  iot__v1__device_readings_response__field_descriptors,
+  iot__v1__device_readings_response__field_indices_by_name,
+  1,  iot__v1__device_readings_response__number_ranges,
+  (ProtobufCMessageInit) iot__v1__device_readings_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__zone_readings_request__field_descriptors[7] =
+{
+  {
+    "zone",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneReadingsRequest, zone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "type",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneReadingsRequest, type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneReadingsRequest, from),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneReadingsRequest, to),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "step",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneReadingsRequest, step),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneReadingsRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cursor",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneReadingsRequest, cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__zone_readings_request__field_indices_by_name[] = {
+  6,   /* field[6] = cursor */
+  2,   /* field[2] = from */
+  5,   /* field[5] = limit */
+  4,   /* field[4] = step */
+  3,   /* field[3] = to */
+  1,   /* field[1] = type */
+  0,   /* field[0] = zone */
+};
+static const ProtobufCIntRange iot__v1__zone_readings_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor iot__v1__zone_readings_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.ZoneReadingsRequest",
+  "ZoneReadingsRequest",
+  "Iot__V1__ZoneReadingsRequest",
+  "iot.v1",
+  sizeof(Iot__V1__ZoneReadingsRequest),
+  7,
+  iot__v1__zone_readings_request__field_descriptors,
+  iot__v1__zone_readings_request__field_indices_by_name,
+  1,  iot__v1__zone_readings_request__number_ranges,
+  (ProtobufCMessageInit) iot__v1__zone_readings_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__zone_readings_response__field_descriptors[2] =
+{
+  {
+    "zone",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneReadingsResponse, zone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "history",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneReadingsResponse, history),
+    &iot__v1__reading_history__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__zone_readings_response__field_indices_by_name[] = {
+  1,   /* field[1] = history */
+  0,   /* field[0] = zone */
+};
+static const ProtobufCIntRange iot__v1__zone_readings_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor iot__v1__zone_readings_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.ZoneReadingsResponse",
+  "ZoneReadingsResponse",
+  "Iot__V1__ZoneReadingsResponse",
+  "iot.v1",
+  sizeof(Iot__V1__ZoneReadingsResponse),
+  2,
+  iot__v1__zone_readings_response__field_descriptors,
+  iot__v1__zone_readings_response__field_indices_by_name,
+  1,  iot__v1__zone_readings_response__number_ranges,
+  (ProtobufCMessageInit) iot__v1__zone_readings_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__alert_entry__field_descriptors[7] =
+{
+  {
+    "ts_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__AlertEntry, ts_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "device_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__AlertEntry, device_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "zone",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__AlertEntry, zone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "severity",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__AlertEntry, severity),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "code",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__AlertEntry, code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "message",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__AlertEntry, message),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "token",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__AlertEntry, token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__alert_entry__field_indices_by_name[] = {
+  4,   /* field[4] = code */
+  1,   /* field[1] = device_id */
+  5,   /* field[5] = message */
+  3,   /* field[3] = severity */
+  6,   /* field[6] = token */
+  0,   /* field[0] = ts_ms */
+  2,   /* field[2] = zone */
+};
+static const ProtobufCIntRange iot__v1__alert_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor iot__v1__alert_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.AlertEntry",
+  "AlertEntry",
+  "Iot__V1__AlertEntry",
+  "iot.v1",
+  sizeof(Iot__V1__AlertEntry),
+  7,
+  iot__v1__alert_entry__field_descriptors,
+  iot__v1__alert_entry__field_indices_by_name,
+  1,  iot__v1__alert_entry__number_ranges,
+  (ProtobufCMessageInit) iot__v1__alert_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__alert_page__field_descriptors[4] =
+{
+  {
+    "alerts",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Iot__V1__AlertPage, n_alerts),
+    offsetof(Iot__V1__AlertPage, alerts),
+    &iot__v1__alert_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_cursor",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__AlertPage, next_cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__AlertPage, from_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__AlertPage, to_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__alert_page__field_indices_by_name[] = {
+  0,   /* field[0] = alerts */
+  2,   /* field[2] = from_ms */
+  1,   /* field[1] = next_cursor */
+  3,   /* field[3] = to_ms */
+};
+static const ProtobufCIntRange iot__v1__alert_page__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor iot__v1__alert_page__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.AlertPage",
+  "AlertPage",
+  "Iot__V1__AlertPage",
+  "iot.v1",
+  sizeof(Iot__V1__AlertPage),
+  4,
+  iot__v1__alert_page__field_descriptors,
+  iot__v1__alert_page__field_indices_by_name,
+  1,  iot__v1__alert_page__number_ranges,
+  (ProtobufCMessageInit) iot__v1__alert_page__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__device_alerts_request__field_descriptors[5] =
+{
+  {
+    "device_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceAlertsRequest, device_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceAlertsRequest, from),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceAlertsRequest, to),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceAlertsRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cursor",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceAlertsRequest, cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__device_alerts_request__field_indices_by_name[] = {
+  4,   /* field[4] = cursor */
+  0,   /* field[0] = device_id */
+  1,   /* field[1] = from */
+  3,   /* field[3] = limit */
+  2,   /* field[2] = to */
+};
+static const ProtobufCIntRange iot__v1__device_alerts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor iot__v1__device_alerts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.DeviceAlertsRequest",
+  "DeviceAlertsRequest",
+  "Iot__V1__DeviceAlertsRequest",
+  "iot.v1",
+  sizeof(Iot__V1__DeviceAlertsRequest),
+  5,
+  iot__v1__device_alerts_request__field_descriptors,
+  iot__v1__device_alerts_request__field_indices_by_name,
+  1,  iot__v1__device_alerts_request__number_ranges,
+  (ProtobufCMessageInit) iot__v1__device_alerts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__device_alerts_response__field_descriptors[2] =
+{
+  {
+    "device_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceAlertsResponse, device_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__DeviceAlertsResponse, page),
+    &iot__v1__alert_page__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__device_alerts_response__field_indices_by_name[] = {
+  0,   /* field[0] = device_id */
+  1,   /* field[1] = page */
+};
+static const ProtobufCIntRange iot__v1__device_alerts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor iot__v1__device_alerts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.DeviceAlertsResponse",
+  "DeviceAlertsResponse",
+  "Iot__V1__DeviceAlertsResponse",
+  "iot.v1",
+  sizeof(Iot__V1__DeviceAlertsResponse),
+  2,
+  iot__v1__device_alerts_response__field_descriptors,
+  iot__v1__device_alerts_response__field_indices_by_name,
+  1,  iot__v1__device_alerts_response__number_ranges,
+  (ProtobufCMessageInit) iot__v1__device_alerts_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__zone_alerts_request__field_descriptors[5] =
+{
+  {
+    "zone",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneAlertsRequest, zone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneAlertsRequest, from),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneAlertsRequest, to),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneAlertsRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cursor",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneAlertsRequest, cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__zone_alerts_request__field_indices_by_name[] = {
+  4,   /* field[4] = cursor */
+  1,   /* field[1] = from */
+  3,   /* field[3] = limit */
+  2,   /* field[2] = to */
+  0,   /* field[0] = zone */
+};
+static const ProtobufCIntRange iot__v1__zone_alerts_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor iot__v1__zone_alerts_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.ZoneAlertsRequest",
+  "ZoneAlertsRequest",
+  "Iot__V1__ZoneAlertsRequest",
+  "iot.v1",
+  sizeof(Iot__V1__ZoneAlertsRequest),
+  5,
+  iot__v1__zone_alerts_request__field_descriptors,
+  iot__v1__zone_alerts_request__field_indices_by_name,
+  1,  iot__v1__zone_alerts_request__number_ranges,
+  (ProtobufCMessageInit) iot__v1__zone_alerts_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__zone_alerts_response__field_descriptors[2] =
+{
+  {
+    "zone",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneAlertsResponse, zone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ZoneAlertsResponse, page),
+    &iot__v1__alert_page__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__zone_alerts_response__field_indices_by_name[] = {
+  1,   /* field[1] = page */
+  0,   /* field[0] = zone */
+};
+static const ProtobufCIntRange iot__v1__zone_alerts_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor iot__v1__zone_alerts_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.ZoneAlertsResponse",
+  "ZoneAlertsResponse",
+  "Iot__V1__ZoneAlertsResponse",
+  "iot.v1",
+  sizeof(Iot__V1__ZoneAlertsResponse),
+  2,
+  iot__v1__zone_alerts_response__field_descriptors,
+  iot__v1__zone_alerts_response__field_indices_by_name,
+  1,  iot__v1__zone_alerts_response__number_ranges,
+  (ProtobufCMessageInit) iot__v1__zone_alerts_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__reason_count__field_descriptors[2] =
+{
+  {
+    "reason",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReasonCount, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "count",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__ReasonCount, count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__reason_count__field_indices_by_name[] = {
+  1,   /* field[1] = count */
+  0,   /* field[0] = reason */
+};
+static const ProtobufCIntRange iot__v1__reason_count__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor iot__v1__reason_count__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.ReasonCount",
+  "ReasonCount",
+  "Iot__V1__ReasonCount",
+  "iot.v1",
+  sizeof(Iot__V1__ReasonCount),
+  2,
+  iot__v1__reason_count__field_descriptors,
+  iot__v1__reason_count__field_indices_by_name,
+  1,  iot__v1__reason_count__number_ranges,
+  (ProtobufCMessageInit) iot__v1__reason_count__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__partition_pipeline__field_descriptors[11] =
+{
+  {
+    "topic",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PartitionPipeline, topic),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "partition",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PartitionPipeline, partition),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "accepted",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PartitionPipeline, accepted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "counted",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PartitionPipeline, counted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "committed",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PartitionPipeline, committed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lag",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PartitionPipeline, lag),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "difference",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PartitionPipeline, difference),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_stored_ms",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PartitionPipeline, last_stored_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "verdict",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PartitionPipeline, verdict),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stalled_since_ms",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PartitionPipeline, stalled_since_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "dead_letters",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PartitionPipeline, dead_letters),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__partition_pipeline__field_indices_by_name[] = {
+  2,   /* field[2] = accepted */
+  4,   /* field[4] = committed */
+  3,   /* field[3] = counted */
+  10,   /* field[10] = dead_letters */
+  6,   /* field[6] = difference */
+  5,   /* field[5] = lag */
+  7,   /* field[7] = last_stored_ms */
+  1,   /* field[1] = partition */
+  9,   /* field[9] = stalled_since_ms */
+  0,   /* field[0] = topic */
+  8,   /* field[8] = verdict */
+};
+static const ProtobufCIntRange iot__v1__partition_pipeline__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 11 }
+};
+const ProtobufCMessageDescriptor iot__v1__partition_pipeline__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.PartitionPipeline",
+  "PartitionPipeline",
+  "Iot__V1__PartitionPipeline",
+  "iot.v1",
+  sizeof(Iot__V1__PartitionPipeline),
+  11,
+  iot__v1__partition_pipeline__field_descriptors,
+  iot__v1__partition_pipeline__field_indices_by_name,
+  1,  iot__v1__partition_pipeline__number_ranges,
+  (ProtobufCMessageInit) iot__v1__partition_pipeline__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__pipeline_request__field_descriptors[1] =
+{
+  {
+    "window_minutes",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PipelineRequest, window_minutes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__pipeline_request__field_indices_by_name[] = {
+  0,   /* field[0] = window_minutes */
+};
+static const ProtobufCIntRange iot__v1__pipeline_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor iot__v1__pipeline_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.PipelineRequest",
+  "PipelineRequest",
+  "Iot__V1__PipelineRequest",
+  "iot.v1",
+  sizeof(Iot__V1__PipelineRequest),
+  1,
+  iot__v1__pipeline_request__field_descriptors,
+  iot__v1__pipeline_request__field_indices_by_name,
+  1,  iot__v1__pipeline_request__number_ranges,
+  (ProtobufCMessageInit) iot__v1__pipeline_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__pipeline_response__field_descriptors[9] =
+{
+  {
+    "partitions",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Iot__V1__PipelineResponse, n_partitions),
+    offsetof(Iot__V1__PipelineResponse, partitions),
+    &iot__v1__partition_pipeline__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "dead_letters",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Iot__V1__PipelineResponse, n_dead_letters),
+    offsetof(Iot__V1__PipelineResponse, dead_letters),
+    &iot__v1__reason_count__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "latency_p50_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PipelineResponse, latency_p50_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "latency_p99_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PipelineResponse, latency_p99_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "latency_samples",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PipelineResponse, latency_samples),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "window_minutes",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PipelineResponse, window_minutes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "as_of_ms",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PipelineResponse, as_of_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "in_sync",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PipelineResponse, in_sync),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "verdict",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__PipelineResponse, verdict),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__pipeline_response__field_indices_by_name[] = {
+  6,   /* field[6] = as_of_ms */
+  1,   /* field[1] = dead_letters */
+  7,   /* field[7] = in_sync */
+  2,   /* field[2] = latency_p50_ms */
+  3,   /* field[3] = latency_p99_ms */
+  4,   /* field[4] = latency_samples */
+  0,   /* field[0] = partitions */
+  8,   /* field[8] = verdict */
+  5,   /* field[5] = window_minutes */
+};
+static const ProtobufCIntRange iot__v1__pipeline_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor iot__v1__pipeline_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.PipelineResponse",
+  "PipelineResponse",
+  "Iot__V1__PipelineResponse",
+  "iot.v1",
+  sizeof(Iot__V1__PipelineResponse),
+  9,
+  iot__v1__pipeline_response__field_descriptors,
+  iot__v1__pipeline_response__field_indices_by_name,
+  1,  iot__v1__pipeline_response__number_ranges,
+  (ProtobufCMessageInit) iot__v1__pipeline_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor iot__v1__metrics_service__method_descriptors[10] =
 {
   { "TemperatureByZone", &iot__v1__zone_temperature_request__descriptor, &iot__v1__zone_temperature_response__descriptor },
   { "AlertBreakdown", &iot__v1__alert_breakdown_request__descriptor, &iot__v1__alert_breakdown_response__descriptor },
   { "ActivityTrend", &iot__v1__activity_trend_request__descriptor, &iot__v1__activity_trend_response__descriptor },
   { "FirmwareStatus", &iot__v1__firmware_status_request__descriptor, &iot__v1__firmware_status_response__descriptor },
   { "DeviceHealth", &iot__v1__device_health_request__descriptor, &iot__v1__device_health_response__descriptor },
+  { "DeviceReadings", &iot__v1__device_readings_request__descriptor, &iot__v1__device_readings_response__descriptor },
+  { "ZoneReadings", &iot__v1__zone_readings_request__descriptor, &iot__v1__zone_readings_response__descriptor },
+  { "DeviceAlerts", &iot__v1__device_alerts_request__descriptor, &iot__v1__device_alerts_response__descriptor },
+  { "ZoneAlerts", &iot__v1__zone_alerts_request__descriptor, &iot__v1__zone_alerts_response__descriptor },
+  { "Pipeline", &iot__v1__pipeline_request__descriptor, &iot__v1__pipeline_response__descriptor },
 };
 const unsigned iot__v1__metrics_service__method_indices_by_name[] = {
   2,        /* ActivityTrend */
   1,        /* AlertBreakdown */
+  7,        /* DeviceAlerts */
   4,        /* DeviceHealth */
+  5,        /* DeviceReadings */
   3,        /* FirmwareStatus */
-  0         /* TemperatureByZone */
+  9,        /* Pipeline */
+  0,        /* TemperatureByZone */
+  8,        /* ZoneAlerts */
+  6         /* ZoneReadings */
 };
 const ProtobufCServiceDescriptor iot__v1__metrics_service__descriptor =
 {
@@ -1825,7 +4156,7 @@ const ProtobufCServiceDescriptor iot__v1__metrics_service__descriptor =
   "MetricsService",
   "Iot__V1__MetricsService",
   "iot.v1",
-  5,
+  10,
   iot__v1__metrics_service__method_descriptors,
   iot__v1__metrics_service__method_indices_by_name
 };
@@ -1868,6 +4199,46 @@ void iot__v1__metrics_service__device_health(ProtobufCService *service,
 {
   assert(service->descriptor == &iot__v1__metrics_service__descriptor);
   service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void iot__v1__metrics_service__device_readings(ProtobufCService *service,
+                                               const Iot__V1__DeviceReadingsRequest *input,
+                                               Iot__V1__DeviceReadingsResponse_Closure closure,
+                                               void *closure_data)
+{
+  assert(service->descriptor == &iot__v1__metrics_service__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void iot__v1__metrics_service__zone_readings(ProtobufCService *service,
+                                             const Iot__V1__ZoneReadingsRequest *input,
+                                             Iot__V1__ZoneReadingsResponse_Closure closure,
+                                             void *closure_data)
+{
+  assert(service->descriptor == &iot__v1__metrics_service__descriptor);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void iot__v1__metrics_service__device_alerts(ProtobufCService *service,
+                                             const Iot__V1__DeviceAlertsRequest *input,
+                                             Iot__V1__DeviceAlertsResponse_Closure closure,
+                                             void *closure_data)
+{
+  assert(service->descriptor == &iot__v1__metrics_service__descriptor);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void iot__v1__metrics_service__zone_alerts(ProtobufCService *service,
+                                           const Iot__V1__ZoneAlertsRequest *input,
+                                           Iot__V1__ZoneAlertsResponse_Closure closure,
+                                           void *closure_data)
+{
+  assert(service->descriptor == &iot__v1__metrics_service__descriptor);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void iot__v1__metrics_service__pipeline(ProtobufCService *service,
+                                        const Iot__V1__PipelineRequest *input,
+                                        Iot__V1__PipelineResponse_Closure closure,
+                                        void *closure_data)
+{
+  assert(service->descriptor == &iot__v1__metrics_service__descriptor);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void iot__v1__metrics_service__init (Iot__V1__MetricsService_Service *service,
                                      Iot__V1__MetricsService_ServiceDestroy destroy)

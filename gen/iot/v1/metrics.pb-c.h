@@ -31,6 +31,23 @@ typedef struct Iot__V1__FirmwareStatusResponse Iot__V1__FirmwareStatusResponse;
 typedef struct Iot__V1__DeviceHealthRequest Iot__V1__DeviceHealthRequest;
 typedef struct Iot__V1__SilentDevice Iot__V1__SilentDevice;
 typedef struct Iot__V1__DeviceHealthResponse Iot__V1__DeviceHealthResponse;
+typedef struct Iot__V1__ReadingBucket Iot__V1__ReadingBucket;
+typedef struct Iot__V1__ReadingPoint Iot__V1__ReadingPoint;
+typedef struct Iot__V1__ReadingHistory Iot__V1__ReadingHistory;
+typedef struct Iot__V1__DeviceReadingsRequest Iot__V1__DeviceReadingsRequest;
+typedef struct Iot__V1__DeviceReadingsResponse Iot__V1__DeviceReadingsResponse;
+typedef struct Iot__V1__ZoneReadingsRequest Iot__V1__ZoneReadingsRequest;
+typedef struct Iot__V1__ZoneReadingsResponse Iot__V1__ZoneReadingsResponse;
+typedef struct Iot__V1__AlertEntry Iot__V1__AlertEntry;
+typedef struct Iot__V1__AlertPage Iot__V1__AlertPage;
+typedef struct Iot__V1__DeviceAlertsRequest Iot__V1__DeviceAlertsRequest;
+typedef struct Iot__V1__DeviceAlertsResponse Iot__V1__DeviceAlertsResponse;
+typedef struct Iot__V1__ZoneAlertsRequest Iot__V1__ZoneAlertsRequest;
+typedef struct Iot__V1__ZoneAlertsResponse Iot__V1__ZoneAlertsResponse;
+typedef struct Iot__V1__ReasonCount Iot__V1__ReasonCount;
+typedef struct Iot__V1__PartitionPipeline Iot__V1__PartitionPipeline;
+typedef struct Iot__V1__PipelineRequest Iot__V1__PipelineRequest;
+typedef struct Iot__V1__PipelineResponse Iot__V1__PipelineResponse;
 
 
 /* --- enums --- */
@@ -313,6 +330,378 @@ struct  Iot__V1__DeviceHealthResponse
 #define IOT__V1__DEVICE_HEALTH_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&iot__v1__device_health_response__descriptor) \
     , 0,NULL, 0, 0, 0, 0 }
+
+
+struct  Iot__V1__ReadingBucket
+{
+  ProtobufCMessage base;
+  /*
+   * the bucket is [start_ms, start_ms + step_ms)
+   */
+  int64_t start_ms;
+  uint64_t count;
+  /*
+   * sum / count
+   */
+  double avg;
+  double min;
+  double max;
+  /*
+   * earliest reading timestamp in the bucket
+   */
+  int64_t first_ts_ms;
+  /*
+   * latest reading timestamp in the bucket
+   */
+  int64_t last_ts_ms;
+};
+#define IOT__V1__READING_BUCKET__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__reading_bucket__descriptor) \
+    , 0, 0, 0, 0, 0, 0, 0 }
+
+
+struct  Iot__V1__ReadingPoint
+{
+  ProtobufCMessage base;
+  int64_t ts_ms;
+  double value;
+  char *device_id;
+  /*
+   * the reading's ingest token (unique)
+   */
+  char *token;
+};
+#define IOT__V1__READING_POINT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__reading_point__descriptor) \
+    , 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * The history of one reading type of one device or zone.
+ */
+struct  Iot__V1__ReadingHistory
+{
+  ProtobufCMessage base;
+  char *type;
+  /*
+   * as stored: C for temperature, hPa for pressure, ...
+   */
+  char *unit;
+  int64_t from_ms;
+  int64_t to_ms;
+  /*
+   * the step used ("auto" resolved), or "raw"
+   */
+  char *step;
+  /*
+   * 0 for raw
+   */
+  int64_t step_ms;
+  /*
+   * oldest first (bucketed answers)
+   */
+  size_t n_buckets;
+  Iot__V1__ReadingBucket **buckets;
+  /*
+   * oldest first (raw answers)
+   */
+  size_t n_points;
+  Iot__V1__ReadingPoint **points;
+  /*
+   * raw: pass as cursor for the next page; empty on the last page
+   */
+  char *next_cursor;
+  /*
+   * readings in the answer (sum of bucket counts, or points)
+   */
+  uint64_t count;
+};
+#define IOT__V1__READING_HISTORY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__reading_history__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Iot__V1__DeviceReadingsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * required
+   */
+  char *device_id;
+  /*
+   * required: reading type
+   */
+  char *type;
+  char *from;
+  char *to;
+  char *step;
+  /*
+   * raw: points per page 1..5000, 0 = default 1000
+   */
+  uint32_t limit;
+  /*
+   * raw: next_cursor of the previous page
+   */
+  char *cursor;
+};
+#define IOT__V1__DEVICE_READINGS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__device_readings_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Iot__V1__DeviceReadingsResponse
+{
+  ProtobufCMessage base;
+  char *device_id;
+  Iot__V1__ReadingHistory *history;
+};
+#define IOT__V1__DEVICE_READINGS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__device_readings_response__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Iot__V1__ZoneReadingsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * required
+   */
+  char *zone;
+  /*
+   * required: reading type
+   */
+  char *type;
+  char *from;
+  char *to;
+  char *step;
+  uint32_t limit;
+  char *cursor;
+};
+#define IOT__V1__ZONE_READINGS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__zone_readings_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Iot__V1__ZoneReadingsResponse
+{
+  ProtobufCMessage base;
+  char *zone;
+  Iot__V1__ReadingHistory *history;
+};
+#define IOT__V1__ZONE_READINGS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__zone_readings_response__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Iot__V1__AlertEntry
+{
+  ProtobufCMessage base;
+  int64_t ts_ms;
+  char *device_id;
+  char *zone;
+  char *severity;
+  char *code;
+  char *message;
+  char *token;
+};
+#define IOT__V1__ALERT_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__alert_entry__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Alerts in [from_ms, to_ms), newest first (ts descending, then token),
+ * at most limit per page; windows of at most 31 days.
+ */
+struct  Iot__V1__AlertPage
+{
+  ProtobufCMessage base;
+  size_t n_alerts;
+  Iot__V1__AlertEntry **alerts;
+  /*
+   * empty on the last page
+   */
+  char *next_cursor;
+  int64_t from_ms;
+  int64_t to_ms;
+};
+#define IOT__V1__ALERT_PAGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__alert_page__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Iot__V1__DeviceAlertsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * required
+   */
+  char *device_id;
+  /*
+   * empty = to - 7 d
+   */
+  char *from;
+  /*
+   * empty = now
+   */
+  char *to;
+  /*
+   * 1..1000, 0 = default 100
+   */
+  uint32_t limit;
+  char *cursor;
+};
+#define IOT__V1__DEVICE_ALERTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__device_alerts_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Iot__V1__DeviceAlertsResponse
+{
+  ProtobufCMessage base;
+  char *device_id;
+  Iot__V1__AlertPage *page;
+};
+#define IOT__V1__DEVICE_ALERTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__device_alerts_response__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Iot__V1__ZoneAlertsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * required
+   */
+  char *zone;
+  char *from;
+  char *to;
+  uint32_t limit;
+  char *cursor;
+};
+#define IOT__V1__ZONE_ALERTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__zone_alerts_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Iot__V1__ZoneAlertsResponse
+{
+  ProtobufCMessage base;
+  char *zone;
+  Iot__V1__AlertPage *page;
+};
+#define IOT__V1__ZONE_ALERTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__zone_alerts_response__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Iot__V1__ReasonCount
+{
+  ProtobufCMessage base;
+  char *reason;
+  uint64_t count;
+};
+#define IOT__V1__REASON_COUNT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__reason_count__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * One partition of an ingest topic (sensor-telemetry, sensor-alerts).
+ */
+struct  Iot__V1__PartitionPipeline
+{
+  ProtobufCMessage base;
+  char *topic;
+  int32_t partition;
+  /*
+   * Kafka end offset: records ever accepted into the partition
+   */
+  int64_t accepted;
+  /*
+   * the store's high-water mark: offsets counted into the rollups (last + 1)
+   */
+  int64_t counted;
+  /*
+   * the consumer group's committed offset (0 when none)
+   */
+  int64_t committed;
+  /*
+   * accepted - committed
+   */
+  int64_t lag;
+  /*
+   * accepted - counted - lag: 0 when nothing is in flight
+   */
+  int64_t difference;
+  /*
+   * when the consumers last stored a batch of it (0 = never)
+   */
+  int64_t last_stored_ms;
+  /*
+   * "in sync", "catching up" or "stalled"
+   */
+  char *verdict;
+  /*
+   * stalled: since when nothing was counted while lag > 0
+   */
+  int64_t stalled_since_ms;
+  /*
+   * dead letters of this partition's records
+   */
+  uint64_t dead_letters;
+};
+#define IOT__V1__PARTITION_PIPELINE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__partition_pipeline__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Iot__V1__PipelineRequest
+{
+  ProtobufCMessage base;
+  /*
+   * latency window 1..60, 0 = default 5
+   */
+  uint32_t window_minutes;
+};
+#define IOT__V1__PIPELINE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__pipeline_request__descriptor) \
+    , 0 }
+
+
+struct  Iot__V1__PipelineResponse
+{
+  ProtobufCMessage base;
+  /*
+   * by topic, then partition
+   */
+  size_t n_partitions;
+  Iot__V1__PartitionPipeline **partitions;
+  /*
+   * by reason, count descending
+   */
+  size_t n_dead_letters;
+  Iot__V1__ReasonCount **dead_letters;
+  /*
+   * received by the producer -> stored, over the window
+   */
+  double latency_p50_ms;
+  double latency_p99_ms;
+  uint64_t latency_samples;
+  uint32_t window_minutes;
+  int64_t as_of_ms;
+  /*
+   * every partition is "in sync"
+   */
+  protobuf_c_boolean in_sync;
+  /*
+   * "in sync", or what is not, in one sentence
+   */
+  char *verdict;
+};
+#define IOT__V1__PIPELINE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__pipeline_response__descriptor) \
+    , 0,NULL, 0,NULL, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
 
 
 /* Iot__V1__ZoneTemperatureRequest methods */
@@ -619,6 +1008,329 @@ Iot__V1__DeviceHealthResponse *
 void   iot__v1__device_health_response__free_unpacked
                      (Iot__V1__DeviceHealthResponse *message,
                       ProtobufCAllocator *allocator);
+/* Iot__V1__ReadingBucket methods */
+void   iot__v1__reading_bucket__init
+                     (Iot__V1__ReadingBucket         *message);
+size_t iot__v1__reading_bucket__get_packed_size
+                     (const Iot__V1__ReadingBucket   *message);
+size_t iot__v1__reading_bucket__pack
+                     (const Iot__V1__ReadingBucket   *message,
+                      uint8_t             *out);
+size_t iot__v1__reading_bucket__pack_to_buffer
+                     (const Iot__V1__ReadingBucket   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__ReadingBucket *
+       iot__v1__reading_bucket__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__reading_bucket__free_unpacked
+                     (Iot__V1__ReadingBucket *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__ReadingPoint methods */
+void   iot__v1__reading_point__init
+                     (Iot__V1__ReadingPoint         *message);
+size_t iot__v1__reading_point__get_packed_size
+                     (const Iot__V1__ReadingPoint   *message);
+size_t iot__v1__reading_point__pack
+                     (const Iot__V1__ReadingPoint   *message,
+                      uint8_t             *out);
+size_t iot__v1__reading_point__pack_to_buffer
+                     (const Iot__V1__ReadingPoint   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__ReadingPoint *
+       iot__v1__reading_point__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__reading_point__free_unpacked
+                     (Iot__V1__ReadingPoint *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__ReadingHistory methods */
+void   iot__v1__reading_history__init
+                     (Iot__V1__ReadingHistory         *message);
+size_t iot__v1__reading_history__get_packed_size
+                     (const Iot__V1__ReadingHistory   *message);
+size_t iot__v1__reading_history__pack
+                     (const Iot__V1__ReadingHistory   *message,
+                      uint8_t             *out);
+size_t iot__v1__reading_history__pack_to_buffer
+                     (const Iot__V1__ReadingHistory   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__ReadingHistory *
+       iot__v1__reading_history__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__reading_history__free_unpacked
+                     (Iot__V1__ReadingHistory *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__DeviceReadingsRequest methods */
+void   iot__v1__device_readings_request__init
+                     (Iot__V1__DeviceReadingsRequest         *message);
+size_t iot__v1__device_readings_request__get_packed_size
+                     (const Iot__V1__DeviceReadingsRequest   *message);
+size_t iot__v1__device_readings_request__pack
+                     (const Iot__V1__DeviceReadingsRequest   *message,
+                      uint8_t             *out);
+size_t iot__v1__device_readings_request__pack_to_buffer
+                     (const Iot__V1__DeviceReadingsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__DeviceReadingsRequest *
+       iot__v1__device_readings_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__device_readings_request__free_unpacked
+                     (Iot__V1__DeviceReadingsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__DeviceReadingsResponse methods */
+void   iot__v1__device_readings_response__init
+                     (Iot__V1__DeviceReadingsResponse         *message);
+size_t iot__v1__device_readings_response__get_packed_size
+                     (const Iot__V1__DeviceReadingsResponse   *message);
+size_t iot__v1__device_readings_response__pack
+                     (const Iot__V1__DeviceReadingsResponse   *message,
+                      uint8_t             *out);
+size_t iot__v1__device_readings_response__pack_to_buffer
+                     (const Iot__V1__DeviceReadingsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__DeviceReadingsResponse *
+       iot__v1__device_readings_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__device_readings_response__free_unpacked
+                     (Iot__V1__DeviceReadingsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__ZoneReadingsRequest methods */
+void   iot__v1__zone_readings_request__init
+                     (Iot__V1__ZoneReadingsRequest         *message);
+size_t iot__v1__zone_readings_request__get_packed_size
+                     (const Iot__V1__ZoneReadingsRequest   *message);
+size_t iot__v1__zone_readings_request__pack
+                     (const Iot__V1__ZoneReadingsRequest   *message,
+                      uint8_t             *out);
+size_t iot__v1__zone_readings_request__pack_to_buffer
+                     (const Iot__V1__ZoneReadingsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__ZoneReadingsRequest *
+       iot__v1__zone_readings_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__zone_readings_request__free_unpacked
+                     (Iot__V1__ZoneReadingsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__ZoneReadingsResponse methods */
+void   iot__v1__zone_readings_response__init
+                     (Iot__V1__ZoneReadingsResponse         *message);
+size_t iot__v1__zone_readings_response__get_packed_size
+                     (const Iot__V1__ZoneReadingsResponse   *message);
+size_t iot__v1__zone_readings_response__pack
+                     (const Iot__V1__ZoneReadingsResponse   *message,
+                      uint8_t             *out);
+size_t iot__v1__zone_readings_response__pack_to_buffer
+                     (const Iot__V1__ZoneReadingsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__ZoneReadingsResponse *
+       iot__v1__zone_readings_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__zone_readings_response__free_unpacked
+                     (Iot__V1__ZoneReadingsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__AlertEntry methods */
+void   iot__v1__alert_entry__init
+                     (Iot__V1__AlertEntry         *message);
+size_t iot__v1__alert_entry__get_packed_size
+                     (const Iot__V1__AlertEntry   *message);
+size_t iot__v1__alert_entry__pack
+                     (const Iot__V1__AlertEntry   *message,
+                      uint8_t             *out);
+size_t iot__v1__alert_entry__pack_to_buffer
+                     (const Iot__V1__AlertEntry   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__AlertEntry *
+       iot__v1__alert_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__alert_entry__free_unpacked
+                     (Iot__V1__AlertEntry *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__AlertPage methods */
+void   iot__v1__alert_page__init
+                     (Iot__V1__AlertPage         *message);
+size_t iot__v1__alert_page__get_packed_size
+                     (const Iot__V1__AlertPage   *message);
+size_t iot__v1__alert_page__pack
+                     (const Iot__V1__AlertPage   *message,
+                      uint8_t             *out);
+size_t iot__v1__alert_page__pack_to_buffer
+                     (const Iot__V1__AlertPage   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__AlertPage *
+       iot__v1__alert_page__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__alert_page__free_unpacked
+                     (Iot__V1__AlertPage *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__DeviceAlertsRequest methods */
+void   iot__v1__device_alerts_request__init
+                     (Iot__V1__DeviceAlertsRequest         *message);
+size_t iot__v1__device_alerts_request__get_packed_size
+                     (const Iot__V1__DeviceAlertsRequest   *message);
+size_t iot__v1__device_alerts_request__pack
+                     (const Iot__V1__DeviceAlertsRequest   *message,
+                      uint8_t             *out);
+size_t iot__v1__device_alerts_request__pack_to_buffer
+                     (const Iot__V1__DeviceAlertsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__DeviceAlertsRequest *
+       iot__v1__device_alerts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__device_alerts_request__free_unpacked
+                     (Iot__V1__DeviceAlertsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__DeviceAlertsResponse methods */
+void   iot__v1__device_alerts_response__init
+                     (Iot__V1__DeviceAlertsResponse         *message);
+size_t iot__v1__device_alerts_response__get_packed_size
+                     (const Iot__V1__DeviceAlertsResponse   *message);
+size_t iot__v1__device_alerts_response__pack
+                     (const Iot__V1__DeviceAlertsResponse   *message,
+                      uint8_t             *out);
+size_t iot__v1__device_alerts_response__pack_to_buffer
+                     (const Iot__V1__DeviceAlertsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__DeviceAlertsResponse *
+       iot__v1__device_alerts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__device_alerts_response__free_unpacked
+                     (Iot__V1__DeviceAlertsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__ZoneAlertsRequest methods */
+void   iot__v1__zone_alerts_request__init
+                     (Iot__V1__ZoneAlertsRequest         *message);
+size_t iot__v1__zone_alerts_request__get_packed_size
+                     (const Iot__V1__ZoneAlertsRequest   *message);
+size_t iot__v1__zone_alerts_request__pack
+                     (const Iot__V1__ZoneAlertsRequest   *message,
+                      uint8_t             *out);
+size_t iot__v1__zone_alerts_request__pack_to_buffer
+                     (const Iot__V1__ZoneAlertsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__ZoneAlertsRequest *
+       iot__v1__zone_alerts_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__zone_alerts_request__free_unpacked
+                     (Iot__V1__ZoneAlertsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__ZoneAlertsResponse methods */
+void   iot__v1__zone_alerts_response__init
+                     (Iot__V1__ZoneAlertsResponse         *message);
+size_t iot__v1__zone_alerts_response__get_packed_size
+                     (const Iot__V1__ZoneAlertsResponse   *message);
+size_t iot__v1__zone_alerts_response__pack
+                     (const Iot__V1__ZoneAlertsResponse   *message,
+                      uint8_t             *out);
+size_t iot__v1__zone_alerts_response__pack_to_buffer
+                     (const Iot__V1__ZoneAlertsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__ZoneAlertsResponse *
+       iot__v1__zone_alerts_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__zone_alerts_response__free_unpacked
+                     (Iot__V1__ZoneAlertsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__ReasonCount methods */
+void   iot__v1__reason_count__init
+                     (Iot__V1__ReasonCount         *message);
+size_t iot__v1__reason_count__get_packed_size
+                     (const Iot__V1__ReasonCount   *message);
+size_t iot__v1__reason_count__pack
+                     (const Iot__V1__ReasonCount   *message,
+                      uint8_t             *out);
+size_t iot__v1__reason_count__pack_to_buffer
+                     (const Iot__V1__ReasonCount   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__ReasonCount *
+       iot__v1__reason_count__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__reason_count__free_unpacked
+                     (Iot__V1__ReasonCount *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__PartitionPipeline methods */
+void   iot__v1__partition_pipeline__init
+                     (Iot__V1__PartitionPipeline         *message);
+size_t iot__v1__partition_pipeline__get_packed_size
+                     (const Iot__V1__PartitionPipeline   *message);
+size_t iot__v1__partition_pipeline__pack
+                     (const Iot__V1__PartitionPipeline   *message,
+                      uint8_t             *out);
+size_t iot__v1__partition_pipeline__pack_to_buffer
+                     (const Iot__V1__PartitionPipeline   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__PartitionPipeline *
+       iot__v1__partition_pipeline__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__partition_pipeline__free_unpacked
+                     (Iot__V1__PartitionPipeline *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__PipelineRequest methods */
+void   iot__v1__pipeline_request__init
+                     (Iot__V1__PipelineRequest         *message);
+size_t iot__v1__pipeline_request__get_packed_size
+                     (const Iot__V1__PipelineRequest   *message);
+size_t iot__v1__pipeline_request__pack
+                     (const Iot__V1__PipelineRequest   *message,
+                      uint8_t             *out);
+size_t iot__v1__pipeline_request__pack_to_buffer
+                     (const Iot__V1__PipelineRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__PipelineRequest *
+       iot__v1__pipeline_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__pipeline_request__free_unpacked
+                     (Iot__V1__PipelineRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Iot__V1__PipelineResponse methods */
+void   iot__v1__pipeline_response__init
+                     (Iot__V1__PipelineResponse         *message);
+size_t iot__v1__pipeline_response__get_packed_size
+                     (const Iot__V1__PipelineResponse   *message);
+size_t iot__v1__pipeline_response__pack
+                     (const Iot__V1__PipelineResponse   *message,
+                      uint8_t             *out);
+size_t iot__v1__pipeline_response__pack_to_buffer
+                     (const Iot__V1__PipelineResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__PipelineResponse *
+       iot__v1__pipeline_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__pipeline_response__free_unpacked
+                     (Iot__V1__PipelineResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Iot__V1__ZoneTemperatureRequest_Closure)
@@ -669,6 +1381,57 @@ typedef void (*Iot__V1__SilentDevice_Closure)
 typedef void (*Iot__V1__DeviceHealthResponse_Closure)
                  (const Iot__V1__DeviceHealthResponse *message,
                   void *closure_data);
+typedef void (*Iot__V1__ReadingBucket_Closure)
+                 (const Iot__V1__ReadingBucket *message,
+                  void *closure_data);
+typedef void (*Iot__V1__ReadingPoint_Closure)
+                 (const Iot__V1__ReadingPoint *message,
+                  void *closure_data);
+typedef void (*Iot__V1__ReadingHistory_Closure)
+                 (const Iot__V1__ReadingHistory *message,
+                  void *closure_data);
+typedef void (*Iot__V1__DeviceReadingsRequest_Closure)
+                 (const Iot__V1__DeviceReadingsRequest *message,
+                  void *closure_data);
+typedef void (*Iot__V1__DeviceReadingsResponse_Closure)
+                 (const Iot__V1__DeviceReadingsResponse *message,
+                  void *closure_data);
+typedef void (*Iot__V1__ZoneReadingsRequest_Closure)
+                 (const Iot__V1__ZoneReadingsRequest *message,
+                  void *closure_data);
+typedef void (*Iot__V1__ZoneReadingsResponse_Closure)
+                 (const Iot__V1__ZoneReadingsResponse *message,
+                  void *closure_data);
+typedef void (*Iot__V1__AlertEntry_Closure)
+                 (const Iot__V1__AlertEntry *message,
+                  void *closure_data);
+typedef void (*Iot__V1__AlertPage_Closure)
+                 (const Iot__V1__AlertPage *message,
+                  void *closure_data);
+typedef void (*Iot__V1__DeviceAlertsRequest_Closure)
+                 (const Iot__V1__DeviceAlertsRequest *message,
+                  void *closure_data);
+typedef void (*Iot__V1__DeviceAlertsResponse_Closure)
+                 (const Iot__V1__DeviceAlertsResponse *message,
+                  void *closure_data);
+typedef void (*Iot__V1__ZoneAlertsRequest_Closure)
+                 (const Iot__V1__ZoneAlertsRequest *message,
+                  void *closure_data);
+typedef void (*Iot__V1__ZoneAlertsResponse_Closure)
+                 (const Iot__V1__ZoneAlertsResponse *message,
+                  void *closure_data);
+typedef void (*Iot__V1__ReasonCount_Closure)
+                 (const Iot__V1__ReasonCount *message,
+                  void *closure_data);
+typedef void (*Iot__V1__PartitionPipeline_Closure)
+                 (const Iot__V1__PartitionPipeline *message,
+                  void *closure_data);
+typedef void (*Iot__V1__PipelineRequest_Closure)
+                 (const Iot__V1__PipelineRequest *message,
+                  void *closure_data);
+typedef void (*Iot__V1__PipelineResponse_Closure)
+                 (const Iot__V1__PipelineResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -696,6 +1459,26 @@ struct Iot__V1__MetricsService_Service
                         const Iot__V1__DeviceHealthRequest *input,
                         Iot__V1__DeviceHealthResponse_Closure closure,
                         void *closure_data);
+  void (*device_readings)(Iot__V1__MetricsService_Service *service,
+                          const Iot__V1__DeviceReadingsRequest *input,
+                          Iot__V1__DeviceReadingsResponse_Closure closure,
+                          void *closure_data);
+  void (*zone_readings)(Iot__V1__MetricsService_Service *service,
+                        const Iot__V1__ZoneReadingsRequest *input,
+                        Iot__V1__ZoneReadingsResponse_Closure closure,
+                        void *closure_data);
+  void (*device_alerts)(Iot__V1__MetricsService_Service *service,
+                        const Iot__V1__DeviceAlertsRequest *input,
+                        Iot__V1__DeviceAlertsResponse_Closure closure,
+                        void *closure_data);
+  void (*zone_alerts)(Iot__V1__MetricsService_Service *service,
+                      const Iot__V1__ZoneAlertsRequest *input,
+                      Iot__V1__ZoneAlertsResponse_Closure closure,
+                      void *closure_data);
+  void (*pipeline)(Iot__V1__MetricsService_Service *service,
+                   const Iot__V1__PipelineRequest *input,
+                   Iot__V1__PipelineResponse_Closure closure,
+                   void *closure_data);
 };
 typedef void (*Iot__V1__MetricsService_ServiceDestroy)(Iot__V1__MetricsService_Service *);
 void iot__v1__metrics_service__init (Iot__V1__MetricsService_Service *service,
@@ -708,7 +1491,12 @@ void iot__v1__metrics_service__init (Iot__V1__MetricsService_Service *service,
       function_prefix__ ## alert_breakdown,\
       function_prefix__ ## activity_trend,\
       function_prefix__ ## firmware_status,\
-      function_prefix__ ## device_health  }
+      function_prefix__ ## device_health,\
+      function_prefix__ ## device_readings,\
+      function_prefix__ ## zone_readings,\
+      function_prefix__ ## device_alerts,\
+      function_prefix__ ## zone_alerts,\
+      function_prefix__ ## pipeline  }
 void iot__v1__metrics_service__temperature_by_zone(ProtobufCService *service,
                                                    const Iot__V1__ZoneTemperatureRequest *input,
                                                    Iot__V1__ZoneTemperatureResponse_Closure closure,
@@ -729,6 +1517,26 @@ void iot__v1__metrics_service__device_health(ProtobufCService *service,
                                              const Iot__V1__DeviceHealthRequest *input,
                                              Iot__V1__DeviceHealthResponse_Closure closure,
                                              void *closure_data);
+void iot__v1__metrics_service__device_readings(ProtobufCService *service,
+                                               const Iot__V1__DeviceReadingsRequest *input,
+                                               Iot__V1__DeviceReadingsResponse_Closure closure,
+                                               void *closure_data);
+void iot__v1__metrics_service__zone_readings(ProtobufCService *service,
+                                             const Iot__V1__ZoneReadingsRequest *input,
+                                             Iot__V1__ZoneReadingsResponse_Closure closure,
+                                             void *closure_data);
+void iot__v1__metrics_service__device_alerts(ProtobufCService *service,
+                                             const Iot__V1__DeviceAlertsRequest *input,
+                                             Iot__V1__DeviceAlertsResponse_Closure closure,
+                                             void *closure_data);
+void iot__v1__metrics_service__zone_alerts(ProtobufCService *service,
+                                           const Iot__V1__ZoneAlertsRequest *input,
+                                           Iot__V1__ZoneAlertsResponse_Closure closure,
+                                           void *closure_data);
+void iot__v1__metrics_service__pipeline(ProtobufCService *service,
+                                        const Iot__V1__PipelineRequest *input,
+                                        Iot__V1__PipelineResponse_Closure closure,
+                                        void *closure_data);
 
 /* --- descriptors --- */
 
@@ -748,6 +1556,23 @@ extern const ProtobufCMessageDescriptor iot__v1__firmware_status_response__descr
 extern const ProtobufCMessageDescriptor iot__v1__device_health_request__descriptor;
 extern const ProtobufCMessageDescriptor iot__v1__silent_device__descriptor;
 extern const ProtobufCMessageDescriptor iot__v1__device_health_response__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__reading_bucket__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__reading_point__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__reading_history__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__device_readings_request__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__device_readings_response__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__zone_readings_request__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__zone_readings_response__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__alert_entry__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__alert_page__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__device_alerts_request__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__device_alerts_response__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__zone_alerts_request__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__zone_alerts_response__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__reason_count__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__partition_pipeline__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__pipeline_request__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__pipeline_response__descriptor;
 extern const ProtobufCServiceDescriptor iot__v1__metrics_service__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -232,6 +232,51 @@ void   iot__v1__device_census__free_unpacked
   assert(message->base.descriptor == &iot__v1__device_census__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   iot__v1__series_state__init
+                     (Iot__V1__SeriesState         *message)
+{
+  static const Iot__V1__SeriesState init_value = IOT__V1__SERIES_STATE__INIT;
+  *message = init_value;
+}
+size_t iot__v1__series_state__get_packed_size
+                     (const Iot__V1__SeriesState *message)
+{
+  assert(message->base.descriptor == &iot__v1__series_state__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t iot__v1__series_state__pack
+                     (const Iot__V1__SeriesState *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &iot__v1__series_state__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t iot__v1__series_state__pack_to_buffer
+                     (const Iot__V1__SeriesState *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &iot__v1__series_state__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Iot__V1__SeriesState *
+       iot__v1__series_state__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Iot__V1__SeriesState *)
+     protobuf_c_message_unpack (&iot__v1__series_state__descriptor,
+                                allocator, len, data);
+}
+void   iot__v1__series_state__free_unpacked
+                     (Iot__V1__SeriesState *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &iot__v1__series_state__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor iot__v1__rollup_cell__field_descriptors[7] =
 {
   {
@@ -628,5 +673,134 @@ const ProtobufCMessageDescriptor iot__v1__device_census__descriptor =
   iot__v1__device_census__field_indices_by_name,
   1,  iot__v1__device_census__number_ranges,
   (ProtobufCMessageInit) iot__v1__device_census__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor iot__v1__series_state__field_descriptors[8] =
+{
+  {
+    "minute",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Iot__V1__SeriesState, n_minute),
+    offsetof(Iot__V1__SeriesState, minute),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "count",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Iot__V1__SeriesState, n_count),
+    offsetof(Iot__V1__SeriesState, count),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sum",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Iot__V1__SeriesState, n_sum),
+    offsetof(Iot__V1__SeriesState, sum),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "min",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Iot__V1__SeriesState, n_min),
+    offsetof(Iot__V1__SeriesState, min),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Iot__V1__SeriesState, n_max),
+    offsetof(Iot__V1__SeriesState, max),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "first_ms",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Iot__V1__SeriesState, n_first_ms),
+    offsetof(Iot__V1__SeriesState, first_ms),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_ms",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Iot__V1__SeriesState, n_last_ms),
+    offsetof(Iot__V1__SeriesState, last_ms),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "unit",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Iot__V1__SeriesState, unit),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned iot__v1__series_state__field_indices_by_name[] = {
+  1,   /* field[1] = count */
+  5,   /* field[5] = first_ms */
+  6,   /* field[6] = last_ms */
+  4,   /* field[4] = max */
+  3,   /* field[3] = min */
+  0,   /* field[0] = minute */
+  2,   /* field[2] = sum */
+  7,   /* field[7] = unit */
+};
+static const ProtobufCIntRange iot__v1__series_state__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor iot__v1__series_state__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "iot.v1.SeriesState",
+  "SeriesState",
+  "Iot__V1__SeriesState",
+  "iot.v1",
+  sizeof(Iot__V1__SeriesState),
+  8,
+  iot__v1__series_state__field_descriptors,
+  iot__v1__series_state__field_indices_by_name,
+  1,  iot__v1__series_state__number_ranges,
+  (ProtobufCMessageInit) iot__v1__series_state__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

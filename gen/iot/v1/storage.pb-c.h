@@ -20,6 +20,7 @@ typedef struct Iot__V1__ZoneCount Iot__V1__ZoneCount;
 typedef struct Iot__V1__KeyShare Iot__V1__KeyShare;
 typedef struct Iot__V1__RollupState Iot__V1__RollupState;
 typedef struct Iot__V1__DeviceCensus Iot__V1__DeviceCensus;
+typedef struct Iot__V1__SeriesState Iot__V1__SeriesState;
 
 
 /* --- enums --- */
@@ -138,6 +139,36 @@ struct  Iot__V1__DeviceCensus
     , 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL }
 
 
+/*
+ * One UTC hour of one minute series of one Kafka partition: the readings of
+ * one (device, type) or one (zone, type), in minute cells. Column i is minute
+ * minute[i] (0..59, ascending) of the hour; first_ms/last_ms are the earliest
+ * and latest reading timestamps in that minute (epoch ms).
+ */
+struct  Iot__V1__SeriesState
+{
+  ProtobufCMessage base;
+  size_t n_minute;
+  uint32_t *minute;
+  size_t n_count;
+  uint64_t *count;
+  size_t n_sum;
+  double *sum;
+  size_t n_min;
+  double *min;
+  size_t n_max;
+  double *max;
+  size_t n_first_ms;
+  int64_t *first_ms;
+  size_t n_last_ms;
+  int64_t *last_ms;
+  char *unit;
+};
+#define IOT__V1__SERIES_STATE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&iot__v1__series_state__descriptor) \
+    , 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string }
+
+
 /* Iot__V1__RollupCell methods */
 void   iot__v1__rollup_cell__init
                      (Iot__V1__RollupCell         *message);
@@ -233,6 +264,25 @@ Iot__V1__DeviceCensus *
 void   iot__v1__device_census__free_unpacked
                      (Iot__V1__DeviceCensus *message,
                       ProtobufCAllocator *allocator);
+/* Iot__V1__SeriesState methods */
+void   iot__v1__series_state__init
+                     (Iot__V1__SeriesState         *message);
+size_t iot__v1__series_state__get_packed_size
+                     (const Iot__V1__SeriesState   *message);
+size_t iot__v1__series_state__pack
+                     (const Iot__V1__SeriesState   *message,
+                      uint8_t             *out);
+size_t iot__v1__series_state__pack_to_buffer
+                     (const Iot__V1__SeriesState   *message,
+                      ProtobufCBuffer     *buffer);
+Iot__V1__SeriesState *
+       iot__v1__series_state__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   iot__v1__series_state__free_unpacked
+                     (Iot__V1__SeriesState *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Iot__V1__RollupCell_Closure)
@@ -250,6 +300,9 @@ typedef void (*Iot__V1__RollupState_Closure)
 typedef void (*Iot__V1__DeviceCensus_Closure)
                  (const Iot__V1__DeviceCensus *message,
                   void *closure_data);
+typedef void (*Iot__V1__SeriesState_Closure)
+                 (const Iot__V1__SeriesState *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -261,6 +314,7 @@ extern const ProtobufCMessageDescriptor iot__v1__zone_count__descriptor;
 extern const ProtobufCMessageDescriptor iot__v1__key_share__descriptor;
 extern const ProtobufCMessageDescriptor iot__v1__rollup_state__descriptor;
 extern const ProtobufCMessageDescriptor iot__v1__device_census__descriptor;
+extern const ProtobufCMessageDescriptor iot__v1__series_state__descriptor;
 
 PROTOBUF_C__END_DECLS
 
