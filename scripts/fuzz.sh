@@ -4,7 +4,7 @@
 # a scratch corpus, never into the repository. Exits non-zero on any crash,
 # leak, or input that exceeds the memory limits (a small ASan quarantine keeps
 # the baseline RSS low enough for the RSS limit to catch memory bombs).
-#   scripts/fuzz.sh [seconds-per-target]   bounded run (default 30; env PW_FUZZ_TIME)
+#   scripts/fuzz.sh [seconds-per-target]   bounded run (default 20; env PW_FUZZ_TIME)
 #   scripts/fuzz.sh --long [runs]          each target for at least `runs`
 #                                          executions (default 10000000)
 # Memory limits per input (both modes): -rss_limit_mb (PW_FUZZ_RSS_MB, 512) and
@@ -13,7 +13,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODE=time
-LIMIT=${PW_FUZZ_TIME:-30}
+LIMIT=${PW_FUZZ_TIME:-20}
 if [ "${1:-}" = "--long" ]; then
     MODE=runs
     LIMIT=${2:-10000000}
