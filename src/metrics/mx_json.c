@@ -84,8 +84,10 @@ static size_t scalar_size(const ProtobufCFieldDescriptor *f)
     return 0;
 }
 
-/* "<x>_ms" int64 fields also appear as "<x>": RFC 3339 (null for 0). */
-static int add_time_twin(json_t *obj, const ProtobufCFieldDescriptor *f, const void *member)
+/* "<x>_ms" int64 fields also appear as "<x>": RFC 3339 (null for 0), unless
+ * the message has a field "<x>" of its own (ReadingHistory: step, step_ms). */
+static int add_time_twin(json_t *obj, const ProtobufCMessageDescriptor *d,
+                         const ProtobufCFieldDescriptor *f, const void *member)
 {
     size_t len = strlen(f->name);
     if (f->label == PROTOBUF_C_LABEL_REPEATED || f->type != PROTOBUF_C_TYPE_INT64 || len <= 3 ||
@@ -98,6 +100,9 @@ static int add_time_twin(json_t *obj, const ProtobufCFieldDescriptor *f, const v
     }
     memcpy(key, f->name, len - 3);
     key[len - 3] = '\0';
+    if (protobuf_c_message_descriptor_get_field_by_name(d, key) != NULL) {
+        return 0;
+    }
     int64_t ms = *(const int64_t *)member;
     if (ms == 0) {
         return json_object_set_new(obj, key, json_null());
@@ -132,7 +137,7 @@ json_t *mx_json_from_message(const ProtobufCMessage *msg)
             v = scalar_json(f, member);
         }
         if (v == NULL || json_object_set_new(obj, f->name, v) != 0 ||
-            add_time_twin(obj, f, member) != 0) {
+            add_time_twin(obj, d, f, member) != 0) {
             json_decref(obj);
             return NULL;
         }
