@@ -157,7 +157,7 @@ def test_readings_csv_is_exactly_the_stored_rows(stack, dataset):
 
 def test_readings_ndjson_by_device_and_type(stack, dataset):
     lo, hi = window(dataset["base"])
-    r = export(stack, "readings", format="ndjson", device=DEVICES[1].upper(), type="Humidity",
+    r = export(stack, "readings", format="ndjson", device=" " + DEVICES[1].replace("presse", "PRESSE") + " ", type="Humidity",
                **{"from": rfc3339(lo), "to": rfc3339(hi)})
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"] == "application/x-ndjson"
