@@ -644,13 +644,13 @@ static int note_pipeline(pwc_consumer *c)
     }
     for (size_t i = 0; i < c->batch.n; i++) {
         const pwc_item *it = c->batch.items[i];
-        items[i] = (pwc_pipe_item){rd_kafka_topic_name(it->msg->rkt), it->msg->partition,
-                                   it->msg->offset, it->reason,
-                                   it->reason ? 0 : it->rec.received_ms};
+        items[i] =
+            (pwc_pipe_item){rd_kafka_topic_name(it->msg->rkt), it->msg->partition, it->msg->offset,
+                            it->reason, it->reason ? 0 : it->rec.received_ms};
     }
     char err[256];
-    int rc = pwc_pipeline_write(c->pipeline, c->store, items, c->batch.n, pw_now_ms(), err,
-                                sizeof(err));
+    int rc =
+        pwc_pipeline_write(c->pipeline, c->store, items, c->batch.n, pw_now_ms(), err, sizeof(err));
     free(items);
     if (rc != 0) {
         pw_log(PW_LOG_WARN, "store_failed", "pipeline marks not written: %s", err);

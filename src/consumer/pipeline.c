@@ -219,8 +219,8 @@ static int mark_load(pwc_store *s, mongoc_database_t *db, pwc_pipe_mark *m, char
 {
     mark_reset(m);
     const char *ids[] = {m->id};
-    int rc = pwc_find_ids(s, db, PW_COLL_PROGRESS, ids, 1, NULL, mark_seen, m, "pipeline mark",
-                          err, errlen);
+    int rc = pwc_find_ids(s, db, PW_COLL_PROGRESS, ids, 1, NULL, mark_seen, m, "pipeline mark", err,
+                          errlen);
     m->loaded = rc == 0;
     return rc;
 }
@@ -391,8 +391,9 @@ int pwc_pipeline_write(pwc_pipeline *p, pwc_store *s, const pwc_pipe_item *items
         if (rc != 0) {
             break;
         }
-        pw_log(PW_LOG_INFO, "write_conflict", "pipeline marks: a guarded write lost a race; "
-                                              "reading again");
+        pw_log(PW_LOG_INFO, "write_conflict",
+               "pipeline marks: a guarded write lost a race; "
+               "reading again");
     }
     mongoc_database_destroy(db);
     mongoc_client_pool_push(s->pool, c);

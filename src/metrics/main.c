@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "mx_grpc.h"
+#include "mx_pipeline.h"
 #include "mx_rest.h"
 #include "mx_service.h"
 #include "pw_env.h"
@@ -157,6 +158,10 @@ int main(void)
         pw_log(PW_LOG_ERROR, "startup_failed", "cannot register metrics");
         goto out;
     }
+    if ((svc.pipeline = mx_pipeline_from_env(&svc, err, sizeof(err))) == NULL) {
+        pw_log(PW_LOG_ERROR, "config_invalid", "%s", err);
+        goto out;
+    }
     if ((http = start_http(&cfg, &svc)) == NULL) {
         pw_log(PW_LOG_ERROR, "http_start_failed", "cannot listen on %s:%ld", cfg.bind_addr,
                cfg.http_port);
@@ -182,6 +187,7 @@ out:
     if (http != NULL) {
         MHD_stop_daemon(http); /* finishes requests in progress */
     }
+    mx_pipeline_free(svc.pipeline);
     mx_service_free(&svc);
     pw_prom_free(prom);
     mx_store_free(store);

@@ -39,6 +39,7 @@ struct mx_service {
     long queue_wait_ms;
     const char *www_dir; /* NULL: compiled-in dashboard assets */
     mx_method methods[MX_MAX_VIEWS];
+    struct mx_pipeline *pipeline; /* the pipeline view (mx_pipeline.h); NULL: not served */
 };
 
 /* Registers the metric families on prom; store, prom and www_dir stay owned
