@@ -129,13 +129,14 @@ static void fold_latency(pwc_pipe_mark *m, int64_t now_ms, int64_t received_ms)
     pw_lat_add(&m->hist[slot], now_ms - received_ms, 1);
 }
 
-/* Folds the items of m's partition above its hw. */
+/* Folds the items of m's partition above its hw (in any order). */
 static void fold(pwc_pipe_mark *m, const pwc_pipe_item *items, size_t n, int64_t now_ms)
 {
+    int64_t base = m->hw;
     for (size_t i = 0; i < n; i++) {
         const pwc_pipe_item *it = &items[i];
         if (it->partition != m->partition || strcmp(it->topic, m->topic) != 0 ||
-            it->offset <= m->hw) {
+            it->offset <= base) {
             continue;
         }
         if (it->reason) {
@@ -143,7 +144,9 @@ static void fold(pwc_pipe_mark *m, const pwc_pipe_item *items, size_t n, int64_t
         } else if (it->received_ms > 0) {
             fold_latency(m, now_ms, it->received_ms);
         }
-        m->hw = it->offset;
+        if (it->offset > m->hw) {
+            m->hw = it->offset;
+        }
         m->last_ms = now_ms;
     }
 }
