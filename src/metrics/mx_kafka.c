@@ -168,5 +168,6 @@ int mx_kafka_offsets(mx_kafka *k, const char *const *topics, size_t ntopics, int
         mx_kafka_parts_free(parts, (size_t)list->cnt);
     }
     rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_poll(k->rk, 0); /* serves queued events, so none pile up */
     return rc;
 }
