@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mx_assets.h"
+#include "mx_export.h"
 #include "mx_json.h"
 #include "mx_pipeline.h"
 #include "pw_http.h"
@@ -163,6 +164,9 @@ enum MHD_Result mx_rest_handle(void *cls, struct MHD_Connection *c, const char *
     }
     if (s->pipeline != NULL && strcmp(url, MX_PIPELINE_PATH) == 0) {
         return mx_pipeline_serve_rest(s->pipeline, c);
+    }
+    if (mx_export_serve(s->exports, c, url, &result)) {
+        return result;
     }
     const mx_view *v = mx_view_by_path(url);
     if (v != NULL) {
