@@ -795,6 +795,9 @@ int pwc_series_write(pwc_store *s, mongoc_database_t *db, const pwc_entry *entri
     series_group *g = NULL;
     size_t ng = 0;
     int rc = batch_select(entries, n, &b);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: out of memory", PW_COLL_SERIES_READINGS);
+    }
     if (rc == 0 && b.n > 0) {
         rc = zones_step(s, db, &b, err, errlen);
         if (rc == 0 && groups_build(&b, &g, &ng) != 0) {
