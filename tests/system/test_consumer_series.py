@@ -2,14 +2,16 @@
 one zone send ten minutes of readings with their own timestamps through the
 gateway; the device series then hold, per minute of each reading's own ts,
 exactly the count, sum, min, max, first and last time of what was sent, the
-zone series the sum over both devices, and a redelivery of every record
-(the group's committed offsets moved back to before the test's records)
-changes nothing.
+zone series the sum over both devices, and redeliveries — after every
+consumer is killed mid-stream, and of every record of the test once the
+group's committed offsets are moved back to before them — count nothing
+twice.
 
 Series documents are read as the history views read them: one {sk} equality
 query per UTC day."""
 import datetime
 import math
+import signal
 import struct
 import uuid
 import zlib
@@ -22,6 +24,7 @@ from confluent_kafka.admin import AdminClient
 from conftest import post_accepted, wait_until
 
 GROUP = "plantwatch-consumers"
+NAMES = ("consumer-1", "consumer-2", "consumer-3")
 TOPIC = "sensor-telemetry"
 SEP = "\x1f"
 MINUTE_MS = 60_000
@@ -132,7 +135,15 @@ def test_minute_series_per_device_and_zone_exact_and_redelivery_counts_once(
                "value": v, "unit": "C", "ts": iso(ts), "firmware": "1.0.0"} for ts, v in a]
     body_b = [{"device_id": dev_b, "zone": zone, "type": "temperature", "value": v, "unit": "F",
                "ts": ts, "firmware": "1.0.0"} for ts, v in b]
-    assert len(post_accepted(stack, "/v1/telemetry", body_a)) == 600
+    # device a in six requests; every consumer is killed (SIGKILL) after the
+    # third, so batches stored but not committed are delivered again
+    for i in range(0, 600, 100):
+        assert len(post_accepted(stack, "/v1/telemetry", body_a[i:i + 100])) == 100
+        if i == 200:
+            for name in NAMES:
+                stack.kill(name, signal.SIGKILL)
+            for name in NAMES:
+                stack.start(name)
     assert len(post_accepted(stack, "/v1/telemetry", body_b)) == 300
 
     def series(kind, key):
@@ -186,8 +197,7 @@ def test_minute_series_per_device_and_zone_exact_and_redelivery_counts_once(
     assert sum(highs.values()) - sum(marks.values()) >= 900
     assert wait_until(lambda: all(committed(admin).get(p, -1) >= hi
                                   for p, hi in highs.items() if hi > 0), STORE_TIMEOUT_S, 1.0)
-    names = ("consumer-1", "consumer-2", "consumer-3")
-    for name in names:
+    for name in NAMES:
         stack.stop_service(name)
     try:
         back = [TopicPartition(TOPIC, p, lo) for p, lo in marks.items()]
@@ -195,7 +205,7 @@ def test_minute_series_per_device_and_zone_exact_and_redelivery_counts_once(
             GROUP].result()
         assert all(committed(admin)[p] == lo for p, lo in marks.items())
     finally:
-        for name in names:
+        for name in NAMES:
             stack.start(name)
     assert wait_until(lambda: all(committed(admin).get(p, -1) >= hi
                                   for p, hi in highs.items() if hi > 0), STORE_TIMEOUT_S, 1.0)
