@@ -3,11 +3,12 @@
  * server-specific code), raw documents behind the token gate, device-day
  * presence, the rollup buckets, the minute series and the device census
  * (guarded writes that a stale writer cannot roll back), per-partition
- * progress, and the retention sweep of servers without TTL indexes. The files behind it: store.c (object,
- * write orchestration, dedupe), layout.c, raw.c, presence.c, buckets.c,
- * series.c, progress.c, retention.c, bulk.c (see store_int.h).
- * One pwc_store per process; the write path runs on the consume thread, ping
- * may be called from any thread (client pool). */
+ * progress, and the retention sweep of servers without TTL indexes.
+ * The files behind it: store.c (object, write orchestration, dedupe),
+ * layout.c, raw.c, presence.c, buckets.c, series.c, progress.c,
+ * retention.c, bulk.c (see store_int.h).
+ * One pwc_store per process; the write path runs on the consume thread,
+ * ping may be called from any thread (client pool). */
 #ifndef PWC_STORE_H
 #define PWC_STORE_H
 
