@@ -1,9 +1,8 @@
 /* store_int: what the files behind store.h share — the store object, bulk
  * helpers, and each concern's entry point for pwc_store_write. Not for use
  * outside src/consumer/store*.c, layout.c, raw.c, presence.c, buckets.c,
- * series.c, progress.c, pipeline.c, retention.c and bulk.c. Everything here runs on the
- * write-path thread unless it says otherwise. */
- * thread unless it says otherwise. */
+ * series.c, progress.c, pipeline.c, retention.c and bulk.c. Everything here
+ * runs on the write-path thread unless it says otherwise. */
 #ifndef PWC_STORE_INT_H
 #define PWC_STORE_INT_H
 
