@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Copies what the producers (namespace kong) need from the Kafka cluster's namespace:
+# Copies what the producers (namespace kong) and the metrics service (namespace metrics,
+# Secret "metrics" of the KafkaUser "metrics", for its pipeline view) need from the
+# Kafka cluster's namespace:
 #   - Secret "producer" (key "password"), written by Strimzi's User Operator for the
 #     KafkaUser "producer"; the User Operator only writes into the namespace it watches
 #     (the cluster's, "kafka"), and a Pod can only reference Secrets of its own namespace;
@@ -10,10 +12,11 @@
 set -euo pipefail
 src_ns="${KAFKA_NAMESPACE:-kafka}"
 dst_ns="${PRODUCER_NAMESPACE:-kong}"
+metrics_ns="${METRICS_NAMESPACE:-metrics}"
 changed=0
 
-copy() { # copy SECRET KEY
-  local name="$1" key="$2" value current
+copy() { # copy SECRET KEY [NAMESPACE]
+  local name="$1" key="$2" dst_ns="${3:-$dst_ns}" value current
   value="$(kubectl get secret "$name" -n "$src_ns" -o "jsonpath={.data.${key//./\\.}}")"
   [[ -n "$value" ]] || { echo "secret $src_ns/$name has no key $key yet" >&2; exit 1; }
   current="$(kubectl get secret "$name" -n "$dst_ns" -o "jsonpath={.data.${key//./\\.}}" 2>/dev/null || true)"
@@ -32,4 +35,12 @@ copy producer password
 copy plantwatch-cluster-ca-cert ca.crt
 if [[ $changed -eq 1 ]] && kubectl get deployment producer -n "$dst_ns" >/dev/null 2>&1; then
   kubectl rollout restart deployment/producer -n "$dst_ns"
+fi
+
+changed=0
+kubectl wait kafkauser/metrics -n "$src_ns" --for=condition=Ready --timeout=300s
+copy metrics password "$metrics_ns"
+copy plantwatch-cluster-ca-cert ca.crt "$metrics_ns"
+if [[ $changed -eq 1 ]] && kubectl get deployment metrics -n "$metrics_ns" >/dev/null 2>&1; then
+  kubectl rollout restart deployment/metrics -n "$metrics_ns"
 fi

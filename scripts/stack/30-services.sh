@@ -82,6 +82,12 @@ pw_service_env() {
         echo "PW_MONGO_URI_FILE=$PW_STATE/secrets/metrics-mongodb.uri"
         echo "PW_GRPC_PORT=50061"
         echo "PW_GRPC_IDLE_TIMEOUT_MS=${PW_GRPC_IDLE_TIMEOUT_MS:-3000}"
+        # the pipeline view reads end and group offsets; the local cluster has no
+        # ACLs, so the consumer's credentials serve (Kubernetes: KafkaUser metrics)
+        echo "PW_KAFKA_USERNAME=consumer"
+        echo "PW_KAFKA_PASSWORD_FILE=$(pw_password_file consumer)"
+        # a short stall threshold, so tests see a stalled partition (default 30 s)
+        echo "PW_METRICS_STALL_SECONDS=${PW_METRICS_STALL_SECONDS:-10}"
         ;;
     esac
 }

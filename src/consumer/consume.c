@@ -8,6 +8,7 @@
 #include <syslog.h>
 
 #include "normalize.h"
+#include "pipeline.h"
 #include "pw_kafka.h"
 #include "pw_log.h"
 #include "pw_time.h"
@@ -39,6 +40,7 @@ struct pwc_consumer {
     pwc_ops *ops;
     rd_kafka_t *rk;
     pwc_batch batch;
+    pwc_pipeline *pipeline; /* pipeline marks of the partitions this process handles */
     rd_kafka_topic_partition_list_t *to_commit; /* next offsets, stored but not committed */
     rd_kafka_topic_partition_list_t *committed; /* of partitions idle since assigned (lag) */
     volatile sig_atomic_t *stop;
@@ -347,6 +349,11 @@ pwc_consumer *pwc_consumer_new(const pwc_config *cfg, pwc_store *store, pwc_dlq 
     c->stop = stop;
     c->to_commit = rd_kafka_topic_partition_list_new(8);
     c->committed = rd_kafka_topic_partition_list_new(8);
+    if ((c->pipeline = pwc_pipeline_new()) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        pwc_consumer_free(c);
+        return NULL;
+    }
     rd_kafka_conf_t *conf = pw_kafka_conf_new(&cfg->kafka, err, errlen);
     if (!conf || consumer_conf(cfg, conf, err, errlen) != 0) {
         if (conf) {
@@ -389,6 +396,7 @@ void pwc_consumer_free(pwc_consumer *c)
     }
     batch_clear(&c->batch);
     free(c->batch.items);
+    pwc_pipeline_free(c->pipeline);
     if (c->rk) {
         rd_kafka_destroy(c->rk);
     }
@@ -626,6 +634,30 @@ static int store_items(pwc_consumer *c)
     return rc;
 }
 
+/* Records the handled batch in the pipeline marks (before its offsets are
+ * committed, so a dead letter is counted exactly once). 0 or -1 (retry). */
+static int note_pipeline(pwc_consumer *c)
+{
+    pwc_pipe_item *items = calloc(c->batch.n ? c->batch.n : 1, sizeof(*items));
+    if (!items) {
+        return -1;
+    }
+    for (size_t i = 0; i < c->batch.n; i++) {
+        const pwc_item *it = c->batch.items[i];
+        items[i] =
+            (pwc_pipe_item){rd_kafka_topic_name(it->msg->rkt), it->msg->partition, it->msg->offset,
+                            it->reason, it->reason ? 0 : it->rec.received_ms};
+    }
+    char err[256];
+    int rc =
+        pwc_pipeline_write(c->pipeline, c->store, items, c->batch.n, pw_now_ms(), err, sizeof(err));
+    free(items);
+    if (rc != 0) {
+        pw_log(PW_LOG_WARN, "store_failed", "pipeline marks not written: %s", err);
+    }
+    return rc;
+}
+
 /* Stores the batch and writes its dead letters (retrying through outages of
  * the store or the DLQ topic with paused partitions), then commits. -1 only
  * when stopping before that (nothing is committed then). */
@@ -638,15 +670,16 @@ static int process_batch(pwc_consumer *c)
             break;
         }
         int stored = store_items(c) == 0;
-        if (stored && dead_letter(c) == 0) {
+        int lettered = stored && dead_letter(c) == 0;
+        if (lettered && note_pipeline(c) == 0) {
             break;
         }
         if (*c->stop) {
             return -1;
         }
         set_paused(c, 1,
-                   stored ? "dead-letter topic unavailable: partitions paused"
-                          : "store unavailable: partitions paused");
+                   stored && !lettered ? "dead-letter topic unavailable: partitions paused"
+                                       : "store unavailable: partitions paused");
         backoff_wait(c, backoff);
         backoff = backoff * 2 > c->cfg->retry_max_ms ? c->cfg->retry_max_ms : backoff * 2;
     }

@@ -1,13 +1,14 @@
 /* store: everything the consumer writes to MongoDB/FerretDB — the storage
  * layout (created idempotently at startup, by server kind: the only
  * server-specific code), raw documents behind the token gate, device-day
- * presence, the rollup buckets and the device census (guarded writes that a
- * stale writer cannot roll back), per-partition progress, and the retention
- * sweep of servers without TTL indexes. The files behind it: store.c (object,
- * write orchestration, dedupe), layout.c, raw.c, presence.c, buckets.c,
- * progress.c, retention.c, bulk.c (see store_int.h).
- * One pwc_store per process; the write path runs on the consume thread, ping
- * may be called from any thread (client pool). */
+ * presence, the rollup buckets, the minute series and the device census
+ * (guarded writes that a stale writer cannot roll back), per-partition
+ * progress, and the retention sweep of servers without TTL indexes.
+ * The files behind it: store.c (object, write orchestration, dedupe),
+ * layout.c, raw.c, presence.c, buckets.c, series.c, progress.c,
+ * retention.c, bulk.c (see store_int.h).
+ * One pwc_store per process; the write path runs on the consume thread,
+ * ping may be called from any thread (client pool). */
 #ifndef PWC_STORE_H
 #define PWC_STORE_H
 
@@ -62,7 +63,8 @@ int pwc_store_is_ferretdb(const pwc_store *s);
 /* 1 when the server answers ping, else 0. Thread-safe. */
 int pwc_store_ping(pwc_store *s);
 
-/* Stores a batch: gate and raw inserts, presence, rollups, census, progress.
+/* Stores a batch: gate and raw inserts, presence, rollups, minute series,
+ * census, progress.
  * Idempotent: the same batch (or any overlap of it) written again changes
  * nothing. 0, or -1 with err when the store failed: res->refused says
  * whether retrying can help (0: transient, retry the whole call; 1: a record
@@ -80,7 +82,7 @@ int pwc_store_discard(pwc_store *s, const pwc_entry *e, char *err, size_t errlen
  * (call before exiting). 0 or -1 with err. */
 int pwc_store_flush_progress(pwc_store *s, char *err, size_t errlen);
 
-/* Forgets the bucket and census states this process knows. Call on every
+/* Forgets the bucket, series and census states this process knows. Call on every
  * rebalance: a partition that comes back may have been written by another
  * consumer meanwhile. Write-path thread only. */
 void pwc_store_forget_buckets(pwc_store *s);

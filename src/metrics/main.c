@@ -14,6 +14,7 @@
 
 #include "mx_export.h"
 #include "mx_grpc.h"
+#include "mx_pipeline.h"
 #include "mx_rest.h"
 #include "mx_service.h"
 #include "pw_env.h"
@@ -163,6 +164,10 @@ int main(void)
         pw_log(PW_LOG_ERROR, "startup_failed", "cannot register metrics");
         goto out;
     }
+    if ((svc.pipeline = mx_pipeline_from_env(&svc, err, sizeof(err))) == NULL) {
+        pw_log(PW_LOG_ERROR, "config_invalid", "%s", err);
+        goto out;
+    }
     if ((exports = mx_exporter_new(store, (unsigned)cfg.exports, cfg.export_timeout_ms)) == NULL) {
         pw_log(PW_LOG_ERROR, "startup_failed", "out of memory");
         goto out;
@@ -193,6 +198,7 @@ out:
     if (http != NULL) {
         MHD_stop_daemon(http); /* finishes requests in progress */
     }
+    mx_pipeline_free(svc.pipeline);
     mx_exporter_free(exports); /* after the daemon: no export runs any more */
     mx_service_free(&svc);
     pw_prom_free(prom);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "mx_history_api.h"
+#include "mx_pipeline.h"
 #include "pw_time.h"
 
 static void finish_invalid(pw_grpc_call *call, mx_method *m, const char *msg)
@@ -69,6 +70,9 @@ int mx_grpc_register(mx_service *s, pw_grpc_server *server)
             0) {
             return -1;
         }
+    }
+    if (s->pipeline != NULL && mx_pipeline_register_grpc(s->pipeline, server) != 0) {
+        return -1;
     }
     return mx_history_grpc_register(s, server);
 }

@@ -495,9 +495,9 @@ static int read_series(mx_store *store, const mx_hist_query *q, mx_hist_fold *f,
         char sk[MX_HIST_KEY_BYTES + PW_MAX_TYPE_BYTES + 32];
         series_sk(q, day, sk, sizeof(sk));
         bson_t filter = BSON_INITIALIZER;
-        BSON_APPEND_UTF8(&filter, MX_F_SK, sk);
-        rc = run_find(store, q, MX_COLL_SERIES, &filter, opts, "minute series", series_doc, f, err,
-                      errlen);
+        BSON_APPEND_UTF8(&filter, PW_F_SK, sk);
+        rc = run_find(store, q, PW_COLL_SERIES_READINGS, &filter, opts, "minute series", series_doc,
+                      f, err, errlen);
         bson_destroy(&filter);
     }
     bson_destroy(opts);

@@ -21,9 +21,8 @@
 #include "mx_timeparse.h"
 #include "pw_validate.h"
 
-/* The minute series documents (written by the consumer). */
-#define MX_COLL_SERIES "series_readings"
-#define MX_F_SK "sk"
+/* The separator of the minute series' sk (collection and field names in
+ * pw_schema.h: PW_COLL_SERIES_READINGS, PW_F_SK). */
 #define MX_SERIES_SEP "\x1f"
 
 typedef enum {

@@ -24,6 +24,7 @@ typedef struct {
     uint32_t top;
     uint32_t silent_minutes;
     uint32_t limit;
+    uint32_t window_minutes;      /* pipeline latency window */
     char zone[MX_ZONE_BYTES + 1]; /* "" = all zones */
 } mx_params;
 

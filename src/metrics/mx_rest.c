@@ -9,6 +9,7 @@
 #include "mx_export.h"
 #include "mx_history_api.h"
 #include "mx_json.h"
+#include "mx_pipeline.h"
 #include "pw_http.h"
 #include "pw_log.h"
 #include "pw_time.h"
@@ -161,6 +162,9 @@ enum MHD_Result mx_rest_handle(void *cls, struct MHD_Connection *c, const char *
     enum MHD_Result result;
     if (pw_http_serve_ops(c, url, method, s->prom, mx_store_ping, s->store, &result)) {
         return result;
+    }
+    if (s->pipeline != NULL && strcmp(url, MX_PIPELINE_PATH) == 0) {
+        return mx_pipeline_serve_rest(s->pipeline, c);
     }
     if (mx_export_serve(s->exports, c, url, &result)) {
         return result;

@@ -42,6 +42,7 @@ struct mx_service {
     struct mx_exporter *exports; /* the export streams (mx_export.h); NULL: none; owned by main */
     mx_method methods[MX_MAX_VIEWS];
     mx_method history_methods[MX_HIST_KINDS]; /* gRPC contexts of mx_history_api */
+    struct mx_pipeline *pipeline; /* the pipeline view (mx_pipeline.h); NULL: not served */
 };
 
 /* Registers the metric families on prom; store, prom and www_dir stay owned

@@ -165,7 +165,7 @@ def _acls(user):
 
 def test_kafka_users_have_least_privilege(prod):
     users = {u["metadata"]["name"]: u for u in objects(prod, "KafkaUser", "kafka")}
-    assert set(users) == {"producer", "consumer"}
+    assert set(users) == {"producer", "consumer", "metrics"}
     assert _acls(users["producer"]) == {
         ("topic", "sensor-telemetry", "literal", "Write"),
         ("topic", "sensor-telemetry", "literal", "Describe"),
@@ -181,6 +181,12 @@ def test_kafka_users_have_least_privilege(prod):
         ("topic", "sensor-dlq", "literal", "Read"),  # plantwatch-dlq list/replay
         ("topic", "sensor-dlq", "literal", "Describe"),
         ("group", "plantwatch-consumers", "literal", "Read"),
+    }
+    # the pipeline view: end offsets and the group's committed offsets, nothing else
+    assert _acls(users["metrics"]) == {
+        ("topic", "sensor-telemetry", "literal", "Describe"),
+        ("topic", "sensor-alerts", "literal", "Describe"),
+        ("group", "plantwatch-consumers", "literal", "Describe"),
     }
 
 
@@ -302,7 +308,7 @@ def test_consumer_runs_three_replicas_with_30_day_ttl(prod):
 
 
 def test_kafka_clients_use_strimzi_secrets_and_ca(prod):
-    for name, namespace in (("producer", "kong"), ("consumer", "kafka")):
+    for name, namespace in (("producer", "kong"), ("consumer", "kafka"), ("metrics", "metrics")):
         spec = one(prod, "Deployment", name, namespace)["spec"]["template"]["spec"]
         env = {e["name"]: e for e in spec["containers"][0]["env"]}
         assert env["PW_KAFKA_BOOTSTRAP"]["value"] == "plantwatch-kafka-bootstrap.kafka.svc:9093"
@@ -386,8 +392,9 @@ def test_pod_disruption_budgets_cover_every_workload(prod):
 # Secrets made in the cluster, not by kustomize: Strimzi's user and CA Secrets in
 # namespace kafka, and their copies in kong (k8s/sync-kafka-secrets.sh).
 CLUSTER_MADE_SECRETS = {
-    "kafka": {"producer", "consumer", "plantwatch-cluster-ca-cert"},
+    "kafka": {"producer", "consumer", "metrics", "plantwatch-cluster-ca-cert"},
     "kong": {"producer", "plantwatch-cluster-ca-cert"},
+    "metrics": {"metrics", "plantwatch-cluster-ca-cert"},
 }
 
 
@@ -419,6 +426,8 @@ def test_every_referenced_secret_exists_in_the_pods_namespace(prod):
     sync = (ROOT / "k8s" / "sync-kafka-secrets.sh").read_text()
     for name in CLUSTER_MADE_SECRETS["kong"]:
         assert re.search(rf"^copy {re.escape(name)} ", sync, flags=re.M), name
+    for name in CLUSTER_MADE_SECRETS["metrics"]:
+        assert re.search(rf'^copy {re.escape(name)} \S+ "\$metrics_ns"$', sync, flags=re.M), name
 
 
 def _generator_names():
@@ -543,7 +552,9 @@ def test_kafka_clients_reach_only_the_brokers(prod):
     assert len(targets) == 2
     listener = one(prod, "Kafka", "plantwatch")["spec"]["kafka"]["listeners"][0]
     peers = [p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in listener["networkPolicyPeers"]]
-    assert sorted(peers) == ["consumer", "producer"]
+    assert sorted(peers) == ["consumer", "metrics", "producer"]
+    metrics = _policies(prod, "metrics")["metrics-api"]["egress"]
+    assert metrics[1] == producer[0] and len(metrics) == 2
 
 
 def test_only_consumer_and_metrics_reach_mongodb(prod):

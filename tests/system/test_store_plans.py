@@ -30,6 +30,7 @@ EXPECTED = {
     ("telemetry", "{hour}"), ("alerts", "{hour}"), ("ingest_tokens", "{at}"),
     ("rollup_readings", "{start}"), ("rollup_alerts", "{start}"),
     ("rollup_device_day", "{start}"), ("consumer_progress", "{_id}"),
+    ("series_readings", "{_id}"), ("series_readings", "{_id,_v}"),
 }
 
 
