@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "mx_history_api.h"
 #include "pw_time.h"
 
 static void finish_invalid(pw_grpc_call *call, mx_method *m, const char *msg)
@@ -69,5 +70,5 @@ int mx_grpc_register(mx_service *s, pw_grpc_server *server)
             return -1;
         }
     }
-    return 0;
+    return mx_history_grpc_register(s, server);
 }

@@ -51,6 +51,11 @@ static void add_error(mx_param_error *e, const char *param, const char *value, c
     }
 }
 
+void mx_param_error_add(mx_param_error *e, const char *param, const char *value, const char *reason)
+{
+    add_error(e, param, value, "%s", reason);
+}
+
 /* 1 if s is at most max bytes of printable ASCII (safe to quote in a message). */
 static int printable_ascii(const char *s, size_t max)
 {

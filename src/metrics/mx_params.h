@@ -50,6 +50,11 @@ typedef struct {
 void mx_param_error_init(mx_param_error *e);
 void mx_param_error_free(mx_param_error *e);
 
+/* Records one problem of a parameter (value NULL: not echoed), for the
+ * queries whose parameters are not mx_param_spec tables (mx_history). */
+void mx_param_error_add(mx_param_error *e, const char *param, const char *value,
+                        const char *reason);
+
 /* Every parameter of specs at its default, zone empty, now_ms 0. */
 void mx_params_defaults(const mx_param_spec *specs, size_t n, mx_params *out);
 

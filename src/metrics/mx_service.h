@@ -7,6 +7,7 @@
 
 #include "mx_cache.h"
 #include "mx_gate.h"
+#include "mx_history.h"
 #include "mx_store.h"
 #include "mx_views.h"
 #include "pw_prom.h"
@@ -39,6 +40,7 @@ struct mx_service {
     long queue_wait_ms;
     const char *www_dir; /* NULL: compiled-in dashboard assets */
     mx_method methods[MX_MAX_VIEWS];
+    mx_method history_methods[MX_HIST_KINDS]; /* gRPC contexts of mx_history_api */
 };
 
 /* Registers the metric families on prom; store, prom and www_dir stay owned
