@@ -11,9 +11,10 @@
 #define PW_COLL_TOKENS "ingest_tokens" /* dedupe gate of readings */
 #define PW_COLL_ROLLUP_READINGS "rollup_readings"
 #define PW_COLL_ROLLUP_ALERTS "rollup_alerts"
-#define PW_COLL_DEVICE_DAY "rollup_device_day" /* presence: device active on a day */
-#define PW_COLL_CENSUS "rollup_devices"        /* device census per partition shard */
-#define PW_COLL_PROGRESS "consumer_progress"   /* settled offsets, retention marks */
+#define PW_COLL_DEVICE_DAY "rollup_device_day"    /* presence: device active on a day */
+#define PW_COLL_CENSUS "rollup_devices"           /* device census per partition shard */
+#define PW_COLL_PROGRESS "consumer_progress"      /* settled offsets, retention marks */
+#define PW_COLL_SERIES_READINGS "series_readings" /* minute series per device/zone, type, hour */
 
 /* ---- fields shared by several documents ---------------------------------- */
 #define PW_F_ID "_id"
@@ -57,6 +58,11 @@
 #define PW_F_MONTH "month" /* "YYYY-MM" (day buckets only) */
 #define PW_RES_HOUR "hour"
 #define PW_RES_DAY "day"
+
+/* ---- minute series (series_readings) --------------------------------------- */
+/* "<k>\x1f<key>\x1f<type>\x1f<YYYY-MM-DD>": the one field readers query */
+#define PW_F_SK "sk"
+#define PW_F_ZONES "zones" /* zone admission documents: the zones with series of their own */
 
 /* ---- census (rollup_devices) ----------------------------------------------- */
 #define PW_F_SHARD "shard"

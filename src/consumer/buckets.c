@@ -20,25 +20,16 @@
 
 #define PWC_GUARD_ATTEMPTS 4
 
-/* One document to write: a full document to insert, or a $set body (heap
- * copies: bson_t wants an alignment that array elements do not get). */
-typedef struct {
-    const char *id;
-    int stored;
-    int64_t guard; /* stored _v */
-    bson_t *doc;
-} guarded_item;
-
-/* Takes tmp (built on the stack) into the item. 0 or -1 (ENOMEM). */
-static int item_take(guarded_item *it, bson_t *tmp)
+int pwc_guarded_take(pwc_guarded_item *it, bson_t *tmp)
 {
     it->doc = bson_copy(tmp);
     bson_destroy(tmp);
     return it->doc ? 0 : -1;
 }
 
-static int guarded_updates(pwc_store *s, mongoc_collection_t *coll, guarded_item *items, size_t n,
-                           pwc_bulk_result *total, size_t *expected, char *err, size_t errlen)
+static int guarded_updates(pwc_store *s, mongoc_collection_t *coll, pwc_guarded_item *items,
+                           size_t n, pwc_bulk_result *total, size_t *expected, char *err,
+                           size_t errlen)
 {
     pwc_update_batch ub;
     pwc_ub_init(&ub, coll, err, errlen);
@@ -62,7 +53,7 @@ static int guarded_updates(pwc_store *s, mongoc_collection_t *coll, guarded_item
     return rc;
 }
 
-static int guarded_inserts(mongoc_collection_t *coll, guarded_item *items, size_t n,
+static int guarded_inserts(mongoc_collection_t *coll, pwc_guarded_item *items, size_t n,
                            pwc_bulk_result *r, size_t *dups, char *err, size_t errlen)
 {
     size_t m = 0;
@@ -91,9 +82,8 @@ static int guarded_inserts(mongoc_collection_t *coll, guarded_item *items, size_
     return rc;
 }
 
-/* Writes items to coll: updates under their guards, inserts of new ones. */
-static pwc_guard_outcome guarded_write(pwc_store *s, mongoc_database_t *db, const char *coll_name,
-                                       guarded_item *items, size_t n, char *err, size_t errlen)
+pwc_guard_outcome pwc_guarded_write(pwc_store *s, mongoc_database_t *db, const char *coll_name,
+                                    pwc_guarded_item *items, size_t n, char *err, size_t errlen)
 {
     if (n == 0) {
         return PWC_GUARD_LANDED;
@@ -121,7 +111,7 @@ static pwc_guard_outcome guarded_write(pwc_store *s, mongoc_database_t *db, cons
     return o;
 }
 
-static void items_free(guarded_item *items, size_t n)
+void pwc_guarded_free(pwc_guarded_item *items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         bson_destroy(items[i].doc);
@@ -199,8 +189,8 @@ static int buckets_load(pwc_store *s, mongoc_database_t *db, pwc_rollup_kind k,
 
 /* Folds each group into its bucket and adds the changed ones to items. */
 static int buckets_fold(pwc_store *s, pwc_rollup_kind k, pwc_rollup_res res,
-                        const pwc_rollup_groups *g, const pwc_entry *entries, guarded_item *items,
-                        size_t *nitems, char *err, size_t errlen)
+                        const pwc_rollup_groups *g, const pwc_entry *entries,
+                        pwc_guarded_item *items, size_t *nitems, char *err, size_t errlen)
 {
     char key[PWC_ROLLUP_KEY_LEN + 32];
     for (size_t i = 0; i < g->n; i++) {
@@ -210,11 +200,11 @@ static int buckets_fold(pwc_store *s, pwc_rollup_kind k, pwc_rollup_res res,
         if (counted == 0) {
             continue;
         }
-        guarded_item *it = &items[*nitems];
+        pwc_guarded_item *it = &items[*nitems];
         bson_t tmp;
         if (counted < 0 ||
             pwc_rollup_doc(k, res, &g->items[i], entries, st, st->stored, &tmp) != 0 ||
-            item_take(it, &tmp) != 0) {
+            pwc_guarded_take(it, &tmp) != 0) {
             snprintf(err, errlen, "%s: out of memory", pwc_rollup_collection(k));
             return -1;
         }
@@ -228,7 +218,7 @@ static int buckets_fold(pwc_store *s, pwc_rollup_kind k, pwc_rollup_res res,
 
 /* After the write: landed states are stored at their hw; the others are
  * forgotten (read again). */
-static void buckets_settle(pwc_store *s, pwc_rollup_kind k, const guarded_item *items, size_t n,
+static void buckets_settle(pwc_store *s, pwc_rollup_kind k, const pwc_guarded_item *items, size_t n,
                            int landed)
 {
     char key[PWC_ROLLUP_KEY_LEN + 32];
@@ -258,7 +248,7 @@ static pwc_guard_outcome rollups_attempt(pwc_store *s, mongoc_database_t *db, pw
             return PWC_GUARD_FAILED;
         }
     }
-    guarded_item *items = calloc(total ? total : 1, sizeof(*items));
+    pwc_guarded_item *items = calloc(total ? total : 1, sizeof(*items));
     if (!items) {
         return PWC_GUARD_FAILED;
     }
@@ -267,14 +257,14 @@ static pwc_guard_outcome rollups_attempt(pwc_store *s, mongoc_database_t *db, pw
         rc = buckets_fold(s, k, (pwc_rollup_res)r, &g[r], entries, items, &nitems, err, errlen);
     }
     pwc_guard_outcome o =
-        rc == 0 ? guarded_write(s, db, pwc_rollup_collection(k), items, nitems, err, errlen)
+        rc == 0 ? pwc_guarded_write(s, db, pwc_rollup_collection(k), items, nitems, err, errlen)
                 : PWC_GUARD_FAILED;
     buckets_settle(s, k, items, nitems, o == PWC_GUARD_LANDED);
     if (rc != 0) {
         /* states folded before the failure are ahead of the store */
         pwc_cache_clear(s->buckets);
     }
-    items_free(items, nitems);
+    pwc_guarded_free(items, nitems);
     return o;
 }
 
@@ -404,7 +394,7 @@ static pwc_guard_outcome census_attempt(pwc_store *s, mongoc_database_t *db,
             touched[nt++] = s->census[q];
         }
     }
-    guarded_item *items = calloc(nt ? nt : 1, sizeof(*items));
+    pwc_guarded_item *items = calloc(nt ? nt : 1, sizeof(*items));
     if (!items) {
         pwc_census_forget(s);
         return PWC_GUARD_FAILED;
@@ -416,13 +406,13 @@ static pwc_guard_outcome census_attempt(pwc_store *s, mongoc_database_t *db,
         items[m].guard = touched[q]->stored_v;
         bson_t tmp;
         if (pwc_census_doc(touched[q], touched[q]->stored, &tmp) != 0 ||
-            item_take(&items[m], &tmp) != 0) {
-            items_free(items, m);
+            pwc_guarded_take(&items[m], &tmp) != 0) {
+            pwc_guarded_free(items, m);
             pwc_census_forget(s);
             return PWC_GUARD_FAILED;
         }
     }
-    pwc_guard_outcome o = guarded_write(s, db, PW_COLL_CENSUS, items, m, err, errlen);
+    pwc_guard_outcome o = pwc_guarded_write(s, db, PW_COLL_CENSUS, items, m, err, errlen);
     for (size_t q = 0; q < nt; q++) {
         if (o == PWC_GUARD_LANDED) {
             pwc_census_mark_written(touched[q], now_us);
@@ -430,7 +420,7 @@ static pwc_guard_outcome census_attempt(pwc_store *s, mongoc_database_t *db,
             census_drop(s, touched[q]->key);
         }
     }
-    items_free(items, m);
+    pwc_guarded_free(items, m);
     return o;
 }
 

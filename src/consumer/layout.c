@@ -112,6 +112,7 @@ static int layout_mongodb(mongoc_database_t *db, long tel_ttl, long alert_ttl, c
     create_index(db, PW_COLL_TOKENS, PW_F_AT, PWC_TOKEN_TTL_S);
     create_index(db, PW_COLL_ROLLUP_READINGS, PW_F_START, roll_tel);
     create_index(db, PW_COLL_ROLLUP_ALERTS, PW_F_START, roll_alr);
+    create_index(db, PW_COLL_SERIES_READINGS, PW_F_START, roll_tel);
     create_index(db, PW_COLL_DEVICE_DAY, PW_F_START, roll_tel > roll_alr ? roll_tel : roll_alr);
     return 0;
 }
@@ -129,6 +130,7 @@ static int layout_ferretdb(mongoc_database_t *db, char *err, size_t errlen)
     create_index(db, PW_COLL_TOKENS, PW_F_AT, 0);
     create_index(db, PW_COLL_ROLLUP_READINGS, PW_F_START, 0);
     create_index(db, PW_COLL_ROLLUP_ALERTS, PW_F_START, 0);
+    create_index(db, PW_COLL_SERIES_READINGS, PW_F_START, 0);
     create_index(db, PW_COLL_DEVICE_DAY, PW_F_START, 0);
     return 0;
 }
@@ -137,7 +139,8 @@ static int layout_ferretdb(mongoc_database_t *db, char *err, size_t errlen)
 static int layout_common(mongoc_database_t *db, char *err, size_t errlen)
 {
     static const char *const colls[] = {PW_COLL_ROLLUP_READINGS, PW_COLL_ROLLUP_ALERTS,
-                                        PW_COLL_DEVICE_DAY, PW_COLL_CENSUS, PW_COLL_PROGRESS};
+                                        PW_COLL_DEVICE_DAY,      PW_COLL_CENSUS,
+                                        PW_COLL_PROGRESS,        PW_COLL_SERIES_READINGS};
     for (size_t i = 0; i < sizeof(colls) / sizeof(*colls); i++) {
         if (create_collection(db, colls[i], NULL, err, errlen)) {
             return -1;
@@ -148,6 +151,7 @@ static int layout_common(mongoc_database_t *db, char *err, size_t errlen)
         create_index(db, c, PW_F_DAY "," PW_F_RES, 0);
         create_index(db, c, PW_F_MONTH, 0);
     }
+    create_index(db, PW_COLL_SERIES_READINGS, PW_F_SK, 0); /* the history views' one filter */
     return 0;
 }
 

@@ -168,6 +168,7 @@ int64_t pwc_store_sweep(pwc_store *s, int64_t now_ms, long telemetry_ttl_s, long
         {PW_COLL_TOKENS, PW_F_AT, PWC_TOKEN_TTL_S * 1000LL},
         {PW_COLL_ROLLUP_READINGS, PW_F_START, tel + day},
         {PW_COLL_ROLLUP_ALERTS, PW_F_START, alr + day},
+        {PW_COLL_SERIES_READINGS, PW_F_START, tel + day},
         {PW_COLL_DEVICE_DAY, PW_F_START, roll},
     };
     mongoc_client_t *c = mongoc_client_pool_pop(s->pool);

@@ -12,15 +12,25 @@
 #include "pw_schema.h"
 #include "pw_time.h"
 #include "rollup.h"
+#include "series.h"
 #include "store_int.h"
 
 /* Bucket states and device-day presence this process knows are stored. */
 #define PWC_BUCKET_CACHE 4096
 #define PWC_PRESENCE_CACHE 65536
+/* Series states (at least a write round of series.c) and zone admissions
+ * (more than the largest batch's readings, so one batch's always fit). */
+#define PWC_SERIES_CACHE 4096
+#define PWC_SERIES_ZONES_CACHE 16384
 
 static void drop_state(void *v)
 {
     pwc_rollup_state_free(v);
+}
+
+static void drop_zones(void *v)
+{
+    pwc_series_zones_free(v);
 }
 
 pwc_store *pwc_store_new(const char *db, const char *app_name, int explain, pwc_store_fault fault,
@@ -44,7 +54,10 @@ pwc_store *pwc_store_new(const char *db, const char *app_name, int explain, pwc_
     s->fault = fault;
     s->buckets = pwc_cache_new(PWC_BUCKET_CACHE, sizeof(pwc_rollup_state), drop_state);
     s->presence = pwc_cache_new(PWC_PRESENCE_CACHE, 1, NULL);
-    if (!s->pool || !s->db || !s->plans || !s->buckets || !s->presence) {
+    s->series = pwc_cache_new(PWC_SERIES_CACHE, sizeof(pwc_series_state), NULL);
+    s->series_zones = pwc_cache_new(PWC_SERIES_ZONES_CACHE, sizeof(pwc_series_zones), drop_zones);
+    if (!s->pool || !s->db || !s->plans || !s->buckets || !s->presence || !s->series ||
+        !s->series_zones) {
         snprintf(err, errlen, "cannot create the MongoDB client pool");
         pwc_store_free(s);
         return NULL;
@@ -66,6 +79,8 @@ void pwc_store_free(pwc_store *s)
     free(s->db);
     pwc_cache_free(s->buckets);
     pwc_cache_free(s->presence);
+    pwc_cache_free(s->series);
+    pwc_cache_free(s->series_zones);
     pwc_census_forget(s);
     pw_store_plans_free(s->plans);
     free(s);
@@ -81,6 +96,7 @@ void pwc_store_forget_buckets(pwc_store *s)
 {
     pwc_cache_clear(s->buckets);
     pwc_census_forget(s);
+    pwc_series_forget(s);
 }
 
 int pwc_store_is_ferretdb(const pwc_store *s)
@@ -238,7 +254,7 @@ int pwc_store_discard(pwc_store *s, const pwc_entry *e, char *err, size_t errlen
 /* ---- the write path --------------------------------------------------------- */
 
 typedef struct {
-    int64_t t[8];
+    int64_t t[9];
     int k;
 } step_timer;
 
@@ -251,15 +267,17 @@ static void log_timing(const step_timer *st, size_t n)
 {
     const int64_t *t = st->t;
     pw_log_fields(PW_LOG_DEBUG, "store_timing",
-                  json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "n", (json_int_t)n, "raw_us",
+                  json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "n", (json_int_t)n, "raw_us",
                             (json_int_t)(t[1] - t[0]), "dedupe_us", (json_int_t)(t[2] - t[1]),
                             "presence_us", (json_int_t)(t[3] - t[2]), "rollups_us",
-                            (json_int_t)(t[4] - t[3]), "census_us", (json_int_t)(t[5] - t[4]),
-                            "progress_us", (json_int_t)(t[6] - t[5])),
+                            (json_int_t)(t[4] - t[3]), "series_us", (json_int_t)(t[5] - t[4]),
+                            "census_us", (json_int_t)(t[6] - t[5]), "progress_us",
+                            (json_int_t)(t[7] - t[6])),
                   "batch written");
 }
 
-/* Raw and gate inserts, contributions, presence, rollups, census, progress. */
+/* Raw and gate inserts, contributions, presence, rollups, minute series, census,
+ * progress. */
 static int write_steps(pwc_store *s, mongoc_database_t *db, pwc_entry *entries, size_t n, int *gate,
                        pwc_progress_set *prog, char *err, size_t errlen)
 {
@@ -277,6 +295,10 @@ static int write_steps(pwc_store *s, mongoc_database_t *db, pwc_entry *entries, 
     step(&st);
     for (int k = 0; rc == 0 && k < PWC_ROLLUP_KINDS; k++) {
         rc = pwc_rollups_write(s, db, k, entries, n, err, errlen);
+    }
+    step(&st);
+    if (rc == 0) {
+        rc = pwc_series_write(s, db, entries, n, err, errlen);
     }
     step(&st);
     if (rc == 0) {

@@ -1,7 +1,7 @@
 /* store_int: what the files behind store.h share — the store object, bulk
  * helpers, and each concern's entry point for pwc_store_write. Not for use
  * outside src/consumer/store*.c, layout.c, raw.c, presence.c, buckets.c,
- * progress.c, retention.c and bulk.c. Everything here runs on the write-path
+ * series.c, progress.c, retention.c and bulk.c. Everything here runs on the write-path
  * thread unless it says otherwise. */
 #ifndef PWC_STORE_INT_H
 #define PWC_STORE_INT_H
@@ -11,6 +11,7 @@
 
 #include "cache.h"
 #include "census.h"
+#include "dedupe.h"
 #include "pw_store.h"
 #include "store.h"
 
@@ -43,8 +44,10 @@ struct pwc_store {
     pwc_tp_progress pending[PWC_PENDING_TP]; /* max_off of completely written batches */
     size_t npending;
     int64_t progress_written_us;
-    pwc_cache *buckets;  /* rollup "<coll>/<_id>" -> pwc_rollup_state of an owned partition */
-    pwc_cache *presence; /* rollup_device_day _id -> (nothing) */
+    pwc_cache *buckets;      /* rollup "<coll>/<_id>" -> pwc_rollup_state of an owned partition */
+    pwc_cache *presence;     /* rollup_device_day _id -> (nothing) */
+    pwc_cache *series;       /* series_readings _id -> pwc_series_state of an owned partition */
+    pwc_cache *series_zones; /* admission _id -> pwc_series_zones of an owned partition */
     pwc_census *census[PWC_CENSUS_STATES];
     size_t ncensus;
     pwc_write_result *res; /* counters of the running write */
@@ -175,6 +178,25 @@ void pwc_presence_remember(pwc_store *s, const pwc_entry *entries, size_t n);
 
 /* ---- buckets.c -------------------------------------------------------------------- */
 
+/* One document of a guarded write: a full document to insert, or a $set
+ * body (heap copies: bson_t wants an alignment that array elements do not
+ * get). id is borrowed (lives until the write is settled); doc is owned. */
+typedef struct {
+    const char *id;
+    int stored;
+    int64_t guard; /* stored _v */
+    bson_t *doc;
+} pwc_guarded_item;
+
+/* Takes tmp (built on the stack, destroyed) into it->doc. 0 or -1 (ENOMEM). */
+int pwc_guarded_take(pwc_guarded_item *it, bson_t *tmp);
+/* Writes items to coll_name: updates under their guards {_id, _v: guard}
+ * (PWC_UPDATES_PER_COMMAND per command), then inserts of the new ones. */
+pwc_guard_outcome pwc_guarded_write(pwc_store *s, mongoc_database_t *db, const char *coll_name,
+                                    pwc_guarded_item *items, size_t n, char *err, size_t errlen);
+/* Destroys the items' documents and frees the array. */
+void pwc_guarded_free(pwc_guarded_item *items, size_t n);
+
 /* Folds the batch into the rollup buckets of kind k (hour and day) and
  * writes every changed one with a guarded write; lost races are re-read and
  * re-folded. */
@@ -184,5 +206,15 @@ int pwc_rollups_write(pwc_store *s, mongoc_database_t *db, int kind, const pwc_e
 int pwc_census_write(pwc_store *s, mongoc_database_t *db, const pwc_entry *entries, size_t n,
                      char *err, size_t errlen);
 void pwc_census_forget(pwc_store *s);
+
+/* ---- series.c --------------------------------------------------------------------- */
+
+/* Folds the batch's contributing readings into their device and zone minute
+ * series (series.h) and writes every changed document with a guarded write;
+ * lost races are re-read and re-folded. */
+int pwc_series_write(pwc_store *s, mongoc_database_t *db, const pwc_entry *entries, size_t n,
+                     char *err, size_t errlen);
+/* Forgets the series and zone admission states (every rebalance). */
+void pwc_series_forget(pwc_store *s);
 
 #endif
