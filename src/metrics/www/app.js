@@ -114,6 +114,15 @@ function utcOffset(ms) {
   return `UTC${off < 0 ? "−" : "+"}${String(Math.floor(a / 60)).padStart(2, "0")}:${String(a % 60).padStart(2, "0")}`;
 }
 
+// "1m", "10m", "3h", "1d": the step of step_ms. (The REST answer's "step"
+// is not used: the RFC 3339 twin of step_ms has the same name.)
+function stepLabel(ms) {
+  if (!ms) return "raw";
+  if (ms % DAY === 0) return `${ms / DAY}d`;
+  if (ms % HOUR === 0) return `${ms / HOUR}h`;
+  return `${Math.round(ms / MINUTE)}m`;
+}
+
 function slug(s) { return String(s).toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "") || "unknown"; }
 
 function message(text, cls) { return el("div", { class: "msg " + (cls || "") }, text); }
@@ -416,7 +425,7 @@ function historyChart(h, W, name) {
     s.append(svg("line", { x1: x(t.ms), x2: x(t.ms), y1: top, y2: H - bottom + 4, class: "gridline faint" }));
     s.append(svg("text", { x: x(t.ms), y: H - bottom + 17, "text-anchor": "middle", class: "muted tick-x" }, t.label));
   }
-  s.append(svg("text", { x: W - right, y: H - 2, "text-anchor": "end", class: "muted axis-time" }, `local time (${utcOffset(h.to_ms)}) · ${h.step} buckets`));
+  s.append(svg("text", { x: W - right, y: H - 2, "text-anchor": "end", class: "muted axis-time" }, `local time (${utcOffset(h.to_ms)}) · ${stepLabel(h.step_ms)} buckets`));
   for (const run of runs(h.buckets, stepMs)) {
     const upper = run.map(b => `${mid(b).toFixed(1)},${y(b.max).toFixed(1)}`);
     const lower = run.map(b => `${mid(b).toFixed(1)},${y(b.min).toFixed(1)}`).reverse();
@@ -478,7 +487,7 @@ function chartBlock(panelId, h, name) {
 // d: {readings: ZoneReadingsResponse, devices: [{device_id, silent_seconds}], total}
 function renderZone(body, d, meta) {
   const h = d.readings.history;
-  meta.textContent = `${WINDOWS[selection.window].label} · ${h.step} buckets`;
+  meta.textContent = `${WINDOWS[selection.window].label} · ${stepLabel(h.step_ms)} buckets`;
   body.append(el("div", { class: "selected-name" }, "zone ", shortText("b", { id: "zone-name" }, d.readings.zone, 48)));
   body.append(chartBlock("panel-zone", h, d.readings.zone));
   const list = el("ul", { class: "devices", id: "zone-devices" });
@@ -497,7 +506,7 @@ function renderZone(body, d, meta) {
 // d: {readings: DeviceReadingsResponse, alerts: DeviceAlertsResponse}
 function renderDevice(body, d, meta) {
   const h = d.readings.history;
-  meta.textContent = `${WINDOWS[selection.window].label} · ${h.step} buckets`;
+  meta.textContent = `${WINDOWS[selection.window].label} · ${stepLabel(h.step_ms)} buckets`;
   body.append(el("div", { class: "selected-name" }, "device ", shortText("b", { id: "device-name" }, d.readings.device_id, 64)));
   body.append(chartBlock("panel-device", h, d.readings.device_id));
   const alerts = d.alerts.page.alerts;
@@ -764,14 +773,20 @@ document.addEventListener("visibilitychange", () => {
   }
 });
 
+// Charts are drawn at their panel's width: a change of the grid's width
+// (window resized, phone rotated) draws them again from the last answers.
 let resizeTimer = 0;
-window.addEventListener("resize", () => {
+let gridWidth = 0;
+new ResizeObserver(entries => {
+  const w = Math.round(entries[0].contentRect.width);
+  if (w === gridWidth) return;
+  gridWidth = w;
   clearTimeout(resizeTimer);
   resizeTimer = setTimeout(() => {
     for (const [panelId, p] of Object.entries(lastPaint)) paint(panelId, p.render, p.d);
     markSelected();
-  }, 150);
-});
+  }, 100);
+}).observe(document.querySelector("main.grid"));
 
 for (const b of document.querySelectorAll("#window button")) b.addEventListener("click", () => selectWindow(b.dataset.window));
 markSelected();
