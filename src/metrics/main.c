@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mx_export.h"
 #include "mx_grpc.h"
 #include "mx_rest.h"
 #include "mx_service.h"
@@ -32,6 +33,8 @@ typedef struct {
     long queue_wait_ms;
     long store_timeout_ms;
     long ready_timeout_ms;
+    long exports;
+    long export_timeout_ms;
     const char *mongo_db;
     long store_explain;
     const char *www_dir;
@@ -59,6 +62,8 @@ static int load_config(mx_config *cfg)
         {"PW_METRICS_STORE_TIMEOUT_MS", 2000, 100, 60000, &cfg->store_timeout_ms},
         {"PW_METRICS_READY_TIMEOUT_MS", 1000, 100, 10000, &cfg->ready_timeout_ms},
         {"PW_STORE_EXPLAIN", 0, 0, 1, &cfg->store_explain},
+        {"PW_METRICS_EXPORTS", 2, 1, 64, &cfg->exports},
+        {"PW_METRICS_EXPORT_TIMEOUT_MS", 30000, 1000, 600000, &cfg->export_timeout_ms},
     };
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
         if (pw_env_long(ints[i].name, ints[i].def, ints[i].min, ints[i].max, ints[i].out, err,
@@ -148,6 +153,7 @@ int main(void)
     memset(&svc, 0, sizeof(svc));
     struct MHD_Daemon *http = NULL;
     pw_grpc_server *grpc = NULL;
+    mx_exporter *exports = NULL;
     if (store == NULL || prom == NULL) {
         pw_log(PW_LOG_ERROR, "startup_failed", "%s", store ? "out of memory" : err);
         goto out;
@@ -157,6 +163,11 @@ int main(void)
         pw_log(PW_LOG_ERROR, "startup_failed", "cannot register metrics");
         goto out;
     }
+    if ((exports = mx_exporter_new(store, (unsigned)cfg.exports, cfg.export_timeout_ms)) == NULL) {
+        pw_log(PW_LOG_ERROR, "startup_failed", "out of memory");
+        goto out;
+    }
+    svc.exports = exports;
     if ((http = start_http(&cfg, &svc)) == NULL) {
         pw_log(PW_LOG_ERROR, "http_start_failed", "cannot listen on %s:%ld", cfg.bind_addr,
                cfg.http_port);
@@ -182,6 +193,7 @@ out:
     if (http != NULL) {
         MHD_stop_daemon(http); /* finishes requests in progress */
     }
+    mx_exporter_free(exports); /* after the daemon: no export runs any more */
     mx_service_free(&svc);
     pw_prom_free(prom);
     mx_store_free(store);

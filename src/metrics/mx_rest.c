@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mx_assets.h"
+#include "mx_export.h"
 #include "mx_history_api.h"
 #include "mx_json.h"
 #include "pw_http.h"
@@ -159,6 +160,9 @@ enum MHD_Result mx_rest_handle(void *cls, struct MHD_Connection *c, const char *
     }
     enum MHD_Result result;
     if (pw_http_serve_ops(c, url, method, s->prom, mx_store_ping, s->store, &result)) {
+        return result;
+    }
+    if (mx_export_serve(s->exports, c, url, &result)) {
         return result;
     }
     if (mx_history_rest(s, c, url, &result)) {

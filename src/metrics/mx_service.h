@@ -38,7 +38,8 @@ struct mx_service {
     mx_cache *answers;        /* NULL: no caching */
     mx_gate *gate;            /* bounds concurrent computations */
     long queue_wait_ms;
-    const char *www_dir; /* NULL: compiled-in dashboard assets */
+    const char *www_dir;         /* NULL: compiled-in dashboard assets */
+    struct mx_exporter *exports; /* the export streams (mx_export.h); NULL: none; owned by main */
     mx_method methods[MX_MAX_VIEWS];
     mx_method history_methods[MX_HIST_KINDS]; /* gRPC contexts of mx_history_api */
 };
