@@ -48,6 +48,7 @@ class Data:
             r(self.d1, b + 13 * MINUTE, 55.0, "%", "humidity"),  # another type: not drawn
             r(self.d2, b + MINUTE + 20_000, 23.0),           # same minute as d1's second
             r(self.d2, b + 25 * MINUTE + 5_000, 19.0),
+            r(self.d2, b + 25 * MINUTE + 30_000, 21.0),
             r(self.d3, now_ms - 20_000, 21.5),               # reporting now (not silent)
         ]
         self.hot = f"DASH_{sfx.upper()}_HOT"
@@ -60,7 +61,7 @@ class Data:
         # expected buckets: 1 min (24 h window) and 10 min (7 d window)
         now_min = (now_ms - 20_000) // MINUTE * MINUTE
         self.zone_1m = {b: (1, 20.0), b + MINUTE: (2, 22.0), b + 12 * MINUTE: (1, 22.5),
-                        b + 25 * MINUTE: (1, 19.0), now_min: (1, 21.5)}
+                        b + 25 * MINUTE: (2, 20.0), now_min: (1, 21.5)}
         self.zone_10m = 4  # [B, B+10m) [B+10m, B+20m) [B+20m, B+30m) and now's
         self.d1_1m = [b, b + MINUTE, b + 12 * MINUTE]
         self.d1_10m = 2
@@ -83,7 +84,7 @@ def data(stack):
                           params=window, timeout=10)
         if z.status_code != 200 or al.status_code != 200:
             return None
-        return z.json()["history"]["count"] == 6 and len(al.json()["page"]["alerts"]) == 2
+        return z.json()["history"]["count"] == 7 and len(al.json()["page"]["alerts"]) == 2
 
     assert wait_until(stored, 90, 0.5), "the readings and alerts did not reach the history views"
     return d
@@ -186,17 +187,18 @@ def test_zone_and_device_history_in_headless_chromium(stack, data, browser, tmp_
     assert bands >= 1 and lines == bands  # one band and one line per run of buckets
     assert xticks >= 4  # local-time labels along a 24 h axis
     assert drv.find_element(By.ID, "zone-name").get_attribute("textContent") == data.zone
-    assert "6 readings" in drv.find_element(By.CSS_SELECTOR, "#panel-zone .summary").text
+    assert "7 readings" in drv.find_element(By.CSS_SELECTOR, "#panel-zone .summary").text
     axis = drv.find_element(By.CSS_SELECTOR, "#panel-zone svg.history .axis-time").get_attribute("textContent")
     assert axis.startswith("local time (UTC") and axis.endswith("· 1m buckets")
     assert drv.execute_script("return location.hash").startswith("#zone=")
 
-    # hovering the marker of minute B+1 shows its bucket: two readings averaging 22.0 °C
-    marker = drv.find_element(By.CSS_SELECTOR, f"#panel-zone circle.pt[data-start-ms='{data.base + MINUTE}']")
+    # hovering the marker of minute B+25 (no other bucket within minutes of it)
+    # shows its bucket: two readings averaging 20.0 °C
+    marker = drv.find_element(By.CSS_SELECTOR, f"#panel-zone circle.pt[data-start-ms='{data.base + 25 * MINUTE}']")
     ActionChains(drv).move_to_element(marker).perform()
     wait_for(drv, lambda d: d.find_element(By.ID, "tooltip").is_displayed(), 10)
     tip = drv.find_element(By.ID, "tooltip").text.splitlines()
-    assert tip[1:] == ["avg 22.0 °C", "min 21.0 °C · max 23.0 °C", "2 readings"], tip
+    assert tip[1:] == ["avg 20.0 °C", "min 19.0 °C · max 21.0 °C", "2 readings"], tip
 
     # the zone's devices: the two silent ones (device health) and the one reporting now
     def device_ids(d):

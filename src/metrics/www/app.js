@@ -598,7 +598,7 @@ function paint(panelId, render, d, mine) {
   const state = render(fresh, d, panel.querySelector("[data-meta]"));
   body.replaceChildren(...fresh.childNodes);
   panel.dataset.state = state;
-  lastPaint[panelId] = { render, d };
+  lastPaint[panelId] = { render, d, width: body.clientWidth };
 }
 
 function paintError(panelId, e, mine) {
@@ -773,17 +773,25 @@ document.addEventListener("visibilitychange", () => {
   }
 });
 
+// The renders that draw at their panel's width.
+const SIZED = new Set([renderTemperature, renderActivity, renderZone, renderDevice]);
+
 // Charts are drawn at their panel's width: a change of the grid's width
 // (window resized, phone rotated) draws them again from the last answers.
 let resizeTimer = 0;
 let gridWidth = 0;
 new ResizeObserver(entries => {
   const w = Math.round(entries[0].contentRect.width);
+  const first = !gridWidth;
   if (w === gridWidth) return;
   gridWidth = w;
+  if (first) return;
   clearTimeout(resizeTimer);
   resizeTimer = setTimeout(() => {
-    for (const [panelId, p] of Object.entries(lastPaint)) paint(panelId, p.render, p.d);
+    for (const [panelId, p] of Object.entries(lastPaint)) {
+      const body = document.querySelector(`#${panelId} [data-body]`);
+      if (SIZED.has(p.render) && body.clientWidth !== p.width) paint(panelId, p.render, p.d);
+    }
     markSelected();
   }, 100);
 }).observe(document.querySelector("main.grid"));
