@@ -105,3 +105,37 @@ double pw_lat_quantile(const pw_lat_hist *h, double q)
     }
     return pw_lat_lower(PW_LAT_BUCKETS - 1);
 }
+
+static void pw_lat_entry(const bson_iter_t *arr, pw_lat_entry_fn fn, void *ctx)
+{
+    bson_iter_t ent;
+    if (!BSON_ITER_HOLDS_DOCUMENT(arr) || !bson_iter_recurse(arr, &ent)) {
+        return;
+    }
+    int64_t minute = 0;
+    const uint8_t *h = NULL;
+    uint32_t hlen = 0;
+    while (bson_iter_next(&ent)) {
+        if (strcmp(bson_iter_key(&ent), PW_F_MINUTE) == 0 && BSON_ITER_HOLDS_DATE_TIME(&ent)) {
+            minute = bson_iter_date_time(&ent);
+        } else if (strcmp(bson_iter_key(&ent), PW_F_HIST) == 0 && BSON_ITER_HOLDS_BINARY(&ent)) {
+            bson_subtype_t st;
+            bson_iter_binary(&ent, &st, &hlen, &h);
+        }
+    }
+    if (minute > 0 && minute % 60000 == 0 && h != NULL) {
+        fn(ctx, minute, h, hlen);
+    }
+}
+
+void pw_lat_each(const bson_t *doc, pw_lat_entry_fn fn, void *ctx)
+{
+    bson_iter_t it, arr;
+    if (!bson_iter_init_find(&it, doc, PW_F_LATENCY) || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        !bson_iter_recurse(&it, &arr)) {
+        return;
+    }
+    while (bson_iter_next(&arr)) {
+        pw_lat_entry(&arr, fn, ctx);
+    }
+}

@@ -2,7 +2,8 @@
  * service reads back (GET /v1/metrics/pipeline) — the names of the pipeline
  * mark documents in consumer_progress, and the end-to-end latency histogram
  * of fixed logarithmic buckets both sides agree on (bucket bounds, packing
- * into a BSON binary, merging, percentiles). Pure code, no I/O.
+ * into a BSON binary, merging, percentiles, reading a mark's histograms).
+ * Pure code, no I/O.
  *
  * One pipeline mark per source partition, _id "pipeline|<topic>:<partition>":
  *   kind   "pipeline" (the one equality field the metrics service queries)
@@ -17,6 +18,7 @@
 #ifndef PW_PIPELINE_H
 #define PW_PIPELINE_H
 
+#include <bson/bson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,5 +76,13 @@ int pw_lat_unpack_add(pw_lat_hist *h, const uint8_t *buf, size_t len);
  * about ±9 %, of the true value); 0.5 for bucket 0, the lower bound for the
  * last bucket; 0 when h is empty. */
 double pw_lat_quantile(const pw_lat_hist *h, double q);
+
+/* Called per well-formed entry of a mark's lat array: its minute start
+ * (epoch ms, a positive whole minute) and its packed histogram, which points
+ * into the document (valid while the document is). */
+typedef void (*pw_lat_entry_fn)(void *ctx, int64_t minute_ms, const uint8_t *packed, uint32_t len);
+/* Walks the lat array of a pipeline mark document (borrowed); entries that
+ * are not {m: date, h: binary} are skipped. */
+void pw_lat_each(const bson_t *doc, pw_lat_entry_fn fn, void *ctx);
 
 #endif

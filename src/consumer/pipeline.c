@@ -166,37 +166,13 @@ static void read_reasons(pwc_pipe_mark *m, const bson_t *doc)
     }
 }
 
-static void read_latency(pwc_pipe_mark *m, const bson_t *doc)
+static void pwc_pipe_latency_entry(void *ctx, int64_t minute, const uint8_t *h, uint32_t hlen)
 {
-    bson_iter_t it, arr, ent;
-    if (!bson_iter_init_find(&it, doc, PW_F_LATENCY) || !BSON_ITER_HOLDS_ARRAY(&it) ||
-        !bson_iter_recurse(&it, &arr)) {
-        return;
-    }
-    while (bson_iter_next(&arr)) {
-        if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &ent)) {
-            continue;
-        }
-        int64_t minute = 0;
-        const uint8_t *h = NULL;
-        uint32_t hlen = 0;
-        while (bson_iter_next(&ent)) {
-            if (strcmp(bson_iter_key(&ent), PW_F_MINUTE) == 0 && BSON_ITER_HOLDS_DATE_TIME(&ent)) {
-                minute = bson_iter_date_time(&ent);
-            } else if (strcmp(bson_iter_key(&ent), PW_F_HIST) == 0 &&
-                       BSON_ITER_HOLDS_BINARY(&ent)) {
-                bson_subtype_t st;
-                bson_iter_binary(&ent, &st, &hlen, &h);
-            }
-        }
-        if (minute <= 0 || minute % 60000 != 0 || !h) {
-            continue;
-        }
-        size_t slot = (size_t)((minute / 60000) % PW_LAT_MINUTES);
-        memset(&m->hist[slot], 0, sizeof(m->hist[slot]));
-        m->minute[slot] = minute;
-        pw_lat_unpack_add(&m->hist[slot], h, hlen);
-    }
+    pwc_pipe_mark *m = ctx;
+    size_t slot = (size_t)((minute / 60000) % PW_LAT_MINUTES);
+    memset(&m->hist[slot], 0, sizeof(m->hist[slot]));
+    m->minute[slot] = minute;
+    pw_lat_unpack_add(&m->hist[slot], h, hlen);
 }
 
 static void mark_seen(void *ctx, const char *id, const bson_t *doc)
@@ -214,7 +190,7 @@ static void mark_seen(void *ctx, const char *id, const bson_t *doc)
     for (size_t i = 0; i < m->nreasons; i++) {
         m->dl_total += m->dl[i];
     }
-    read_latency(m, doc);
+    pw_lat_each(doc, pwc_pipe_latency_entry, m);
 }
 
 static int mark_load(pwc_store *s, mongoc_database_t *db, pwc_pipe_mark *m, char *err,

@@ -252,33 +252,17 @@ static uint64_t read_reasons(mx_marks *m, const bson_t *doc)
     return total;
 }
 
-/* Merges the mark's histograms of minutes at or after from_minute. */
-static void read_latency(mx_marks *m, const bson_t *doc, int64_t from_minute, int64_t to_minute)
+typedef struct {
+    mx_marks *m;
+    int64_t from_minute, to_minute;
+} mx_lat_window;
+
+/* Merges a histogram of the mark when its minute lies in the window. */
+static void mx_pipe_latency_entry(void *ctx, int64_t minute, const uint8_t *h, uint32_t hlen)
 {
-    bson_iter_t it, arr, ent;
-    if (!bson_iter_init_find(&it, doc, PW_F_LATENCY) || !BSON_ITER_HOLDS_ARRAY(&it) ||
-        !bson_iter_recurse(&it, &arr)) {
-        return;
-    }
-    while (bson_iter_next(&arr)) {
-        if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &ent)) {
-            continue;
-        }
-        int64_t minute = 0;
-        const uint8_t *h = NULL;
-        uint32_t hlen = 0;
-        while (bson_iter_next(&ent)) {
-            if (strcmp(bson_iter_key(&ent), PW_F_MINUTE) == 0 && BSON_ITER_HOLDS_DATE_TIME(&ent)) {
-                minute = bson_iter_date_time(&ent);
-            } else if (strcmp(bson_iter_key(&ent), PW_F_HIST) == 0 &&
-                       BSON_ITER_HOLDS_BINARY(&ent)) {
-                bson_subtype_t st;
-                bson_iter_binary(&ent, &st, &hlen, &h);
-            }
-        }
-        if (h != NULL && minute >= from_minute && minute <= to_minute) {
-            pw_lat_unpack_add(&m->hist, h, hlen);
-        }
+    mx_lat_window *w = ctx;
+    if (minute >= w->from_minute && minute <= w->to_minute) {
+        pw_lat_unpack_add(&w->m->hist, h, hlen);
     }
 }
 
@@ -295,7 +279,8 @@ static int add_mark(mx_marks *m, const bson_t *doc, int64_t from_minute, int64_t
     k->hw = mx_bson_int(doc, PW_F_HW, -1);
     k->last_ms = mx_bson_time_ms(doc, PW_F_LAST_MS, 0);
     k->dead_letters = read_reasons(m, doc);
-    read_latency(m, doc, from_minute, to_minute);
+    mx_lat_window w = {m, from_minute, to_minute};
+    pw_lat_each(doc, mx_pipe_latency_entry, &w);
     m->n++;
     return 0;
 }
