@@ -272,6 +272,9 @@ def test_metrics_services_behind_kong_with_read_keys(prod):
              for i in objects(prod, "Ingress", "metrics") for r in i["spec"]["rules"] for p in r["http"]["paths"]}
     assert paths == {
         ("metrics-rest", "/v1/metrics", "metrics"),
+        ("metrics-rest", "/v1/devices/", "metrics"),
+        ("metrics-rest", "/v1/zones/", "metrics"),
+        ("metrics-rest", "/v1/export/", "metrics"),
         ("metrics-grpc", "/iot.v1.MetricsService/", "metrics-grpc"),
         *{("metrics-dashboard", p, "metrics-dashboard")
           for p in ("/~/index\\.html$", "/~/app\\.js$", "/~/style\\.css$", "/~/openapi\\.json$")},
